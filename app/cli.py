@@ -1,0 +1,190 @@
+"""The `dptune` command: tune and demo run the engine locally; serve, worker and migrate run the service."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide TensorFlow's C++ start-up noise on CPU machines
+
+
+def _split_help() -> str:
+    return "random | kmeans:COL,COL,... | butina | column:COL"
+
+
+def _add_search_options(parser: argparse.ArgumentParser, default_trials: int) -> None:
+    parser.add_argument("--search", choices=["bayes", "grid", "random"], default="bayes")
+    parser.add_argument("--trials", type=int, default=default_trials, help="trial budget")
+    parser.add_argument("--seconds", type=float, default=None, help="time budget in seconds")
+    parser.add_argument("--tradeoff", type=float, default=0.5, help="t in [0, 1]: weight of utility vs privacy")
+    parser.add_argument("--max-clip", type=float, default=10.0)
+    parser.add_argument("--max-noise", type=float, default=10.0)
+    parser.add_argument("--delta", type=float, default=None, help="delta for epsilon (default 1/n members)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None, help="write the full result as JSON here")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dptune", description="Recommend DP-SGD clipping and noise parameters.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    tune = sub.add_parser("tune", help="tune DP-SGD parameters for a CSV or Parquet data set")
+    tune.add_argument("data", type=Path)
+    tune.add_argument("--label", required=True, help="label column")
+    tune.add_argument("--smiles", default=None, help="SMILES column: features become ECFP fingerprints")
+    tune.add_argument("--split", default="random", help=_split_help())
+    tune.add_argument("--hidden", default="50,10", help="hidden layer sizes, comma-separated")
+    tune.add_argument("--dropout", type=float, default=0.0)
+    tune.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
+    tune.add_argument("--learning-rate", type=float, default=None)
+    tune.add_argument("--epochs", type=int, default=10)
+    tune.add_argument("--batch-size", type=int, default=32)
+    tune.add_argument("--keras-json", type=Path, default=None, help="a model.to_json() file instead of an MLP")
+    _add_search_options(tune, default_trials=25)
+
+    demo = sub.add_parser("demo", help="run the built-in synthea-covid data set end to end")
+    _add_search_options(demo, default_trials=20)
+
+    _register_service_commands(sub)
+    return parser
+
+
+def _register_service_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    try:
+        from app.service_cli import register
+    except ImportError:  # the service is optional for the engine-only commands
+        return
+    register(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args) or 0)
+    from app.datasets.errors import DatasetError
+    from app.tuning.model_spec import ModelSpecError
+
+    try:
+        if args.command == "tune":
+            return _run_tune(args)
+        return _run_demo(args)
+    except (DatasetError, ModelSpecError, ValueError) as exc:
+        print(f"dptune: error: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 2
+
+
+def _search_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from app.tuning.search import SearchSpec
+
+    return SearchSpec(
+        method=args.search, trials=args.trials, seconds=args.seconds, max_clip=args.max_clip, max_noise=args.max_noise
+    )
+
+
+def _run_tune(args: argparse.Namespace) -> int:
+    from app.datasets import parse_split_option, prepare_dataset, read_table, validate_table
+    from app.tuning.model_spec import ModelSpec
+
+    hidden = [int(h) for h in args.hidden.split(",") if h.strip()] if args.hidden else []
+    spec = ModelSpec(
+        hidden=hidden,
+        dropout=args.dropout,
+        optimizer=args.optimizer,
+        learning_rate=args.learning_rate,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        keras_json=args.keras_json.read_text() if args.keras_json else None,
+    )
+    search = _search_spec(args)
+    frame = read_table(args.data)
+    validate_table(frame, args.label, args.smiles)
+    split = parse_split_option(args.split)
+    started = time.perf_counter()
+    data, report = prepare_dataset(frame, label=args.label, split=split, smiles_column=args.smiles, seed=args.seed)
+    print(f"prepared {report.rows_used} rows in {time.perf_counter() - started:.1f} s: {report.split_sizes}", file=sys.stderr)
+    info = {"source": args.data.name, **report.model_dump(mode="json")}
+    return _tune_and_report(data, spec, search, args, info)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from app.datasets import BUILTIN_DATASETS, prepare_dataset
+    from app.tuning.model_spec import ModelSpec
+
+    builtin = BUILTIN_DATASETS["synthea-covid"]
+    frame = builtin.load(args.seed)
+    data, report = prepare_dataset(frame, label=builtin.label, split=builtin.default_split, seed=args.seed)
+    info = {"source": "builtin:synthea-covid", **report.model_dump(mode="json")}
+    print(f"synthea-covid (built-in, seed {args.seed}): {report.split_sizes}", file=sys.stderr)
+    return _tune_and_report(data, ModelSpec(), _search_spec(args), args, info)
+
+
+def _tune_and_report(data, spec, search, args, info) -> int:  # type: ignore[no-untyped-def]
+    from app.tuning.engine import run_baseline, tune
+
+    if not 0.0 <= args.tradeoff <= 1.0:
+        raise ValueError(f"--tradeoff must be in [0, 1], got {args.tradeoff}")
+    print("training the non-private baseline ...", file=sys.stderr)
+    baseline = run_baseline(data, spec, args.seed)
+    print(
+        f"baseline: test AUC {baseline.utility_test:.3f}, attack accuracy {baseline.attack_accuracy:.3f} "
+        f"({baseline.seconds:.1f} s)",
+        file=sys.stderr,
+    )
+
+    def progress(trial, best, budget) -> None:  # type: ignore[no-untyped-def]
+        total = budget if budget < 10**9 else "?"
+        print(
+            f"trial {trial.index + 1}/{total}  clip {trial.clip:6.3f} noise {trial.noise:6.3f}  "
+            f"AUC {trial.utility_test:.3f} attack {trial.attack_accuracy:.3f}  "
+            f"| best #{best.index + 1} objective {best.objective:+.4f}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    result = tune(
+        data, spec, search, tradeoff=args.tradeoff, delta=args.delta, seed=args.seed,
+        dataset_info=info, on_trial=progress, baseline=baseline,
+    )
+    print(format_summary(result))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(result.model_dump_json(indent=2))
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def format_summary(result) -> str:  # type: ignore[no-untyped-def]
+    b, r = result.baseline, result.recommendation
+    rows = [
+        ("", "baseline", "recommended"),
+        ("clip", "-", f"{r.clip:.3f}" if r else "-"),
+        ("noise multiplier", "0 (no DP)", f"{r.noise:.3f}" if r else "-"),
+        ("AUC members", f"{b.utility_members:.3f}", f"{r.utility_members:.3f}" if r else "-"),
+        ("AUC test", f"{b.utility_test:.3f}", f"{r.utility_test:.3f}" if r else "-"),
+        ("AUC nonmembers", f"{b.utility_nonmembers:.3f}", f"{r.utility_nonmembers:.3f}" if r else "-"),
+        ("attack accuracy", f"{b.attack_accuracy:.3f}", f"{r.attack_accuracy:.3f}" if r else "-"),
+        ("epsilon", "inf", _eps(r)),
+        ("attack accuracy bound", "1", f"{r.attack_accuracy_bound:.3f}" if r and r.attack_accuracy_bound else "-"),
+    ]
+    width = max(len(row[0]) for row in rows)
+    lines = [f"{a:<{width}}  {b_:>12}  {c:>12}" for a, b_, c in rows]
+    lines.append(f"trials: {len(result.trials)}, trade-off t = {result.tradeoff}, delta = {result.delta:.3g}, "
+                 f"{result.seconds:.0f} s")
+    if r:
+        lines += [f"note: {n}" for n in r.notes]
+    return "\n".join(lines)
+
+
+def _eps(r) -> str:  # type: ignore[no-untyped-def]
+    if r is None:
+        return "-"
+    return "inf" if r.epsilon is None else f"{r.epsilon:.3g}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

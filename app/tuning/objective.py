@@ -1,0 +1,76 @@
+"""The study's objective, the Pareto front, and the recommendation for any trade-off t."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from app.tuning.results import Baseline, Recommendation, Trial, TrialMeasurement
+
+TUNING_COST_NOTE = (
+    "Choosing parameters by looking at results on the private data is itself a privacy cost "
+    "(Papernot & Steinke 2022): the epsilon above covers training the final model once, not the search. "
+    "Tune on public or synthetic data of the same shape, or account for the search, before you publish a guarantee."
+)
+EMPIRICAL_NOTE = (
+    "Attack accuracy is measured by the simulated attacks only; a stronger attacker may do better. "
+    "The attack_accuracy_bound holds for every attacker, if training sampled as the accountant assumes."
+)
+
+
+def objective(utility: float, attack_accuracy: float, baseline: Baseline, tradeoff: float) -> float:
+    """o_i = t * (u_i - u_start) + (1 - t) * (p_start - p_i), to maximise."""
+    if not 0.0 <= tradeoff <= 1.0:
+        raise ValueError(f"tradeoff must be in [0, 1], got {tradeoff}")
+    return tradeoff * (utility - baseline.utility_test) + (1 - tradeoff) * (
+        baseline.attack_accuracy - attack_accuracy
+    )
+
+
+def score(measurement: TrialMeasurement, baseline: Baseline, tradeoff: float, index: int) -> Trial:
+    fields = {name: getattr(measurement, name) for name in TrialMeasurement.model_fields}
+    return Trial(
+        **fields,
+        index=index,
+        utility_loss=baseline.utility_test - measurement.utility_test,
+        objective=objective(measurement.utility_test, measurement.attack_accuracy, baseline, tradeoff),
+    )
+
+
+def attack_accuracy_bound(epsilon: float | None, delta: float) -> float | None:
+    """Upper bound on membership-inference accuracy (balanced prior) for an (epsilon, delta)-DP model."""
+    if epsilon is None or math.isinf(epsilon):
+        return None
+    if epsilon > 700:  # e^eps overflows; the bound is 1 anyway
+        return 1.0
+    e = math.exp(epsilon)
+    return min(1.0, (e + delta) / (e + 1))
+
+
+def pareto_front(trials: Sequence[TrialMeasurement | Trial]) -> list[int]:
+    """Positions (or trial indices, for Trials) not dominated on (higher utility_test, lower attack_accuracy)."""
+    front = []
+    for i, a in enumerate(trials):
+        dominated = any(
+            b.utility_test >= a.utility_test
+            and b.attack_accuracy <= a.attack_accuracy
+            and (b.utility_test > a.utility_test or b.attack_accuracy < a.attack_accuracy)
+            for b in trials
+        )
+        if not dominated:
+            front.append(getattr(a, "index", i))
+    return sorted(front)
+
+
+def recommend(trials: Sequence[Trial], baseline: Baseline, tradeoff: float) -> Recommendation | None:
+    """The stored trial with the best objective at `tradeoff` (rescored, so any t works without re-running)."""
+    if not trials:
+        return None
+    rescored = [score(t, baseline, tradeoff, t.index) for t in trials]
+    best = max(rescored, key=lambda t: (t.objective, -t.index))
+    return Recommendation(
+        **{name: getattr(best, name) for name in Trial.model_fields},
+        tradeoff=tradeoff,
+        attack_accuracy_bound=attack_accuracy_bound(best.epsilon, best.delta),
+        notes=[TUNING_COST_NOTE, EMPIRICAL_NOTE],
+    )

@@ -1,0 +1,188 @@
+"""Training: the non-private baseline and DP-SGD (TensorFlow Privacy) with the same architecture."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tensorflow_privacy.privacy.fast_gradient_clipping import layer_registry as tfp_layer_registry  # noqa: E402
+from tensorflow_privacy.privacy.keras_models.dp_keras_model import DPModel, DPSequential  # noqa: E402
+from tensorflow_privacy.privacy.optimizers import dp_optimizer_keras  # noqa: E402
+
+from app.tuning.model_spec import ModelSpec, ModelSpecError, check_keras_json  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")
+
+
+def configure_threads(threads: int | None) -> None:
+    """Cap TensorFlow's thread pools, so N single-threaded workers can share a machine. Call before any op."""
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # already initialised in this process; the first setting stands
+            pass
+
+
+@dataclass(frozen=True)
+class DPParams:
+    clip: float
+    noise: float
+
+
+@dataclass
+class TrainedModel:
+    model: tf.keras.Model
+    from_logits: bool
+    n_classes: int
+    fast_clipping: bool
+    steps: int
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities, shape (n, n_classes) (two columns for binary)."""
+        out = self.model.predict(x, batch_size=4096, verbose=0).astype(np.float64)
+        if out.shape[1] == 1:
+            p = 1.0 / (1.0 + np.exp(-out[:, 0])) if self.from_logits else out[:, 0]
+            p = np.clip(p, 0.0, 1.0)
+            return np.column_stack([1.0 - p, p])
+        if self.from_logits:
+            out = out - out.max(axis=1, keepdims=True)
+            out = np.exp(out)
+        return out / out.sum(axis=1, keepdims=True)
+
+
+def output_units(n_classes: int) -> int:
+    return 1 if n_classes == 2 else n_classes
+
+
+def _mlp_layers(spec: ModelSpec, n_features: int, n_classes: int) -> tuple[list[tf.keras.layers.Layer], bool]:
+    layers: list[tf.keras.layers.Layer] = [tf.keras.layers.InputLayer(input_shape=(n_features,))]
+    for size in spec.hidden:
+        layers.append(tf.keras.layers.Dense(size, activation=spec.activation))
+        if spec.dropout > 0:
+            layers.append(tf.keras.layers.Dropout(spec.dropout))
+    layers.append(tf.keras.layers.Dense(output_units(n_classes)))
+    return layers, True
+
+
+def _user_model(spec: ModelSpec, n_features: int, n_classes: int) -> tuple[tf.keras.Model, bool]:
+    assert spec.keras_json is not None
+    check_keras_json(spec.keras_json)
+    try:
+        model = tf.keras.models.model_from_json(spec.keras_json)
+    except Exception as exc:  # Keras raises many types for a malformed config
+        raise ModelSpecError(f"keras_json could not be built: {type(exc).__name__}: {exc}") from None
+    in_shape = model.input_shape
+    if not isinstance(in_shape, tuple) or len(in_shape) != 2 or in_shape[1] != n_features:
+        raise ModelSpecError(f"keras_json input shape {in_shape} does not match the data's {n_features} features")
+    units = model.output_shape[-1]
+    if units != output_units(n_classes):
+        raise ModelSpecError(
+            f"keras_json output has {units} units; {n_classes} classes need {output_units(n_classes)}"
+        )
+    activation = model.layers[-1].get_config().get("activation", "linear")
+    from_logits = activation not in {"sigmoid", "softmax"}
+    return model, from_logits
+
+
+def _loss(n_classes: int, from_logits: bool, per_example: bool) -> tf.keras.losses.Loss:
+    reduction = tf.keras.losses.Reduction.NONE if per_example else tf.keras.losses.Reduction.AUTO
+    if n_classes == 2:
+        return tf.keras.losses.BinaryCrossentropy(from_logits=from_logits, reduction=reduction)
+    return tf.keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits, reduction=reduction)
+
+
+def _optimizer(spec: ModelSpec, dp: DPParams | None) -> tf.keras.optimizers.Optimizer:
+    lr = spec.effective_learning_rate
+    if dp is None:
+        if spec.optimizer == "sgd":
+            return tf.keras.optimizers.SGD(learning_rate=lr)
+        return tf.keras.optimizers.Adam(learning_rate=lr)
+    cls = dp_optimizer_keras.DPKerasSGDOptimizer if spec.optimizer == "sgd" else dp_optimizer_keras.DPKerasAdamOptimizer
+    return cls(l2_norm_clip=dp.clip, noise_multiplier=dp.noise, num_microbatches=None, learning_rate=lr)
+
+
+def _plain_optimizer(spec: ModelSpec) -> tf.keras.optimizers.Optimizer:
+    return _optimizer(spec, None)
+
+
+def build_model(
+    spec: ModelSpec, n_features: int, n_classes: int, dp: DPParams | None, *, force_optimizer_path: bool = False
+) -> TrainedModel:
+    """A compiled model. DP uses fast gradient clipping when every trainable layer is in TF Privacy's registry,
+    and the DP Keras optimizer (vectorised per-example clipping) otherwise."""
+    registry = tfp_layer_registry.make_default_layer_registry()
+    if spec.keras_json is None:
+        layers, from_logits = _mlp_layers(spec, n_features, n_classes)
+        plain: tf.keras.Model = tf.keras.Sequential(layers)
+    else:
+        plain, from_logits = _user_model(spec, n_features, n_classes)
+    fast = dp is not None and not force_optimizer_path and all(
+        registry.is_elem(layer) for layer in plain.layers if layer.trainable_weights
+    )
+    if dp is None:
+        model, optimizer, per_example = plain, _plain_optimizer(spec), False
+    elif fast:
+        common = dict(l2_norm_clip=dp.clip, noise_multiplier=dp.noise, layer_registry=registry, use_xla=False)
+        if isinstance(plain, tf.keras.Sequential):
+            model = DPSequential(layers=list(plain.layers), **common)
+        else:
+            model = DPModel(inputs=plain.inputs, outputs=plain.outputs, **common)
+        optimizer, per_example = _plain_optimizer(spec), False
+    else:
+        model, optimizer, per_example = plain, _optimizer(spec, dp), True
+    model.compile(optimizer=optimizer, loss=_loss(n_classes, from_logits, per_example))
+    return TrainedModel(model=model, from_logits=from_logits, n_classes=n_classes, fast_clipping=fast, steps=0)
+
+
+def label_tensor(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Binary labels as float (n, 1): fast clipping needs the loss unreduced over a batch axis only."""
+    if n_classes == 2:
+        return y.astype(np.float32).reshape(-1, 1)
+    return y.astype(np.int64)
+
+
+def poisson_batches(n: int, batch_size: int, epochs: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Index batches where every example joins each step independently with probability batch_size/n,
+    the sampling the RDP accountant assumes. Empty draws are skipped (probability e^-batch_size)."""
+    rate = min(1.0, batch_size / n)
+    for _ in range(epochs * math.ceil(n / batch_size)):
+        idx = np.flatnonzero(rng.random(n) < rate)
+        if idx.size:
+            yield idx
+
+
+def train(
+    spec: ModelSpec,
+    x: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    dp: DPParams | None,
+    seed: int,
+) -> TrainedModel:
+    """Train from a seeded initialisation. Baseline: shuffled fixed-size batches (Keras fit).
+    DP: Poisson-sampled batches, so the accounted epsilon applies."""
+    tf.keras.backend.clear_session()
+    tf.keras.utils.set_random_seed(seed)
+    trained = build_model(spec, x.shape[1], n_classes, dp)
+    labels = label_tensor(y, n_classes)
+    if dp is None:
+        trained.model.fit(x, labels, batch_size=spec.batch_size, epochs=spec.epochs, shuffle=True, verbose=0)
+        trained.steps = spec.epochs * math.ceil(len(x) / spec.batch_size)
+        return trained
+    rng = np.random.default_rng(seed)
+    batches = list(poisson_batches(len(x), spec.batch_size, spec.epochs, rng))
+    label_spec = tf.TensorSpec((None, *labels.shape[1:]), tf.as_dtype(labels.dtype))
+    dataset = tf.data.Dataset.from_generator(
+        lambda: ((x[idx], labels[idx]) for idx in batches),
+        output_signature=(tf.TensorSpec((None, x.shape[1]), tf.float32), label_spec),
+    )
+    trained.model.fit(dataset, epochs=1, verbose=0)
+    trained.steps = spec.epochs * math.ceil(len(x) / spec.batch_size)
+    return trained
