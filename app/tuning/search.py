@@ -57,9 +57,10 @@ def grid_points(spec: SearchSpec) -> list[Point]:
 
 
 def random_points(spec: SearchSpec, count: int, seed: int) -> list[Point]:
-    rng = np.random.default_rng(seed)
-    clips = rng.uniform(spec.min_clip, spec.max_clip, count)
-    noises = rng.uniform(0.0, spec.max_noise, count)
+    """Row-wise draws, so the first k points do not depend on how many are asked for."""
+    unit = np.random.default_rng(seed).random((count, 2))
+    clips = spec.min_clip + unit[:, 0] * (spec.max_clip - spec.min_clip)
+    noises = unit[:, 1] * spec.max_noise
     return [(float(c), float(z)) for c, z in zip(clips, noises)]
 
 

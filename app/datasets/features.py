@@ -1,0 +1,187 @@
+"""Data preparation: a validated table and a split spec -> PreparedData (the input of every trial).
+
+Every statistic (medians, means, standard deviations, category levels) is learned on the members only: test
+and nonmembers must look to the model like data it has never seen, as they will in production.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from app.datasets.errors import DatasetError
+from app.datasets.smiles import morgan_fingerprints
+from app.datasets.splits import (
+    MEMBERS,
+    PARTS,
+    ButinaSplit,
+    ColumnSplit,
+    KMeansSplit,
+    SplitSpec,
+    assign_split,
+)
+from app.datasets.tables import DEFAULT_MAX_CATEGORIES, MISSING_CATEGORY, label_classes, numeric_view, validate_table
+from app.tuning.prepared import PreparedData
+
+logger = logging.getLogger(__name__)
+
+
+class PreparationReport(BaseModel):
+    """What preparation did to the table, in counts only (no data values)."""
+
+    rows_in: int
+    rows_used: int = Field(description="Rows in one of the three parts (after invalid SMILES and sub-sampling).")
+    invalid_smiles: int = 0
+    imputed: dict[str, int] = Field(default_factory=dict, description="Missing values filled, per column.")
+    unseen_categories: dict[str, int] = Field(
+        default_factory=dict, description="Test/nonmember rows whose category never occurs in members (encoded 0)."
+    )
+    dropped_columns: list[str] = Field(default_factory=list, description="Columns with no usable member values.")
+    split_sizes: dict[str, int]
+    class_counts: dict[str, dict[str, int]] = Field(description="Rows per class, per part.")
+    class_names: list[str]
+    n_features: int
+    split: SplitSpec
+    split_details: dict[str, int | float] = Field(default_factory=dict)
+
+
+@dataclass
+class EncodedFeatures:
+    """The feature matrix of the used rows, and what encoding it took."""
+
+    x: np.ndarray
+    names: list[str]
+    imputed: dict[str, int] = field(default_factory=dict)
+    unseen: dict[str, int] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)
+
+
+def prepare_dataset(
+    df: pd.DataFrame,
+    *,
+    label: str,
+    split: SplitSpec,
+    smiles_column: str | None = None,
+    seed: int = 0,
+    fingerprint_radius: int = 2,
+    fingerprint_bits: int = 1024,
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+) -> tuple[PreparedData, PreparationReport]:
+    """Validate, split and encode. Tabular: standardized numbers and one-hot categories; SMILES: ECFP bits."""
+    if isinstance(split, ButinaSplit) and smiles_column is None:
+        raise DatasetError("butina_needs_smiles", "the Butina split needs a SMILES column (smiles_column)")
+    checked = df if smiles_column is None else df[_smiles_table_columns(df, label, smiles_column, split)]
+    validate_table(checked, label, smiles_column, max_categories)
+
+    rows = np.arange(len(df))
+    fingerprints: np.ndarray | None = None
+    invalid = 0
+    if smiles_column is not None:
+        bits, valid = morgan_fingerprints(df[smiles_column].tolist(), fingerprint_radius, fingerprint_bits)
+        invalid = int((~valid).sum())
+        rows = np.flatnonzero(valid)
+        fingerprints = bits[rows]
+    table = df.iloc[rows].reset_index(drop=True)
+    class_names, all_codes = label_classes(df[label])
+    labels = all_codes[rows]
+
+    assignment = assign_split(table, split, labels, seed=seed, fingerprints=fingerprints)
+    used = assignment.part >= 0
+    part = assignment.part[used]
+    y = labels[used]
+    if fingerprints is not None:
+        encoded = EncodedFeatures(
+            x=fingerprints[used].astype(np.float32), names=[f"ecfp_{i}" for i in range(fingerprint_bits)]
+        )
+    else:
+        excluded = {label} | ({split.column} if isinstance(split, ColumnSplit) else set())
+        columns = [c for c in table.columns if c not in excluded]
+        encoded = encode_tabular(table.loc[used, columns].reset_index(drop=True), part == MEMBERS)
+    if encoded.x.shape[1] == 0:
+        raise DatasetError("no_features", "no feature columns are left besides the label")
+
+    x = encoded.x.astype(np.float32)
+    data = PreparedData(
+        x_members=x[part == 0],
+        y_members=y[part == 0].astype(np.int64),
+        x_test=x[part == 1],
+        y_test=y[part == 1].astype(np.int64),
+        x_nonmembers=x[part == 2],
+        y_nonmembers=y[part == 2].astype(np.int64),
+        n_classes=len(class_names),
+        feature_names=encoded.names,
+        class_names=class_names,
+    )
+    report = PreparationReport(
+        rows_in=len(df),
+        rows_used=int(used.sum()),
+        invalid_smiles=invalid,
+        imputed=encoded.imputed,
+        unseen_categories=encoded.unseen,
+        dropped_columns=encoded.dropped,
+        split_sizes=data.split_sizes(),
+        class_counts={
+            name: {c: int(((part == code) & (y == k)).sum()) for k, c in enumerate(class_names)}
+            for code, name in enumerate(PARTS)
+        },
+        class_names=class_names,
+        n_features=data.n_features,
+        split=split,
+        split_details=dict(assignment.details),
+    )
+    logger.info(
+        "prepared %d of %d rows: %s, %d features, %d invalid SMILES",
+        report.rows_used, report.rows_in, report.split_sizes, report.n_features, invalid,
+    )
+    return data, report
+
+
+def _smiles_table_columns(df: pd.DataFrame, label: str, smiles_column: str, split: SplitSpec) -> list[str]:
+    """The columns a SMILES table is checked on: its other columns are not features, so not validated."""
+    wanted = [label, smiles_column]
+    if isinstance(split, ColumnSplit):
+        wanted.append(split.column)
+    elif isinstance(split, KMeansSplit):
+        wanted.extend(split.columns)
+    return [c for c in dict.fromkeys(wanted) if c in df.columns]
+
+
+def encode_tabular(table: pd.DataFrame, members: np.ndarray) -> EncodedFeatures:
+    """Numbers: impute the members' median, standardize with the members' mean and sd (sd 0 -> 1).
+    Text: one-hot on the members' levels, missing as its own level, unseen levels all zeros."""
+    blocks: list[np.ndarray] = []
+    out = EncodedFeatures(x=np.zeros((len(table), 0), dtype=np.float32), names=[])
+    for column in table.columns:
+        name = str(column)
+        numbers = numeric_view(table[column])
+        if numbers is not None:
+            values = numbers.to_numpy(dtype=np.float64)
+            missing = ~np.isfinite(values)
+            member_values = values[members & ~missing]
+            if member_values.size == 0:
+                out.dropped.append(name)
+                continue
+            values = np.where(missing, np.median(member_values), values)
+            mean, sd = values[members].mean(), values[members].std()
+            blocks.append(((values - mean) / (sd if sd > 0 else 1.0))[:, None])
+            out.names.append(name)
+        else:
+            text = table[column].astype("string")
+            missing = text.isna().to_numpy()
+            levels_in = text.fillna(MISSING_CATEGORY).to_numpy(dtype=object)
+            levels = sorted(set(levels_in[members].tolist()))
+            onehot = (levels_in[:, None] == np.asarray(levels, dtype=object)[None, :]).astype(np.float64)
+            unseen = int((onehot.sum(axis=1) == 0).sum())
+            if unseen:
+                out.unseen[name] = unseen
+            blocks.append(onehot)
+            out.names.extend(f"{name}={level}" for level in levels)
+        if missing.any():
+            out.imputed[name] = int(missing.sum())
+    if blocks:
+        out.x = np.hstack(blocks).astype(np.float32)
+    return out

@@ -1,0 +1,81 @@
+"""SMILES -> ECFP (Morgan) bit vectors, and Tanimoto similarities between them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from rdkit import Chem, RDLogger
+
+# RDKit prints every unparsable SMILES to stderr, value included; invalid SMILES are counted instead.
+RDLogger.DisableLog("rdApp.*")
+
+try:  # the generator API (RDKit >= 2023.09); AllChem's function is deprecated there
+    from rdkit.Chem import rdFingerprintGenerator
+
+    def _fingerprinter(radius: int, bits: int) -> Any:
+        generator = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=bits)
+        return generator.GetFingerprintAsNumPy
+
+except ImportError:  # pragma: no cover - older RDKit
+    from rdkit import DataStructs
+    from rdkit.Chem import AllChem
+
+    def _fingerprinter(radius: int, bits: int) -> Any:
+        def fingerprint(mol: Any) -> np.ndarray:
+            out = np.zeros(bits, dtype=np.uint8)
+            DataStructs.ConvertToNumpyArray(AllChem.GetMorganFingerprintAsBitVect(mol, radius, nBits=bits), out)
+            return out
+
+        return fingerprint
+
+
+def morgan_fingerprints(smiles: Iterable[object], radius: int = 2, bits: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """ECFP bits (n, bits) uint8 and a validity mask; rows of invalid or missing SMILES are all zeros."""
+    fingerprint = _fingerprinter(radius, bits)
+    rows: list[np.ndarray] = []
+    valid: list[bool] = []
+    empty = np.zeros(bits, dtype=np.uint8)
+    for text in smiles:
+        mol = Chem.MolFromSmiles(text) if isinstance(text, str) and text.strip() else None
+        if mol is None:
+            rows.append(empty)
+            valid.append(False)
+        else:
+            rows.append(np.asarray(fingerprint(mol), dtype=np.uint8))
+            valid.append(True)
+    if not rows:
+        return np.zeros((0, bits), dtype=np.uint8), np.zeros(0, dtype=bool)
+    return np.vstack(rows), np.asarray(valid, dtype=bool)
+
+
+def tanimoto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Tanimoto similarity of every row of `a` with every row of `b`.
+
+    For 0/1 rows this is |a & b| / |a | b|; for real-valued rows (mean fingerprints of clusters) it is the
+    continuous form a.b / (|a|^2 + |b|^2 - a.b). Two empty fingerprints count as dissimilar (0).
+    """
+    a32 = np.asarray(a, dtype=np.float32)
+    b32 = np.asarray(b, dtype=np.float32)
+    dot = a32 @ b32.T
+    union = (a32 * a32).sum(axis=1)[:, None] + (b32 * b32).sum(axis=1)[None, :] - dot
+    return np.divide(dot, union, out=np.zeros_like(dot), where=union > 0)
+
+
+def tanimoto_distance_matrix(bits: np.ndarray, block: int = 2048) -> np.ndarray:
+    """Full (n, n) float32 Tanimoto distance matrix, built in row blocks.
+
+    A float32 square (484 MB at 11,000 compounds) is what Butina.ClusterData accepts without copying;
+    its condensed 1-D input is expanded to a float64 square internally, twice the memory.
+    """
+    x = np.asarray(bits, dtype=np.float32)
+    counts = x.sum(axis=1)
+    out = np.empty((len(x), len(x)), dtype=np.float32)
+    for start in range(0, len(x), block):
+        stop = min(start + block, len(x))
+        dot = x[start:stop] @ x.T
+        union = counts[start:stop, None] + counts[None, :] - dot
+        out[start:stop] = 1.0 - np.divide(dot, union, out=np.zeros_like(dot), where=union > 0)
+    np.fill_diagonal(out, 0.0)
+    return out

@@ -1,0 +1,69 @@
+import math
+
+import pytest
+
+from app.tuning.objective import attack_accuracy_bound, objective, pareto_front, recommend, score
+from app.tuning.results import AttackScores, Baseline, TrialMeasurement
+
+
+def _baseline(utility: float = 0.9, attack: float = 0.7) -> Baseline:
+    scores = AttackScores(accuracy=attack, auc=attack, tpr_at_1pct_fpr=0.1, tpr_at_0_1pct_fpr=0.01)
+    return Baseline(
+        utility_members=utility, utility_test=utility, utility_nonmembers=utility, accuracy_test=0.8,
+        attack_accuracy=attack, attack={"rf": scores}, seconds=1.0,
+    )
+
+
+def _measurement(utility: float, attack: float, clip: float = 1.0, noise: float = 1.0) -> TrialMeasurement:
+    scores = AttackScores(accuracy=attack, auc=attack, tpr_at_1pct_fpr=0.0, tpr_at_0_1pct_fpr=0.0)
+    return TrialMeasurement(
+        utility_members=utility, utility_test=utility, utility_nonmembers=utility, accuracy_test=0.8,
+        clip=clip, noise=noise, attack_accuracy=attack, attack={"rf": scores}, epsilon=2.0, delta=1e-3,
+        steps=10, sampling_rate=0.1, seconds=0.5,
+    )
+
+
+def test_objective_is_the_studys_formula() -> None:
+    base = _baseline(utility=0.9, attack=0.7)
+    # o = t (u_i - u_start) + (1 - t)(p_start - p_i)
+    assert objective(0.85, 0.5, base, 0.5) == pytest.approx(0.5 * -0.05 + 0.5 * 0.2)
+    assert objective(0.85, 0.5, base, 1.0) == pytest.approx(-0.05)
+    assert objective(0.85, 0.5, base, 0.0) == pytest.approx(0.2)
+    with pytest.raises(ValueError):
+        objective(0.85, 0.5, base, 1.5)
+
+
+def test_score_sets_utility_loss_and_objective() -> None:
+    trial = score(_measurement(0.8, 0.55), _baseline(0.9, 0.7), tradeoff=0.25, index=3)
+    assert trial.index == 3
+    assert trial.utility_loss == pytest.approx(0.1)
+    assert trial.objective == pytest.approx(0.25 * -0.1 + 0.75 * 0.15)
+
+
+def test_recommendation_follows_the_tradeoff_without_rerunning() -> None:
+    base = _baseline(0.9, 0.7)
+    private = score(_measurement(0.80, 0.50), base, 0.5, 0)  # safe, costly
+    useful = score(_measurement(0.89, 0.62), base, 0.5, 1)  # useful, leaky
+    assert recommend([private, useful], base, 0.1).index == 0
+    assert recommend([private, useful], base, 0.9).index == 1
+    rec = recommend([private, useful], base, 0.9)
+    assert rec.tradeoff == 0.9 and rec.notes
+    assert rec.attack_accuracy_bound == pytest.approx((math.exp(2.0) + 1e-3) / (math.exp(2.0) + 1))
+    assert recommend([], base, 0.5) is None
+
+
+def test_pareto_front_drops_dominated_trials() -> None:
+    base = _baseline()
+    trials = [
+        score(_measurement(0.80, 0.50), base, 0.5, 0),
+        score(_measurement(0.85, 0.55), base, 0.5, 1),
+        score(_measurement(0.84, 0.56), base, 0.5, 2),  # dominated by 1
+        score(_measurement(0.88, 0.65), base, 0.5, 3),
+    ]
+    assert pareto_front(trials) == [0, 1, 3]
+
+
+def test_attack_bound() -> None:
+    assert attack_accuracy_bound(None, 1e-5) is None
+    assert attack_accuracy_bound(0.0, 0.0) == pytest.approx(0.5)
+    assert attack_accuracy_bound(1000.0, 0.0) == 1.0
