@@ -22,9 +22,12 @@ PARTS = ("members", "test", "nonmembers")
 MEMBERS, TEST, NONMEMBERS, UNUSED = 0, 1, 2, -1
 MIN_PART_ROWS = 10
 MIN_BUTINA_GROUP_ROWS = 20
-# Standardized k-means inputs are clipped to this many standard deviations, so that a handful of extreme
-# values (healthcare costs are heavy-tailed) cannot form a cluster of their own.
+# Numeric k-means inputs are standardized, clipped to this many standard deviations so that a handful of
+# extreme values (healthcare costs are heavy-tailed) cannot form a cluster of their own, and then scaled to
+# the spread of a 0/1 column (sd 0.5), so that one number weighs in the distances like one indicator and a
+# single skewed column cannot outweigh the categorical ones (docs/datasets.md).
 KMEANS_CLIP_SD = 3.0
+KMEANS_NUMERIC_SD = 0.5
 
 
 class _Spec(BaseModel):
@@ -165,7 +168,8 @@ def stratified_parts(labels: np.ndarray, fractions: tuple[float, ...], rng: np.r
 
 
 def encode_for_clustering(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """Numeric columns standardized (median-imputed, clipped), categorical ones one-hot (missing = own level)."""
+    """Numeric columns standardized (median-imputed, clipped, sd 0.5), categorical ones one-hot (missing = own level,
+    two levels = one 0/1 column)."""
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise DatasetError(
@@ -180,11 +184,14 @@ def encode_for_clustering(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
             values = np.where(np.isfinite(values), values, fill)
             sd = values.std()
             scaled = (values - values.mean()) / sd if sd > 0 else np.zeros_like(values)
-            blocks.append(np.clip(scaled, -KMEANS_CLIP_SD, KMEANS_CLIP_SD)[:, None])
+            blocks.append(KMEANS_NUMERIC_SD * np.clip(scaled, -KMEANS_CLIP_SD, KMEANS_CLIP_SD)[:, None])
         else:
             text = df[column].astype("string").fillna(MISSING_CATEGORY).to_numpy(dtype=object)
             levels = sorted(set(text.tolist()))
-            blocks.append((text[:, None] == np.asarray(levels, dtype=object)[None, :]).astype(np.float64))
+            onehot = (text[:, None] == np.asarray(levels, dtype=object)[None, :]).astype(np.float64)
+            # Two levels: one 0/1 column. The second one-hot column repeats the first and would double the
+            # weight of every binary column (gender) in the distances, against multi-level ones (education).
+            blocks.append(onehot[:, 1:] if len(levels) == 2 else onehot)
     return np.hstack(blocks)
 
 

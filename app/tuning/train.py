@@ -158,6 +158,24 @@ def poisson_batches(n: int, batch_size: int, epochs: int, rng: np.random.Generat
             yield idx
 
 
+def poisson_dataset(
+    x: np.ndarray, labels: np.ndarray, batch_size: int, epochs: int, rng: np.random.Generator
+) -> tf.data.Dataset:
+    """Poisson batches gathered inside the tf.data graph (no Python per step): the batches' indices are
+    concatenated once and each step slices its own range."""
+    batches = list(poisson_batches(len(x), batch_size, epochs, rng))
+    order = tf.constant(np.concatenate(batches).astype(np.int64))
+    ends = np.cumsum([len(b) for b in batches])
+    bounds = tf.constant(np.column_stack([ends - [len(b) for b in batches], ends]).astype(np.int64))
+    features, targets = tf.constant(x), tf.constant(labels)
+
+    def gather(bound: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        idx = order[bound[0] : bound[1]]
+        return tf.gather(features, idx), tf.gather(targets, idx)
+
+    return tf.data.Dataset.from_tensor_slices(bounds).map(gather).prefetch(2)
+
+
 def train(
     spec: ModelSpec,
     x: np.ndarray,
@@ -176,13 +194,7 @@ def train(
         trained.model.fit(x, labels, batch_size=spec.batch_size, epochs=spec.epochs, shuffle=True, verbose=0)
         trained.steps = spec.epochs * math.ceil(len(x) / spec.batch_size)
         return trained
-    rng = np.random.default_rng(seed)
-    batches = list(poisson_batches(len(x), spec.batch_size, spec.epochs, rng))
-    label_spec = tf.TensorSpec((None, *labels.shape[1:]), tf.as_dtype(labels.dtype))
-    dataset = tf.data.Dataset.from_generator(
-        lambda: ((x[idx], labels[idx]) for idx in batches),
-        output_signature=(tf.TensorSpec((None, x.shape[1]), tf.float32), label_spec),
-    )
+    dataset = poisson_dataset(x, labels, spec.batch_size, spec.epochs, np.random.default_rng(seed))
     trained.model.fit(dataset, epochs=1, verbose=0)
     trained.steps = spec.epochs * math.ceil(len(x) / spec.batch_size)
     return trained

@@ -1,0 +1,126 @@
+"""One error shape everywhere: {"error": {"code", "message", "details"}}. No stack trace leaves the server."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.datasets.errors import DatasetError
+from app.tuning.model_spec import ModelSpecError
+
+logger = logging.getLogger("dptune.api")
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, machine-readable reason, e.g. dataset_not_found.")
+    message: str = Field(description="What went wrong, for a person.")
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class ApiError(Exception):
+    """An error that carries its HTTP status; raised by services, rendered by one handler."""
+
+    def __init__(self, status_code: int, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+def not_found(kind: str, identifier: str) -> ApiError:
+    return ApiError(404, f"{kind}_not_found", f"no {kind} with id '{identifier}'", {"id": identifier})
+
+
+# DatasetError codes that are not "the content is unusable" (422).
+_DATASET_ERROR_STATUS = {"unsupported_file_type": 415, "upload_too_large": 413}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "upload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+}
+
+# The OpenAPI `responses=` entry every route shares.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorResponse, "description": "The request cannot be served; the body says why."},
+    "5XX": {"model": ErrorResponse, "description": "Server error; no details leave the server."},
+}
+
+
+def error_response(status_code: int, code: str, message: str, details: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body = ErrorResponse(error=ErrorDetail(code=code, message=message, details=details or {}))
+    return JSONResponse(body.model_dump(mode="json"), status_code=status_code, headers=headers)
+
+
+def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
+    # loc/msg/type only: pydantic's `input` and `ctx` can echo data values or hold unserialisable objects.
+    errors = [
+        {"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg", "")),
+         "type": str(error.get("type", ""))}
+        for error in exc.errors()
+    ]
+    return {"errors": errors}
+
+
+def _validation_message(details: dict[str, Any]) -> str:
+    errors = details["errors"]
+    if not errors:
+        return "the request is invalid"
+    first = errors[0]
+    where = ".".join(part for part in first["loc"] if part not in ("body", "query", "path")) or "request"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status_code, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(DatasetError)
+    async def _dataset_error(_request: Request, exc: DatasetError) -> JSONResponse:
+        status_code = _DATASET_ERROR_STATUS.get(exc.code, 422)
+        return error_response(status_code, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(ModelSpecError)
+    async def _model_spec_error(_request: Request, exc: ModelSpecError) -> JSONResponse:
+        return error_response(422, "invalid_model", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = _validation_details(exc)
+        return error_response(422, "validation_error", _validation_message(details), details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The traceback stays in the server's log; the client learns only that it failed.
+        # Only the frames and the type are logged: exception messages can quote data values.
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        logger.error("unhandled %s on %s %s\n%s", type(exc).__name__, request.method, request.url.path, frames)
+        return error_response(500, "internal_error", "internal server error")

@@ -1,0 +1,40 @@
+"""All SQL on the datasets table."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from app.datasets.models import DatasetRecord
+
+
+def add(session: Session, record: DatasetRecord) -> None:
+    session.add(record)
+    session.flush()
+
+
+def get(session: Session, dataset_id: str) -> DatasetRecord | None:
+    return session.get(DatasetRecord, dataset_id)
+
+
+def get_for_update(session: Session, dataset_id: str) -> DatasetRecord | None:
+    """Locks the row (PostgreSQL), so a job cannot be created on a data set being deleted, nor the reverse."""
+    return session.scalars(select(DatasetRecord).where(DatasetRecord.id == dataset_id).with_for_update()).first()
+
+
+def get_for_share(session: Session, dataset_id: str) -> DatasetRecord | None:
+    return session.scalars(
+        select(DatasetRecord).where(DatasetRecord.id == dataset_id).with_for_update(read=True)
+    ).first()
+
+
+def list_page(session: Session, offset: int, limit: int) -> tuple[list[DatasetRecord], int]:
+    total = session.scalar(select(func.count()).select_from(DatasetRecord)) or 0
+    rows = session.scalars(
+        select(DatasetRecord).order_by(DatasetRecord.created_at.desc(), DatasetRecord.id).offset(offset).limit(limit)
+    ).all()
+    return list(rows), int(total)
+
+
+def delete_one(session: Session, dataset_id: str) -> None:
+    session.execute(delete(DatasetRecord).where(DatasetRecord.id == dataset_id))

@@ -1,0 +1,102 @@
+"""/v1/datasets: upload (multipart), built-in data sets, list, get, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import SessionDep, SettingsDep
+from app.api.errors import ERROR_RESPONSES, ApiError
+from app.api.pagination import Page, PageDep
+from app.datasets import service
+from app.datasets.schemas import BuiltinDatasetCreate, DatasetRead
+from app.datasets.storage import new_temp_path, remove_temp
+from app.datasets.upload import clean_filename, receive_upload
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
+
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "label"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "A .csv (UTF-8) or .parquet file."},
+                        "label": {"type": "string", "minLength": 1, "maxLength": 255, "description": "Label column."},
+                        "smiles_column": {"type": "string", "maxLength": 255,
+                                          "description": "SMILES column: features become ECFP fingerprints."},
+                        "name": {"type": "string", "maxLength": 255},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _form_field(fields: dict[str, str], name: str, required: bool) -> str | None:
+    value = fields.get(name, "").strip()
+    if not value:
+        if required:
+            raise ApiError(422, "validation_error", f"{name}: field required",
+                           {"errors": [{"loc": ["body", name], "msg": "Field required", "type": "missing"}]})
+        return None
+    if len(value) > 255:
+        raise ApiError(422, "validation_error", f"{name}: at most 255 characters",
+                       {"errors": [{"loc": ["body", name], "msg": "too long", "type": "string_too_long"}]})
+    return value
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, openapi_extra=_UPLOAD_BODY,
+             summary="Upload a data set (multipart: file, label, smiles_column, name)")
+async def upload_dataset(request: Request, response: Response, session: SessionDep,
+                         settings: SettingsDep) -> DatasetRead:
+    temp = new_temp_path(settings)
+    try:
+        with temp.open("wb") as handle:
+            upload = await receive_upload(request, handle, settings.max_upload_bytes)
+        filename = clean_filename(upload.filename)
+        if filename is None:
+            raise ApiError(422, "validation_error", "file: field required",
+                           {"errors": [{"loc": ["body", "file"], "msg": "Field required", "type": "missing"}]})
+        label = _form_field(upload.fields, "label", required=True)
+        assert label is not None
+        smiles_column = _form_field(upload.fields, "smiles_column", required=False)
+        name = _form_field(upload.fields, "name", required=False)
+        record = await run_in_threadpool(
+            service.register_upload, session, settings, temp, upload, label, smiles_column, name, filename
+        )
+    finally:
+        remove_temp(temp)  # no-op once the file was moved into place
+    response.headers["Location"] = f"/v1/datasets/{record.id}"
+    return service.to_read(record)
+
+
+@router.post("/builtin", status_code=status.HTTP_201_CREATED, summary="Create a built-in data set")
+def create_builtin_dataset(body: BuiltinDatasetCreate, response: Response, session: SessionDep,
+                           settings: SettingsDep) -> DatasetRead:
+    record = service.create_builtin(session, settings, body)
+    response.headers["Location"] = f"/v1/datasets/{record.id}"
+    return service.to_read(record)
+
+
+@router.get("", summary="List data sets, newest first")
+def list_datasets(session: SessionDep, page: PageDep) -> Page[DatasetRead]:
+    return service.list_datasets(session, page)
+
+
+@router.get("/{dataset_id}", summary="Get a data set")
+def get_dataset(dataset_id: str, session: SessionDep) -> DatasetRead:
+    return service.to_read(service.get_dataset(session, dataset_id))
+
+
+@router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT,
+               summary="Delete a data set, its file and everything derived from it")
+def delete_dataset(dataset_id: str, session: SessionDep, settings: SettingsDep) -> Response:
+    service.delete_dataset(session, settings, dataset_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,121 @@
+"""Jobs, trials and recommendations: the database is the single source of truth and the queue.
+
+A job's baseline is its first unit of work (leased through the baseline_* columns); each trial row is one
+unit of work after that (leased through its lease_* columns). Measured results are stored as the engine's
+pydantic models (app.tuning.results) in JSON text, with a few columns derived from them for queries.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, JsonText, UtcDateTime
+
+
+class JobStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+ACTIVE_JOB_STATUSES = (JobStatus.queued, JobStatus.running)
+
+
+class TrialStatus(StrEnum):
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"  # was running when its job was cancelled; does not count
+
+
+# Trials that use up the budget: a failed trial is not retried (it would fail again) but still counts.
+COUNTED_TRIAL_STATUSES = (TrialStatus.running, TrialStatus.succeeded, TrialStatus.failed)
+
+
+class JobRecord(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    split: Mapped[dict[str, Any]] = mapped_column(JSON)
+    model: Mapped[dict[str, Any]] = mapped_column(JSON)
+    search: Mapped[dict[str, Any]] = mapped_column(JSON)
+    tradeoff: Mapped[float] = mapped_column(Float)
+    requested_delta: Mapped[float | None] = mapped_column(Float)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    # Trial count the job ends at: search.budget() at first, lowered to the trials started so far once the
+    # time budget is spent or a grid is exhausted.
+    budget: Mapped[int] = mapped_column(BigInteger)
+    parallelism: Mapped[int] = mapped_column(Integer)
+    # Bumped on every change to the job's trials, so a suggestion computed outside a transaction is only
+    # inserted if no trial started or finished meanwhile (optimistic concurrency).
+    trials_version: Mapped[int] = mapped_column(Integer, default=0)
+
+    baseline: Mapped[dict[str, Any] | None] = mapped_column(JsonText)  # app.tuning.results.Baseline
+    delta: Mapped[float | None] = mapped_column(Float)  # requested_delta or 1/n members, set with the baseline
+    preparation: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # PreparationReport of the split
+    baseline_worker: Mapped[str | None] = mapped_column(String(128))
+    baseline_lease_token: Mapped[str | None] = mapped_column(String(36))
+    baseline_lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    baseline_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    baseline_finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class TrialRecord(Base):
+    __tablename__ = "trials"
+    __table_args__ = (
+        UniqueConstraint("job_id", "trial_index", name="uq_trials_job_index"),
+        Index("ix_trials_status_lease", "status", "lease_expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    trial_index: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    clip: Mapped[float] = mapped_column(Float)
+    noise: Mapped[float] = mapped_column(Float)
+    measurement: Mapped[dict[str, Any] | None] = mapped_column(JsonText)  # app.tuning.results.TrialMeasurement
+    objective: Mapped[float | None] = mapped_column(Float)  # at the job's trade-off
+    error: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(128))
+    lease_token: Mapped[str | None] = mapped_column(String(36))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class RecommendationRecord(Base):
+    """Written once, when the job is finalised, at the job's trade-off. Other trade-offs are re-scored."""
+
+    __tablename__ = "recommendations"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    tradeoff: Mapped[float] = mapped_column(Float)
+    trial_index: Mapped[int] = mapped_column(Integer)
+    recommendation: Mapped[dict[str, Any]] = mapped_column(JsonText)  # app.tuning.results.Recommendation
+    pareto_front: Mapped[list[int]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

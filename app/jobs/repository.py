@@ -1,0 +1,317 @@
+"""All SQL on jobs, trials and recommendations, including the queue's claims.
+
+Claims lock with SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL, so concurrent workers never take the same
+row and never wait for each other. SQLite ignores the clause; there the worker's write transaction starts
+with BEGIN IMMEDIATE (app.db), which serialises claims across processes with the same effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from app.jobs.models import (
+    ACTIVE_JOB_STATUSES,
+    COUNTED_TRIAL_STATUSES,
+    JobRecord,
+    JobStatus,
+    RecommendationRecord,
+    TrialRecord,
+    TrialStatus,
+)
+
+# ---------------------------------------------------------------------------------------------- jobs
+
+
+def add_job(session: Session, job: JobRecord) -> None:
+    session.add(job)
+    session.flush()
+
+
+def get_job(session: Session, job_id: str) -> JobRecord | None:
+    return session.get(JobRecord, job_id)
+
+
+def lock_job(session: Session, job_id: str) -> JobRecord | None:
+    """Waits for the row lock: for the API's state changes (cancel), which must not be skipped."""
+    return session.scalars(
+        select(JobRecord).where(JobRecord.id == job_id).with_for_update().execution_options(populate_existing=True)
+    ).first()
+
+
+def list_jobs(
+    session: Session, status: JobStatus | None, dataset_id: str | None, offset: int, limit: int
+) -> tuple[list[JobRecord], int]:
+    conditions = []
+    if status is not None:
+        conditions.append(JobRecord.status == status.value)
+    if dataset_id is not None:
+        conditions.append(JobRecord.dataset_id == dataset_id)
+    total = session.scalar(select(func.count()).select_from(JobRecord).where(*conditions)) or 0
+    rows = session.scalars(
+        select(JobRecord).where(*conditions).order_by(JobRecord.created_at.desc(), JobRecord.id)
+        .offset(offset).limit(limit)
+    ).all()
+    return list(rows), int(total)
+
+
+def active_job_ids_for_dataset(session: Session, dataset_id: str) -> list[str]:
+    return list(session.scalars(
+        select(JobRecord.id).where(
+            JobRecord.dataset_id == dataset_id, JobRecord.status.in_([s.value for s in ACTIVE_JOB_STATUSES])
+        )
+    ).all())
+
+
+def delete_jobs_of_dataset(session: Session, dataset_id: str) -> int:
+    """Everything derived from a data set: its jobs, their trials and recommendations."""
+    job_ids = select(JobRecord.id).where(JobRecord.dataset_id == dataset_id).scalar_subquery()
+    session.execute(delete(RecommendationRecord).where(RecommendationRecord.job_id.in_(job_ids)))
+    session.execute(delete(TrialRecord).where(TrialRecord.job_id.in_(job_ids)))
+    result = session.execute(delete(JobRecord).where(JobRecord.dataset_id == dataset_id))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def dataset_ids_with_active_jobs(session: Session) -> set[str]:
+    return set(session.scalars(
+        select(JobRecord.dataset_id).where(JobRecord.status.in_([s.value for s in ACTIVE_JOB_STATUSES])).distinct()
+    ).all())
+
+
+# ---------------------------------------------------------------------------------------------- trials
+
+
+def trial_counts(session: Session, job_id: str) -> dict[str, int]:
+    rows = session.execute(
+        select(TrialRecord.status, func.count()).where(TrialRecord.job_id == job_id).group_by(TrialRecord.status)
+    ).all()
+    counts = {status.value: 0 for status in TrialStatus}
+    counts.update({str(status): int(n) for status, n in rows})
+    return counts
+
+
+def trials_of_job(session: Session, job_id: str, statuses: Sequence[str] | None = None) -> list[TrialRecord]:
+    query = select(TrialRecord).where(TrialRecord.job_id == job_id)
+    if statuses is not None:
+        query = query.where(TrialRecord.status.in_(list(statuses)))
+    return list(session.scalars(query.order_by(TrialRecord.trial_index)).all())
+
+
+def succeeded_trials_page(session: Session, job_id: str, offset: int, limit: int) -> tuple[list[TrialRecord], int]:
+    condition = and_(TrialRecord.job_id == job_id, TrialRecord.status == TrialStatus.succeeded.value)
+    total = session.scalar(select(func.count()).select_from(TrialRecord).where(condition)) or 0
+    rows = session.scalars(
+        select(TrialRecord).where(condition).order_by(TrialRecord.trial_index).offset(offset).limit(limit)
+    ).all()
+    return list(rows), int(total)
+
+
+def failed_trials(session: Session, job_id: str, limit: int) -> list[TrialRecord]:
+    return list(session.scalars(
+        select(TrialRecord).where(TrialRecord.job_id == job_id, TrialRecord.status == TrialStatus.failed.value)
+        .order_by(TrialRecord.trial_index).limit(limit)
+    ).all())
+
+
+def best_trial(session: Session, job_id: str) -> TrialRecord | None:
+    return session.scalars(
+        select(TrialRecord).where(TrialRecord.job_id == job_id, TrialRecord.status == TrialStatus.succeeded.value)
+        .order_by(TrialRecord.objective.desc(), TrialRecord.trial_index).limit(1)
+    ).first()
+
+
+def add_trial(session: Session, trial: TrialRecord) -> None:
+    session.add(trial)
+    session.flush()
+
+
+def cancel_running_trials(session: Session, job_id: str, now: datetime) -> None:
+    session.execute(
+        update(TrialRecord)
+        .where(TrialRecord.job_id == job_id, TrialRecord.status == TrialStatus.running.value)
+        .values(status=TrialStatus.cancelled.value, lease_token=None, finished_at=now)
+    )
+
+
+# ---------------------------------------------------------------------------------------------- recommendations
+
+
+def get_recommendation(session: Session, job_id: str) -> RecommendationRecord | None:
+    return session.get(RecommendationRecord, job_id)
+
+
+def add_recommendation(session: Session, record: RecommendationRecord) -> None:
+    session.add(record)
+    session.flush()
+
+
+# ---------------------------------------------------------------------------------------------- queue: claims
+
+
+def lock_expired_trial(session: Session, now: datetime) -> TrialRecord | None:
+    """A running trial of a running job whose worker stopped renewing its lease."""
+    return session.scalars(
+        select(TrialRecord)
+        .join(JobRecord, JobRecord.id == TrialRecord.job_id)
+        .where(
+            TrialRecord.status == TrialStatus.running.value,
+            TrialRecord.lease_expires_at < now,
+            JobRecord.status == JobStatus.running.value,
+        )
+        .order_by(TrialRecord.lease_expires_at)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=TrialRecord)
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def lock_job_needing_baseline(session: Session, now: datetime) -> JobRecord | None:
+    """The oldest queued job, or a running one whose baseline's lease expired."""
+    return session.scalars(
+        select(JobRecord)
+        .where(or_(
+            JobRecord.status == JobStatus.queued.value,
+            and_(
+                JobRecord.status == JobStatus.running.value,
+                JobRecord.baseline_finished_at.is_(None),
+                JobRecord.baseline_lease_expires_at < now,
+            ),
+        ))
+        .order_by(JobRecord.created_at, JobRecord.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def _count_trials(status_values: Sequence[str]) -> Any:
+    return (
+        select(func.count()).select_from(TrialRecord)
+        .where(TrialRecord.job_id == JobRecord.id, TrialRecord.status.in_(list(status_values)))
+        .correlate(JobRecord).scalar_subquery()
+    )
+
+
+def jobs_wanting_trials(session: Session, limit: int) -> list[tuple[str, int]]:
+    """(job id, trials_version) of running jobs past their baseline with room for one more trial:
+    below the budget and below `parallelism` running trials. Oldest first. No lock: the insert checks."""
+    running = _count_trials([TrialStatus.running.value])
+    counted = _count_trials([s.value for s in COUNTED_TRIAL_STATUSES])
+    rows = session.execute(
+        select(JobRecord.id, JobRecord.trials_version)
+        .where(
+            JobRecord.status == JobStatus.running.value,
+            JobRecord.baseline_finished_at.is_not(None),
+            running < JobRecord.parallelism,
+            counted < JobRecord.budget,
+        )
+        .order_by(JobRecord.created_at, JobRecord.id)
+        .limit(limit)
+    ).all()
+    return [(str(job_id), int(version)) for job_id, version in rows]
+
+
+def jobs_ready_to_finalize(session: Session, limit: int) -> list[str]:
+    """Running jobs past their baseline with no running trial and the budget used up."""
+    running = _count_trials([TrialStatus.running.value])
+    counted = _count_trials([s.value for s in COUNTED_TRIAL_STATUSES])
+    rows = session.scalars(
+        select(JobRecord.id)
+        .where(
+            JobRecord.status == JobStatus.running.value,
+            JobRecord.baseline_finished_at.is_not(None),
+            running == 0,
+            counted >= JobRecord.budget,
+        )
+        .limit(limit)
+    ).all()
+    return [str(job_id) for job_id in rows]
+
+
+def lock_running_job(session: Session, job_id: str, version: int | None = None) -> JobRecord | None:
+    """Lock a running job unless another worker holds it (then None); with `version`, only if its trials
+    are unchanged since the caller read them."""
+    query = select(JobRecord).where(JobRecord.id == job_id, JobRecord.status == JobStatus.running.value)
+    if version is not None:
+        query = query.where(JobRecord.trials_version == version)
+    return session.scalars(
+        query.with_for_update(skip_locked=True).execution_options(populate_existing=True)
+    ).first()
+
+
+def lock_running_job_blocking(session: Session, job_id: str) -> JobRecord | None:
+    """Wait for a running job's lock: to write a result, which must not be skipped."""
+    return session.scalars(
+        select(JobRecord).where(JobRecord.id == job_id, JobRecord.status == JobStatus.running.value)
+        .with_for_update().execution_options(populate_existing=True)
+    ).first()
+
+
+# ---------------------------------------------------------------------------------------------- queue: leases
+
+
+def renew_trial_lease(session: Session, token: str, expires_at: datetime) -> bool:
+    result = session.execute(
+        update(TrialRecord)
+        .where(TrialRecord.lease_token == token, TrialRecord.status == TrialStatus.running.value)
+        .values(lease_expires_at=expires_at)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def renew_baseline_lease(session: Session, token: str, expires_at: datetime) -> bool:
+    result = session.execute(
+        update(JobRecord)
+        .where(
+            JobRecord.baseline_lease_token == token,
+            JobRecord.status == JobStatus.running.value,
+            JobRecord.baseline_finished_at.is_(None),
+        )
+        .values(baseline_lease_expires_at=expires_at)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def lock_trial_by_token(session: Session, token: str) -> TrialRecord | None:
+    """The caller's own running trial, if it still holds the lease (a late worker's result is refused)."""
+    return session.scalars(
+        select(TrialRecord)
+        .where(TrialRecord.lease_token == token, TrialRecord.status == TrialStatus.running.value)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def lock_job_by_baseline_token(session: Session, token: str) -> JobRecord | None:
+    return session.scalars(
+        select(JobRecord)
+        .where(
+            JobRecord.baseline_lease_token == token,
+            JobRecord.status == JobStatus.running.value,
+            JobRecord.baseline_finished_at.is_(None),
+        )
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def bump_trials_version(session: Session, job_id: str) -> None:
+    session.execute(
+        update(JobRecord).where(JobRecord.id == job_id).values(trials_version=JobRecord.trials_version + 1)
+    )
+
+
+def mark_job_finished(session: Session, job_id: str, status: JobStatus, now: datetime, error: str | None) -> bool:
+    """The one transition out of running; conditional, so a job is finalised exactly once."""
+    result = session.execute(
+        update(JobRecord)
+        .where(JobRecord.id == job_id, JobRecord.status == JobStatus.running.value)
+        .values(status=status.value, finished_at=now, error=error,
+                baseline_lease_token=None, baseline_lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,57 @@
+"""The one settings object of the service, read from DPTUNE_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("dptune-data")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DPTUNE_", extra="ignore")
+
+    data_dir: Path = Field(default=DEFAULT_DATA_DIR, description="Uploaded data sets, temp files and the SQLite file.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite at DATA_DIR/dptune.db.")
+    sqlite_busy_timeout_ms: int = Field(default=15_000, ge=0, description="How long SQLite waits for the write lock.")
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    lease_seconds: float = Field(default=60.0, gt=0, description="A claimed unit of work whose lease is this old "
+                                 "without a heartbeat is run again by another worker.")
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    poll_seconds: float = Field(default=1.0, gt=0, description="How long an idle worker waits before looking again.")
+    stop_grace_seconds: float = Field(default=20.0, ge=0, description="After SIGTERM a worker finishes its current "
+                                      "unit for this long, then releases it to another worker.")
+    tf_threads: int | None = Field(default=None, ge=1, description="TensorFlow threads per worker process.")
+    prepared_cache_size: int = Field(default=2, ge=0, description="Prepared data sets a worker keeps in memory.")
+    worker_id: str = Field(default="", description="Name of this worker in the trials table; default host-pid.")
+
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeat(self) -> Settings:
+        if self.heartbeat_seconds >= self.lease_seconds:
+            raise ValueError("heartbeat_seconds must be shorter than lease_seconds")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'dptune.db').resolve()}"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.data_dir / "datasets"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Uploads land here first, so a half-received or invalid file never sits next to the real ones."""
+        return self.data_dir / "tmp"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.data_dir, self.datasets_dir, self.tmp_dir):
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
