@@ -74,7 +74,9 @@ def make_engine(settings: Settings) -> Engine:
     if not is_sqlite(url):
         return create_engine(url, pool_pre_ping=True, future=True)
     settings.ensure_dirs()
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000})
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000}
+    )
     busy_timeout = int(settings.sqlite_busy_timeout_ms)
 
     @event.listens_for(engine, "connect")

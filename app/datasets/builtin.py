@@ -45,16 +45,17 @@ EDUCATION_LEVELS = ("primary", "high_school", "higher")
 EDUCATION_P = {True: (0.02, 0.06, 0.92), False: (0.35, 0.60, 0.05)}
 EMPLOYMENT_LEVELS = ("full_time", "part_time", "unemployed", "not_in_labor_force")
 EMPLOYMENT_P = {True: (0.70, 0.18, 0.04, 0.08), False: (0.45, 0.27, 0.17, 0.11)}
-RACES = ("white", "black", "asian", "hispanic_other", "native")
+RACES = ("white", "black", "asian", "other", "native")  # Synthea's race values
 RACE_P = {True: (0.80, 0.07, 0.08, 0.04, 0.01), False: (0.74, 0.12, 0.05, 0.07, 0.02)}
 P_HISPANIC = {True: 0.08, False: 0.14}
 # Adults (the study's cluster columns, education and employment, are undefined for children).
-AGE_MEAN = {True: 43.0, False: 58.0}
+AGE_MEAN = {True: 42.0, False: 60.0}
 AGE_SD = 16.0
 # Mild symptoms: the real sample's share among its 414 COVID-19 patients. Pairs Synthea always records
 # together (dyspnea + wheezing, muscle + joint pain, nausea + vomiting) are drawn together here too.
 MILD_PREVALENCE = {
-    "fever": 341 / 414, "cough": 264 / 414, "loss_of_taste": 184 / 414, "fatigue": 154 / 414,
+    # fever: 0.79 here, plus half of the hospitalised (below), gives the sample's 341 / 414 = 0.82 overall
+    "fever": 0.79, "cough": 264 / 414, "loss_of_taste": 184 / 414, "fatigue": 154 / 414,
     "sputum": 126 / 414, "dyspnea": 79 / 414, "muscle_pain": 58 / 414, "sore_throat": 55 / 414,
     "chills": 44 / 414, "headache": 39 / 414, "nasal_congestion": 21 / 414, "nausea": 15 / 414,
     "diarrhea": 16 / 414,
@@ -89,32 +90,29 @@ def generate_synthea_covid(seed: int = 0, n_patients: int = SYNTHEA_COVID_PATIEN
                          "nonhispanic").astype(object)
     education = _choice(rng, EDUCATION_LEVELS, EDUCATION_P, high)
     employment = _choice(rng, EMPLOYMENT_LEVELS, EMPLOYMENT_P, high)
-    # Retirement: Synthea records most people past 67 as not in the labour force.
-    retired = (age >= 67) & (rng.random(n) < 0.8)
-    employment[retired] = "not_in_labor_force"
     # Lifetime coverage grows with age (r = 0.67 in the sample) and with means; heavy-tailed like the sample.
-    log_coverage = 12.77 + 0.03 * (age - 49.4) + 1.0 * (high - 0.6) + 0.9 * rng.standard_normal(n)
+    log_coverage = 12.77 + 0.03 * (age - 49.4) + 1.0 * (high - 0.6) + 1.05 * rng.standard_normal(n)
     coverage = np.round(np.exp(log_coverage), 2)
     # The sample's 2021 Synthea build exports expenses as 0; later builds fill them. Not calibrated.
     expenses = np.round(np.exp(10.8 + 0.02 * (age - 49.4) - 0.3 * (high - 0.6) + 0.8 * rng.standard_normal(n)), 2)
-    social_isolation = (rng.random(n) < _logistic(-0.4 + 0.5 * low)).astype(np.int64)
+    social_isolation = (rng.random(n) < _logistic(-0.2 + 0.5 * low)).astype(np.int64)
 
     obesity = rng.random(n) < _logistic(-0.35 + 0.5 * low)
     hypertension = rng.random(n) < _logistic(-3.3 + 0.045 * age + 0.5 * low)
-    prediabetes = rng.random(n) < _logistic(-1.4 + 0.015 * age + 0.8 * obesity)
-    diabetes = rng.random(n) < _logistic(-5.0 + 0.04 * age + 1.0 * obesity + 0.4 * low)
+    prediabetes = rng.random(n) < _logistic(-1.75 + 0.015 * age + 0.8 * obesity)
+    diabetes = rng.random(n) < _logistic(-5.9 + 0.04 * age + 1.0 * obesity + 0.4 * low)
     burden = obesity + hypertension + prediabetes + 1.5 * diabetes
 
     # Synthea's severe path: pneumonia, hypoxemia and respiratory distress together (hospitalisation),
     # then respiratory failure (ICU) and its complications; deaths come almost only from there.
-    hospital = rng.random(n) < _logistic(-4.6 + 0.06 * age + 0.45 * burden + 0.3 * low)
+    hospital = rng.random(n) < _logistic(-4.8 + 0.06 * age + 0.45 * burden + 0.5 * low)
     icu = hospital & (rng.random(n) < _logistic(-2.2 + 0.045 * age + 0.3 * burden))
     sepsis = icu & (rng.random(n) < 0.75)
     ards = icu & (rng.random(n) < 0.35)
     septic_shock = sepsis & (rng.random(n) < 0.4)
     embolism = hospital & (rng.random(n) < np.where(icu, 0.45, 0.1))
     # In the sample, ARDS and septic shock occur only in patients who die (50 % and 40 % of the deaths).
-    death_logit = np.where(icu, -4.5 + 0.04 * age + 5.0 * (ards | septic_shock), -9.0 + 0.06 * age)
+    death_logit = np.where(icu, -7.5 + 0.04 * age + 8.5 * (ards | septic_shock), -12.0 + 0.06 * age)
     died = rng.random(n) < _logistic(death_logit)
 
     data: dict[str, object] = {

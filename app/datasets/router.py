@@ -26,7 +26,8 @@ _UPLOAD_BODY: dict[str, Any] = {
                     "type": "object",
                     "required": ["file", "label"],
                     "properties": {
-                        "file": {"type": "string", "format": "binary", "description": "A .csv (UTF-8) or .parquet file."},
+                        "file": {"type": "string", "format": "binary",
+                                 "description": "A .csv (UTF-8) or .parquet file."},
                         "label": {"type": "string", "minLength": 1, "maxLength": 255, "description": "Label column."},
                         "smiles_column": {"type": "string", "maxLength": 255,
                                           "description": "SMILES column: features become ECFP fingerprints."},

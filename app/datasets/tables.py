@@ -126,10 +126,15 @@ def check_unique_columns(names: list[str]) -> None:
 
 def parse_parquet_bytes(data: bytes) -> pd.DataFrame:
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        parquet = pq.ParquetFile(pa.BufferReader(data))
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DatasetError("unreadable_file", f"the Parquet file cannot be read: {type(exc).__name__}") from None
-    check_unique_columns([str(name) for name in table.schema.names])
+    # Checked on the schema: reading a table with duplicate names fails with a less useful error.
+    check_unique_columns([str(name) for name in parquet.schema_arrow.names])
+    try:
+        table = parquet.read()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DatasetError("unreadable_file", f"the Parquet data cannot be read: {type(exc).__name__}") from None
     try:
         df = table.to_pandas()
     except (pa.ArrowException, ValueError, TypeError) as exc:

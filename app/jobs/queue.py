@@ -85,6 +85,7 @@ class TrialSnapshot:
     counted: int
     running: int
     budget: int
+    parallelism: int
     observed: list[tuple[Point, float]]
     pending: list[Point]
 
@@ -146,6 +147,7 @@ def read_snapshot(session: Session, job_id: str) -> TrialSnapshot | None:
         counted=len(trials),
         running=sum(1 for t in trials if t.status == TrialStatus.running.value),
         budget=job.budget,
+        parallelism=job.parallelism,
         observed=observed_points(trials),
         pending=[(t.clip, t.noise) for t in trials if t.status == TrialStatus.running.value],
     )
@@ -166,7 +168,9 @@ def observed_points(trials: list[TrialRecord]) -> list[tuple[Point, float]]:
 
 def time_is_up(snapshot: TrialSnapshot, now: datetime) -> bool:
     seconds = snapshot.search.seconds
-    return seconds is not None and snapshot.started_at is not None and (now - snapshot.started_at).total_seconds() >= seconds
+    if seconds is None or snapshot.started_at is None:
+        return False
+    return (now - snapshot.started_at).total_seconds() >= seconds
 
 
 def next_point(snapshot: TrialSnapshot) -> Point | None:

@@ -67,3 +67,11 @@ def test_attack_bound() -> None:
     assert attack_accuracy_bound(None, 1e-5) is None
     assert attack_accuracy_bound(0.0, 0.0) == pytest.approx(0.5)
     assert attack_accuracy_bound(1000.0, 0.0) == 1.0
+
+
+def test_recommendation_flags_attacks_above_the_dp_bound() -> None:
+    base = _baseline(0.9, 0.7)
+    trial = score(_measurement(0.85, 0.60), base, 0.5, 0)  # epsilon 2 allows at most ~0.881
+    assert not any("distribution shift" in n for n in recommend([trial], base, 0.5).notes)
+    tight = trial.model_copy(update={"epsilon": 0.2})  # bound ~0.550 < 0.60 measured
+    assert any("distribution shift" in n for n in recommend([tight], base, 0.5).notes)

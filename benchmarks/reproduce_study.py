@@ -1,0 +1,383 @@
+"""Reproduce the source study (chapter 6): Tables 11-14, Figures 41-46, and the search cost vs grid and random.
+
+    python benchmarks/reproduce_study.py [--setup synthea-sgd|synthea-adam|hiv|all] [--quick] [--out DIR]
+                                         [--workers 2] [--trials 30] [--seeds 5]
+
+Writes DIR/figures/*.png, DIR/results/reproduction.json and DIR/reproduction.md (DIR defaults to docs/).
+--quick runs the same pipeline at tiny scale (a smoke test, not a measurement).
+Trials run in `--workers` processes with one TensorFlow thread each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from app.tuning.model_spec import ModelSpec  # noqa: E402
+from app.tuning.objective import objective  # noqa: E402
+from app.tuning.prepared import PreparedData  # noqa: E402
+from app.tuning.results import Baseline, TrialMeasurement  # noqa: E402
+from app.tuning.search import SearchSpec, grid_points, suggest  # noqa: E402
+
+HIV_CSV = ROOT.parent / "shared" / "data" / "moleculenet-hiv" / "HIV.csv"
+TRADEOFFS = ("0.25", "0.5", "0.75")
+MAX_BOUNDS = (5.0, 10.0, 20.0, 100.0)
+
+# The study's figures (Tables 11-14). Table 11's columns are SGD and Adam.
+STUDY = {
+    "synthea_sgd": {
+        "baseline": {"utility_members": 0.990, "utility_test": 0.984, "utility_nonmembers": 0.986, "attack_accuracy": 0.622},
+        "tradeoffs": {"0.25": (0.046, 0.496), "0.5": (0.037, 0.497), "0.75": (0.002, 0.518)},
+    },
+    "synthea_adam": {
+        "baseline": {"utility_members": 0.998, "utility_test": 0.992, "utility_nonmembers": 0.995, "attack_accuracy": 0.639},
+        "tradeoffs": {"0.25": (0.003, 0.508), "0.5": (0.002, 0.504), "0.75": (0.0, 0.51)},
+    },
+    "hiv": {
+        "baseline": {"utility_members": 0.978, "utility_test": 0.966, "utility_nonmembers": 0.987, "attack_accuracy": 0.767},
+        "tradeoffs": {"0.25": (0.012, 0.488), "0.5": (0.004, 0.494), "0.75": (0.001, 0.490)},
+    },
+}
+
+
+@dataclass
+class Setup:
+    key: str
+    spec: ModelSpec
+    grid: SearchSpec
+    grid_note: str
+    data: PreparedData | None = None
+    prep_seconds: float = 0.0
+    prep_report: dict = field(default_factory=dict)
+
+
+def make_setups(quick: bool) -> dict[str, Setup]:
+    study_grid = SearchSpec(method="grid", min_clip=0.1, max_clip=10.0, max_noise=10.0, grid_step=0.5)
+    # HIV: the study's step 0.2 is 2,500 trainings; step 0.5 over clip 0.1..5 and noise 0..5 is 100.
+    hiv_grid = SearchSpec(method="grid", min_clip=0.1, max_clip=5.0, max_noise=5.0, grid_step=0.5)
+    setups = {
+        "synthea-sgd": Setup("synthea_sgd", ModelSpec(hidden=[50, 10], optimizer="sgd", epochs=10), study_grid,
+                             "the study's grid: clip 0.1..9.6, noise 0..9.5, step 0.5 (400 trainings)"),
+        "synthea-adam": Setup("synthea_adam", ModelSpec(hidden=[50, 10], optimizer="adam", epochs=5), study_grid,
+                              "the study's grid: clip 0.1..9.6, noise 0..9.5, step 0.5 (400 trainings)"),
+        "hiv": Setup("hiv", ModelSpec(hidden=[200, 100], dropout=0.1, optimizer="sgd", epochs=10), hiv_grid,
+                     "step 0.5 on the sub-range clip 0.1..4.6, noise 0..4.5 (100 trainings; the study's step "
+                     "0.2 over 0..10 would be 2,500)"),
+    }
+    if quick:
+        tiny = SearchSpec(method="grid", min_clip=0.1, max_clip=10.0, max_noise=10.0, grid_step=5.0)
+        for s in setups.values():
+            s.spec = s.spec.model_copy(update={"epochs": 1, "hidden": [8]})
+            s.grid, s.grid_note = tiny, "quick: step 5 (4 trainings)"
+    return setups
+
+
+def load_data(setup_name: str, quick: bool) -> tuple[PreparedData, dict]:
+    from app.datasets import BUILTIN_DATASETS, ButinaSplit, prepare_dataset, read_table
+
+    if setup_name.startswith("synthea"):
+        builtin = BUILTIN_DATASETS["synthea-covid"]
+        frame = builtin.load(0)
+        data, report = prepare_dataset(frame, label=builtin.label, split=builtin.default_split, seed=0)
+    else:
+        frame = read_table(HIV_CSV)
+        frame = frame[["smiles", "HIV_active"]]
+        split = ButinaSplit(max_compounds=1500) if quick else ButinaSplit()
+        data, report = prepare_dataset(frame, label="HIV_active", split=split, smiles_column="smiles", seed=0)
+    return data, report.model_dump(mode="json")
+
+
+# ---- worker processes: the prepared data is sent once per process ----
+_DATA: PreparedData | None = None
+_SPEC: ModelSpec | None = None
+
+
+def _init_worker(data: PreparedData, spec: ModelSpec) -> None:
+    global _DATA, _SPEC
+    from app.tuning.train import configure_threads
+
+    configure_threads(1)
+    _DATA, _SPEC = data, spec
+
+
+def _measure(point: tuple[float, float], delta: float) -> TrialMeasurement:
+    from app.tuning.engine import run_trial
+
+    assert _DATA is not None and _SPEC is not None
+    return run_trial(_DATA, _SPEC, point[0], point[1], delta=delta, seed=0)
+
+
+def _baseline_task() -> Baseline:
+    from app.tuning.engine import run_baseline
+
+    assert _DATA is not None and _SPEC is not None
+    return run_baseline(_DATA, _SPEC, seed=0)
+
+
+def _search_task(method: str, max_bound: float, tradeoff: float, trials: int, seed: int, baseline: Baseline,
+                 delta: float) -> list[TrialMeasurement]:
+    """One sequential search run (bayes or random) scored at `tradeoff`; returns its trials in order."""
+    spec = SearchSpec(method=method, trials=trials, max_clip=max_bound, max_noise=max_bound)  # type: ignore[arg-type]
+    done: list[TrialMeasurement] = []
+    observed: list[tuple[tuple[float, float], float]] = []
+    for _ in range(trials):
+        point = suggest(spec, observed, [], seed)
+        assert point is not None
+        m = _measure(point, delta)
+        done.append(m)
+        observed.append((point, objective(m.utility_test, m.attack_accuracy, baseline, tradeoff)))
+    return done
+
+
+def trials_to_reach(measurements: list[TrialMeasurement], baseline: Baseline, target: float) -> int | None:
+    for i, m in enumerate(measurements, start=1):
+        if objective(m.utility_test, m.attack_accuracy, baseline, 0.5) >= target:
+            return i
+    return None
+
+
+def best_at(measurements: list[TrialMeasurement], baseline: Baseline, tradeoff: float) -> TrialMeasurement:
+    return max(measurements, key=lambda m: objective(m.utility_test, m.attack_accuracy, baseline, tradeoff))
+
+
+def run_setup(name: str, setup: Setup, args: argparse.Namespace) -> dict:
+    started = time.perf_counter()
+    data, report = load_data(name, args.quick)
+    prep_seconds = time.perf_counter() - started
+    delta = 1.0 / len(data.y_members)
+    trials = 3 if args.quick else args.trials
+    seeds = list(range(2 if args.quick else args.seeds))
+    bounds = (10.0,) if args.quick else MAX_BOUNDS
+    print(f"[{name}] prepared {data.split_sizes()} in {prep_seconds:.0f} s", flush=True)
+    with ProcessPoolExecutor(max_workers=args.workers, initializer=_init_worker, initargs=(data, setup.spec)) as pool:
+        baseline = pool.submit(_baseline_task).result()
+        print(f"[{name}] baseline {baseline.model_dump(include={'utility_test', 'attack_accuracy'})}", flush=True)
+        points = grid_points(setup.grid)
+        grid_future = [pool.submit(_measure, p, delta) for p in points]
+        runs: dict[tuple[str, float, float, int], object] = {}
+        for t in TRADEOFFS:  # Tables 13/14: one optimizer run per t (seed 0, max 10)
+            runs[("bayes", 10.0, float(t), 0)] = pool.submit(_search_task, "bayes", 10.0, float(t), trials, 0, baseline, delta)
+        for bound in bounds:  # Figures 43/44/46: convergence per max clip/noise at t = 0.5
+            runs.setdefault(("bayes", bound, 0.5, 0), pool.submit(_search_task, "bayes", bound, 0.5, trials, 0, baseline, delta))
+        for seed in seeds:  # search cost: bayes vs random on the same budget
+            for method in ("bayes", "random"):
+                runs.setdefault((method, 10.0, 0.5, seed),
+                                pool.submit(_search_task, method, 10.0, 0.5, trials, seed, baseline, delta))
+        grid = [f.result() for f in grid_future]
+        print(f"[{name}] grid done ({len(grid)} trainings) at {time.perf_counter() - started:.0f} s", flush=True)
+        results = {k: f.result() for k, f in runs.items()}  # type: ignore[attr-defined]
+    grid_best = best_at(grid, baseline, 0.5)
+    grid_best_objective = objective(grid_best.utility_test, grid_best.attack_accuracy, baseline, 0.5)
+    target = 0.98 * grid_best_objective
+
+    tradeoffs = {}
+    for t in TRADEOFFS:
+        run = results[("bayes", 10.0, float(t), 0)]
+        best = best_at(run, baseline, float(t))
+        tradeoffs[t] = {
+            "utility_loss": baseline.utility_test - best.utility_test,
+            "attack_accuracy": best.attack_accuracy,
+            "epsilon": best.epsilon,
+            "clip": best.clip,
+            "noise": best.noise,
+            "trials": len(run),
+            "trial_of_best": run.index(best) + 1,
+        }
+    reach = {m: [trials_to_reach(results[(m, 10.0, 0.5, s)], baseline, target) for s in seeds] for m in ("bayes", "random")}
+
+    def median_reach(values: list[int | None]) -> float | None:
+        # A run that never reached the target counts as budget + 1 (a lower bound on its true cost).
+        filled = sorted(v if v is not None else trials + 1 for v in values)
+        med = float(np.median(filled))
+        return None if med > trials else med
+
+    out = {
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "prep_seconds": round(prep_seconds, 1),
+        "split_sizes": data.split_sizes(),
+        "model": setup.spec.model_dump(exclude={"keras_json"}),
+        "grid": {"note": setup.grid_note, "points": len(points)},
+        "baseline": baseline.model_dump(include={"utility_members", "utility_test", "utility_nonmembers", "attack_accuracy", "attack"}),
+        "tradeoffs": tradeoffs,
+        "grid_best_objective": grid_best_objective,
+        "grid_best": {"clip": grid_best.clip, "noise": grid_best.noise, "utility_loss": baseline.utility_test - grid_best.utility_test,
+                      "attack_accuracy": grid_best.attack_accuracy, "epsilon": grid_best.epsilon},
+        "search_efficiency": {
+            "bayes_trials_to_98pct": median_reach(reach["bayes"]),
+            "random_trials_to_98pct": median_reach(reach["random"]),
+            "grid_trials": len(points),
+            "per_seed": reach,
+            "budget": trials,
+        },
+    }
+    plot_setup(name, setup, baseline, grid, results, bounds, trials, args.out / "figures")
+    return out
+
+
+def plot_setup(name, setup, baseline, grid, results, bounds, trials, figures: Path) -> None:  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import cm
+
+    figures.mkdir(parents=True, exist_ok=True)
+
+    def surfaces(measurements, title: str, path: Path, interpolate: bool) -> None:
+        clip = np.array([m.clip for m in measurements])
+        noise = np.array([m.noise for m in measurements])
+        util = np.array([m.utility_test - baseline.utility_test for m in measurements])
+        priv = np.array([m.attack_accuracy for m in measurements])
+        fig = plt.figure(figsize=(11, 4.5))
+        for i, (values, label) in enumerate(((util, "utility (AUC - baseline AUC)"), (priv, "privacy loss (attack accuracy)"))):
+            ax = fig.add_subplot(1, 2, i + 1, projection="3d")
+            if interpolate:
+                ax.plot_trisurf(noise, clip, values, cmap=cm.viridis, linewidth=0.1, antialiased=True)
+                ax.scatter(noise, clip, values, color="k", s=6)
+            else:
+                nc, nn = len(np.unique(clip)), len(np.unique(noise))
+                order = np.lexsort((noise, clip))
+                ax.plot_surface(noise[order].reshape(nc, nn), clip[order].reshape(nc, nn),
+                                values[order].reshape(nc, nn), cmap=cm.viridis, linewidth=0)
+            ax.set_xlabel("noise multiplier")
+            ax.set_ylabel("clipping norm")
+            ax.set_zlabel(label, fontsize=8)
+            ax.set_title(label, fontsize=9)
+        fig.suptitle(title)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+    surfaces(grid, f"{name}: grid search surfaces ({setup.grid_note.split(':')[0]})", figures / f"{name}-grid-surfaces.png",
+             interpolate=False)
+    optimizer_trials = results[("bayes", 10.0, 0.5, 0)]
+    surfaces(optimizer_trials, f"{name}: surfaces from the optimizer's {len(optimizer_trials)} trials alone",
+             figures / f"{name}-optimizer-surfaces.png", interpolate=True)
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for bound in bounds:
+        run = results[("bayes", bound, 0.5, 0)]
+        best, xs, ys = -np.inf, [], {"objective": [], "utility": [], "privacy": []}
+        for i, m in enumerate(run, start=1):
+            o = objective(m.utility_test, m.attack_accuracy, baseline, 0.5)
+            if o > best:  # mark only new bests, as the study's figures do
+                best = o
+                xs.append(i)
+                ys["objective"].append(o)
+                ys["utility"].append(m.utility_test - baseline.utility_test)
+                ys["privacy"].append(m.attack_accuracy)
+        for ax, key in zip(axes, ("objective", "utility", "privacy")):
+            ax.plot(xs, ys[key], marker="o", label=f"max clip/noise {bound:g}")
+    for ax, key in zip(axes, ("objective (t = 0.5)", "utility (AUC - baseline)", "privacy loss (attack acc.)")):
+        ax.set_xlabel("trial")
+        ax.set_title(key, fontsize=9)
+        ax.set_xlim(0, trials + 1)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{name}: new best results over trials (Bayesian optimisation)")
+    fig.tight_layout()
+    fig.savefig(figures / f"{name}-convergence.png", dpi=110)
+    plt.close(fig)
+
+
+def _fmt(v: object, digits: int = 3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def write_markdown(results: dict, args: argparse.Namespace, command: str) -> str:
+    lines = [
+        "# Reproducing the study (chapter 6, Tables 11-14, Figures 41-46)",
+        "",
+        f"Made by `{command}` on {os.cpu_count()} cores; this file, `docs/results/reproduction.json` and the",
+        "figures in `docs/figures/` are written by that one command. The study's figures are in brackets.",
+        "",
+    ]
+    for key, res in results.items():
+        if key == "search_efficiency":
+            continue
+        study = STUDY[key]
+        b, sb = res["baseline"], study["baseline"]
+        lines += [
+            f"## {key} ({res['wall_seconds']:.0f} s wall, data preparation {res['prep_seconds']:.0f} s)",
+            "",
+            f"Splits: {res['split_sizes']}. Model: hidden {res['model']['hidden']}, dropout {res['model']['dropout']}, "
+            f"{res['model']['optimizer']}, {res['model']['epochs']} epochs, batch {res['model']['batch_size']}. "
+            f"Grid: {res['grid']['note']}.",
+            "",
+            "| baseline (Table 11/12) | ours | study |",
+            "|---|---|---|",
+            *(f"| {name} | {_fmt(b[name])} | [{_fmt(sb[name])}] |" for name in
+              ("utility_members", "utility_test", "utility_nonmembers", "attack_accuracy")),
+            "",
+            "| t (Table 13/14) | utility loss | attack accuracy | epsilon | clip | noise | best at trial | study: utility loss | study: attack acc. |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for t, row in res["tradeoffs"].items():
+            su, sp = study["tradeoffs"][t]
+            lines.append(
+                f"| {t} | {_fmt(row['utility_loss'])} | {_fmt(row['attack_accuracy'])} | {_fmt(row['epsilon'], 2)} | "
+                f"{_fmt(row['clip'], 2)} | {_fmt(row['noise'], 2)} | {row['trial_of_best']}/{row['trials']} | [{su}] | [{sp}] |"
+            )
+        g = res["grid_best"]
+        e = res["search_efficiency"]
+        lines += [
+            "",
+            f"Grid best at t = 0.5: objective {_fmt(res['grid_best_objective'], 4)} at clip {_fmt(g['clip'], 2)}, "
+            f"noise {_fmt(g['noise'], 2)} (utility loss {_fmt(g['utility_loss'])}, attack accuracy {_fmt(g['attack_accuracy'])}).",
+            "",
+            f"Search cost to reach 98 % of the grid-best objective (median over {len(e['per_seed']['bayes'])} seeds, "
+            f"budget {e['budget']} trials; '-' = median run did not reach it): bayes {_fmt(e['bayes_trials_to_98pct'], 1)}, "
+            f"random {_fmt(e['random_trials_to_98pct'], 1)}, grid {e['grid_trials']}. Per seed: bayes {e['per_seed']['bayes']}, "
+            f"random {e['per_seed']['random']}.",
+            "",
+            f"![grid]({'figures/' + key.replace('_', '-') + '-grid-surfaces.png'}) "
+            f"![optimizer]({'figures/' + key.replace('_', '-') + '-optimizer-surfaces.png'}) "
+            f"![convergence]({'figures/' + key.replace('_', '-') + '-convergence.png'})",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--setup", choices=["synthea-sgd", "synthea-adam", "hiv", "all"], default="all")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--trials", type=int, default=30, help="budget of each optimizer run")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds for the search-cost comparison")
+    args = parser.parse_args()
+    command = "python benchmarks/reproduce_study.py " + " ".join(sys.argv[1:])
+    setups = make_setups(args.quick)
+    names = list(setups) if args.setup == "all" else [args.setup]
+    results_path = args.out / "results" / "reproduction.json"
+    results: dict = json.loads(results_path.read_text()) if results_path.exists() and not args.quick else {}
+    for name in names:
+        results[setups[name].key] = run_setup(name, setups[name], args)
+        results["search_efficiency"] = {
+            k: v["search_efficiency"] for k, v in results.items() if k != "search_efficiency"
+        }
+        results_path.parent.mkdir(parents=True, exist_ok=True)
+        results_path.write_text(json.dumps(results, indent=2))
+        (args.out / "reproduction.md").write_text(write_markdown(results, args, command))
+        print(json.dumps({k: results[setups[name].key][k] for k in ("baseline", "tradeoffs", "search_efficiency")},
+                         indent=1, default=str), flush=True)
+
+
+if __name__ == "__main__":
+    main()

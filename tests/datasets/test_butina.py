@@ -1,0 +1,70 @@
+"""Butina split on a seeded sub-sample of the real HIV file: distant, disjoint groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from app.datasets import ButinaSplit, prepare_dataset
+from app.datasets.butina import butina_groups
+from app.datasets.smiles import morgan_fingerprints, tanimoto, tanimoto_distance_matrix
+
+
+@pytest.fixture(scope="module")
+def hiv_sample(hiv_csv: Path) -> pd.DataFrame:
+    df = pd.read_csv(hiv_csv)
+    return df.sample(n=3000, random_state=0).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def hiv_bits(hiv_sample: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    bits, valid = morgan_fingerprints(hiv_sample["smiles"].iloc[:1500])
+    return bits[valid], hiv_sample["HIV_active"].to_numpy()[:1500][valid]
+
+
+def test_distance_matrix_matches_rdkit() -> None:
+    from rdkit import Chem, DataStructs
+    from rdkit.Chem import rdFingerprintGenerator
+
+    smiles = ["CCO", "CCN", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O"]
+    bits, _ = morgan_fingerprints(smiles, bits=1024)
+    generator = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=1024)
+    fps = [generator.GetFingerprint(Chem.MolFromSmiles(s)) for s in smiles]
+    expected = np.array([[1.0 - DataStructs.TanimotoSimilarity(a, b) for b in fps] for a in fps])
+    assert np.allclose(tanimoto_distance_matrix(bits), expected, atol=1e-6)
+
+
+def test_groups_are_distant_and_never_split_a_cluster(hiv_bits: tuple[np.ndarray, np.ndarray]) -> None:
+    bits, _ = hiv_bits
+    groups = butina_groups(bits, cutoff=0.7)
+    sizes = np.bincount(groups.group, minlength=3)
+    assert sizes.sum() == len(bits) and sizes[0] >= sizes[1] >= sizes[2] > 0
+    assert sizes / sizes.sum() == pytest.approx([0.52, 0.27, 0.21], abs=0.03)
+    # disjoint: every Butina cluster lies in exactly one group
+    per_cluster = pd.Series(groups.group).groupby(groups.cluster).nunique()
+    assert (per_cluster == 1).all()
+    similarity = tanimoto(bits, bits)
+    np.fill_diagonal(similarity, np.nan)
+    same = groups.group[:, None] == groups.group[None, :]
+    within = np.nanmean(similarity[same])
+    cross = np.nanmean(similarity[~same])
+    assert cross < within
+
+
+def test_butina_split_subsamples_and_keeps_both_classes(hiv_sample: pd.DataFrame) -> None:
+    data, report = prepare_dataset(
+        hiv_sample, label="HIV_active", split=ButinaSplit(max_compounds=1500), smiles_column="smiles", seed=0
+    )
+    assert report.rows_in == 3000 and report.rows_used == 1500
+    assert report.split_details["compounds_clustered"] == 1500
+    sizes = report.split_sizes
+    assert sizes["members"] > sizes["test"] > sizes["nonmembers"] >= 20
+    for part in ("members", "test", "nonmembers"):
+        assert min(report.class_counts[part].values()) > 0
+    again, _ = prepare_dataset(
+        hiv_sample, label="HIV_active", split=ButinaSplit(max_compounds=1500), smiles_column="smiles", seed=0
+    )
+    assert np.array_equal(data.x_test, again.x_test)

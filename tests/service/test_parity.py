@@ -1,0 +1,40 @@
+"""The service gives the same numbers as the engine's in-process `tune()` for the same data, spec and seed."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.datasets.features import prepare_dataset
+from app.datasets.splits import RandomSplit
+from app.datasets.tables import read_table
+from app.settings import Settings
+from app.tuning.engine import tune
+from app.tuning.model_spec import ModelSpec
+from app.tuning.search import SearchSpec
+from tests.service.conftest import TINY_MODEL, tiny_job
+from tests.service.helpers import run_worker_until_done, upload_tiny
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_service_matches_tune(client: TestClient, settings: Settings) -> None:
+    dataset = upload_tiny(client)
+    search = {"method": "bayes", "trials": 3, "initial_points": 2}  # the third point comes from the GP
+    job = client.post("/v1/jobs", json=tiny_job(str(dataset["id"]), search=search, tradeoff=0.4, seed=3)).json()
+    run_worker_until_done(client, settings, job["id"])
+    served = client.get(f"/v1/jobs/{job['id']}/result").json()
+
+    frame = read_table(settings.data_dir / "datasets" / f"{dataset['id']}.csv")
+    data, _ = prepare_dataset(frame, label="outcome", split=RandomSplit(), seed=3)
+    local = tune(data, ModelSpec(**TINY_MODEL), SearchSpec(**search), tradeoff=0.4, seed=3)
+
+    assert served["baseline"]["utility_test"] == pytest.approx(local.baseline.utility_test, abs=1e-9)
+    assert served["baseline"]["attack_accuracy"] == pytest.approx(local.baseline.attack_accuracy, abs=1e-9)
+    assert served["delta"] == pytest.approx(local.delta)
+    for mine, theirs in zip(served["trials"], local.trials, strict=True):
+        assert (mine["clip"], mine["noise"]) == pytest.approx((theirs.clip, theirs.noise), abs=1e-9)
+        assert mine["objective"] == pytest.approx(theirs.objective, abs=1e-9)
+        assert mine["epsilon"] == pytest.approx(theirs.epsilon, rel=1e-9)
+    assert local.recommendation is not None
+    assert served["recommendation"]["index"] == local.recommendation.index
+    assert served["pareto_front"] == local.pareto_front
