@@ -8,12 +8,15 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Any
+import threading
 
 logger = logging.getLogger("dptune.serve")
 
 # After its grace period a stopping worker releases its unit; give it that long, plus time to write.
 CHILD_EXIT_SLACK_SECONDS = 15.0
+SUPERVISE_SECONDS = 1.0
+RESTART_PAUSE_SECONDS = 5.0
+MAX_RESTART_PAUSE_SECONDS = 60.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -76,31 +79,63 @@ def serve_command(args: argparse.Namespace) -> int:
         upgrade_schema(database)
     finally:
         database.dispose()
-    child = None if args.no_worker else start_worker_child()
+    supervisor = None if args.no_worker else WorkerSupervisor(settings.stop_grace_seconds + CHILD_EXIT_SLACK_SECONDS)
+    if supervisor is not None:
+        supervisor.start()
     try:
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
     finally:
-        if child is not None:
-            stop_worker_child(child, settings.stop_grace_seconds + CHILD_EXIT_SLACK_SECONDS)
+        if supervisor is not None:
+            supervisor.stop()
     return 0
 
 
-def start_worker_child() -> subprocess.Popen[Any]:
-    # Its own session, so a terminal's Ctrl+C reaches only the server, which then stops the worker once.
-    child = subprocess.Popen(
-        [sys.executable, "-m", "workers", "--parent-pid", str(os.getpid())], start_new_session=True
-    )
-    logger.info("started worker process %d", child.pid)
-    return child
+class WorkerSupervisor:
+    """Keeps `dptune serve`'s one worker process alive: restarts it (with growing pauses) if it dies, and
+    stops it with the server. A restarted worker's unfinished trial is re-run once its lease expires."""
 
+    def __init__(self, stop_timeout: float) -> None:
+        self.stop_timeout = stop_timeout
+        self.child: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
 
-def stop_worker_child(child: subprocess.Popen[Any], timeout: float) -> None:
-    if child.poll() is not None:
-        return
-    child.send_signal(signal.SIGTERM)
-    try:
-        child.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        logger.warning("worker process %d did not stop in %.0f s; killing it", child.pid, timeout)
-        child.kill()
-        child.wait()
+    def start(self) -> None:
+        self._spawn()
+        self._thread.start()
+
+    def _spawn(self) -> None:
+        # Its own session, so a terminal's Ctrl+C reaches only the server, which then stops the worker once.
+        with self._lock:
+            self.child = subprocess.Popen(
+                [sys.executable, "-m", "workers", "--parent-pid", str(os.getpid())], start_new_session=True
+            )
+        logger.info("started worker process %d", self.child.pid)
+
+    def _watch(self) -> None:
+        pause = RESTART_PAUSE_SECONDS
+        while not self._stopping.wait(SUPERVISE_SECONDS):
+            child = self.child
+            if child is None or child.poll() is None:
+                continue
+            logger.error("worker process %d exited with %s; restarting it in %.0f s", child.pid, child.returncode,
+                         pause)
+            if self._stopping.wait(pause):
+                return
+            pause = min(pause * 2, MAX_RESTART_PAUSE_SECONDS)
+            self._spawn()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            child = self.child
+        if child is None or child.poll() is not None:
+            return
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            logger.warning("worker process %d did not stop in %.0f s; killing it", child.pid, self.stop_timeout)
+            child.kill()
+            child.wait()

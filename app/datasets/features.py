@@ -17,14 +17,23 @@ from app.datasets.errors import DatasetError
 from app.datasets.smiles import morgan_fingerprints
 from app.datasets.splits import (
     MEMBERS,
+    NONMEMBERS,
     PARTS,
+    TEST,
     ButinaSplit,
     ColumnSplit,
     KMeansSplit,
     SplitSpec,
     assign_split,
 )
-from app.datasets.tables import DEFAULT_MAX_CATEGORIES, MISSING_CATEGORY, label_classes, numeric_view, validate_table
+from app.datasets.tables import (
+    DEFAULT_MAX_CATEGORIES,
+    MISSING_CATEGORY,
+    check_feature_column,
+    label_classes,
+    numeric_view,
+    validate_table,
+)
 from app.tuning.prepared import PreparedData
 
 logger = logging.getLogger(__name__)
@@ -74,8 +83,11 @@ def prepare_dataset(
     """Validate, split and encode. Tabular: standardized numbers and one-hot categories; SMILES: ECFP bits."""
     if isinstance(split, ButinaSplit) and smiles_column is None:
         raise DatasetError("butina_needs_smiles", "the Butina split needs a SMILES column (smiles_column)")
-    checked = df if smiles_column is None else df[_smiles_table_columns(df, label, smiles_column, split)]
-    validate_table(checked, label, smiles_column, max_categories)
+    validate_table(df, label, smiles_column, max_categories)
+    if smiles_column is not None and isinstance(split, KMeansSplit):
+        for column in split.columns:  # not features here, but k-means encodes them
+            if column in df.columns:
+                check_feature_column(df[column], column, max_categories)
 
     rows = np.arange(len(df))
     fingerprints: np.ndarray | None = None
@@ -83,6 +95,10 @@ def prepare_dataset(
     if smiles_column is not None:
         bits, valid = morgan_fingerprints(df[smiles_column].tolist(), fingerprint_radius, fingerprint_bits)
         invalid = int((~valid).sum())
+        if not valid.any():
+            raise DatasetError(
+                "no_valid_smiles", f"no value in column '{smiles_column}' is a valid SMILES", {"column": smiles_column}
+            )
         rows = np.flatnonzero(valid)
         fingerprints = bits[rows]
     table = df.iloc[rows].reset_index(drop=True)
@@ -106,12 +122,12 @@ def prepare_dataset(
 
     x = encoded.x.astype(np.float32)
     data = PreparedData(
-        x_members=x[part == 0],
-        y_members=y[part == 0].astype(np.int64),
-        x_test=x[part == 1],
-        y_test=y[part == 1].astype(np.int64),
-        x_nonmembers=x[part == 2],
-        y_nonmembers=y[part == 2].astype(np.int64),
+        x_members=x[part == MEMBERS],
+        y_members=y[part == MEMBERS].astype(np.int64),
+        x_test=x[part == TEST],
+        y_test=y[part == TEST].astype(np.int64),
+        x_nonmembers=x[part == NONMEMBERS],
+        y_nonmembers=y[part == NONMEMBERS].astype(np.int64),
         n_classes=len(class_names),
         feature_names=encoded.names,
         class_names=class_names,
@@ -138,16 +154,6 @@ def prepare_dataset(
         report.rows_used, report.rows_in, report.split_sizes, report.n_features, invalid,
     )
     return data, report
-
-
-def _smiles_table_columns(df: pd.DataFrame, label: str, smiles_column: str, split: SplitSpec) -> list[str]:
-    """The columns a SMILES table is checked on: its other columns are not features, so not validated."""
-    wanted = [label, smiles_column]
-    if isinstance(split, ColumnSplit):
-        wanted.append(split.column)
-    elif isinstance(split, KMeansSplit):
-        wanted.extend(split.columns)
-    return [c for c in dict.fromkeys(wanted) if c in df.columns]
 
 
 def encode_tabular(table: pd.DataFrame, members: np.ndarray) -> EncodedFeatures:

@@ -34,20 +34,15 @@ except ImportError:  # pragma: no cover - older RDKit
 def morgan_fingerprints(smiles: Iterable[object], radius: int = 2, bits: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """ECFP bits (n, bits) uint8 and a validity mask; rows of invalid or missing SMILES are all zeros."""
     fingerprint = _fingerprinter(radius, bits)
-    rows: list[np.ndarray] = []
-    valid: list[bool] = []
-    empty = np.zeros(bits, dtype=np.uint8)
-    for text in smiles:
+    texts = list(smiles)
+    out = np.zeros((len(texts), bits), dtype=np.uint8)
+    valid = np.zeros(len(texts), dtype=bool)
+    for i, text in enumerate(texts):
         mol = Chem.MolFromSmiles(text) if isinstance(text, str) and text.strip() else None
-        if mol is None:
-            rows.append(empty)
-            valid.append(False)
-        else:
-            rows.append(np.asarray(fingerprint(mol), dtype=np.uint8))
-            valid.append(True)
-    if not rows:
-        return np.zeros((0, bits), dtype=np.uint8), np.zeros(0, dtype=bool)
-    return np.vstack(rows), np.asarray(valid, dtype=bool)
+        if mol is not None:
+            out[i] = fingerprint(mol)
+            valid[i] = True
+    return out, valid
 
 
 def tanimoto(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -214,7 +214,11 @@ def validate_table(
     smiles_column: str | None = None,
     max_categories: int = DEFAULT_MAX_CATEGORIES,
 ) -> TableSummary:
-    """Check the table is usable for `label`; raise DatasetError naming the column (and row) at fault."""
+    """Check the table is usable for `label`; raise DatasetError naming the column (and row) at fault.
+
+    With a SMILES column the features are its fingerprints, so other columns (identifiers, notes) are not
+    checked as features.
+    """
     if len(df) == 0 or df.shape[1] == 0:
         raise DatasetError("empty_table", "the table has no data rows")
     columns = [str(c) for c in df.columns]
@@ -249,9 +253,8 @@ def validate_table(
             "dptune needs a classification label",
             {"column": label, "count": len(names), "max": max_categories},
         )
-    for column in columns:
-        if column in (label, smiles_column):
-            continue
+    feature_columns = [c for c in columns if c != label] if smiles_column is None else []
+    for column in feature_columns:
         check_feature_column(df[column], column, max_categories)
     counts = np.bincount(codes, minlength=len(names))
     return TableSummary(

@@ -116,6 +116,13 @@ def test_invalid_smiles_are_counted_not_fatal(capfd: pytest.CaptureFixture[str])
     assert "not-a-smiles" not in capfd.readouterr().err  # RDKit's logging (with the value) is silenced
 
 
+def test_no_valid_smiles() -> None:
+    df = pd.DataFrame({"smiles": ["xx", "yy"] * 20, "active": [0, 1] * 20})
+    with pytest.raises(DatasetError) as excinfo:
+        prepare_dataset(df, label="active", split=RandomSplit(), smiles_column="smiles")
+    assert excinfo.value.code == "no_valid_smiles"
+
+
 def test_smiles_table_ignores_other_columns() -> None:
     # 'activity' would leak the label, and 'compound_id' would fail the category cap, were they features
     df = pd.DataFrame(

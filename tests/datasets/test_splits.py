@@ -41,7 +41,9 @@ def test_parse_split_option(text: str, expected: SplitSpec) -> None:
     assert parse_split_option(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "kmeans", "kmeans:", "column", "random:0.5", "butina:x", "stratified", "kmeans:a,a"])
+@pytest.mark.parametrize(
+    "text", ["", "kmeans", "kmeans:", "column", "random:0.5", "butina:x", "stratified", "kmeans:a,a"]
+)
 def test_parse_split_option_rejects(text: str) -> None:
     with pytest.raises(DatasetError) as excinfo:
         parse_split_option(text)
@@ -85,7 +87,8 @@ def test_too_small_split() -> None:
 
 
 def test_single_class_part_is_too_small() -> None:
-    df = pd.DataFrame({"x": range(40), "y": [1] + [0] * 39, "fold": ["members"] * 20 + ["test"] * 10 + ["nonmembers"] * 10})
+    fold = ["members"] * 20 + ["test"] * 10 + ["nonmembers"] * 10
+    df = pd.DataFrame({"x": range(40), "y": [1] + [0] * 39, "fold": fold})
     with pytest.raises(DatasetError) as excinfo:
         assign_split(df, ColumnSplit(column="fold"), _labels(df))
     assert excinfo.value.code == "split_too_small"

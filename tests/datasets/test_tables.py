@@ -191,9 +191,14 @@ def test_too_many_categories(tabular: pd.DataFrame) -> None:
     assert validate_table(df, "y", max_categories=len(df)).rows == len(df)
 
 
-def test_smiles_column_is_exempt_from_the_category_cap() -> None:
-    df = pd.DataFrame({"smiles": ["C" * (i + 1) for i in range(150)], "label": [0, 1] * 75})
+def test_smiles_table_checks_no_other_columns() -> None:
+    # the features are the fingerprints: neither the SMILES nor an identifier column is a category
+    df = pd.DataFrame(
+        {"smiles": ["C" * (i + 1) for i in range(150)], "id": [f"c{i}" for i in range(150)], "label": [0, 1] * 75}
+    )
     assert validate_table(df, "label", smiles_column="smiles").rows == 150
+    with pytest.raises(DatasetError):
+        validate_table(df.drop(columns="smiles"), "label")
 
 
 def test_continuous_label_is_not_a_class_label() -> None:

@@ -123,6 +123,7 @@ def _job_cases(dataset_id: str) -> dict[str, tuple[object, int]]:
         "trials mistyped": (job(search={"trials": "many"}), 422),
         "no budget": (job(search={"trials": None}), 422),
         "unknown search method": (job(search={"method": "genetic"}), 422),
+        "grid too fine": (job(search={"method": "grid", "grid_step": 1e-6}), 422),
         "unknown field": (job(colour="blue"), 422),
         "unknown split kind": (job(split={"kind": "alphabetical"}), 422),
         "split column missing": (job(split={"kind": "kmeans", "columns": ["nope"]}), 422),
@@ -143,8 +144,10 @@ def test_bad_jobs(client: TestClient, settings: Settings, database: Database) ->
         response = client.post("/v1/jobs", json=body)
         assert response.status_code == status, (case, response.text)
         assert_error_shape(response, status)
-    malformed = client.post("/v1/jobs", content=b"{not json", headers={"content-type": "application/json"})
-    assert_error_shape(malformed, 422)
+    for raw in (b"{not json", b'{"dataset_id": "%s", "tradeoff": NaN}' % dataset_id.encode(),
+                b'{"dataset_id": "%s", "delta": Infinity}' % dataset_id.encode()):
+        response = client.post("/v1/jobs", content=raw, headers={"content-type": "application/json"})
+        assert_error_shape(response, 422)
     _nothing_written(database, settings, datasets=1)
 
 
