@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, engine_from_config, pool
 
-import app.datasets.models  # noqa: F401
+import app.datasets.models
 import app.jobs.models  # noqa: F401  (registers the tables on Base.metadata)
 from app.db import Base
 from app.settings import Settings
