@@ -13,9 +13,6 @@ from app.tuning.model_spec import ModelSpec
 from app.tuning.results import Baseline, Recommendation, Trial
 from app.tuning.search import SearchSpec
 
-MAX_GRID_POINTS = 1_000_000
-
-
 class JobCreate(BaseModel):
     """A tuning job. Every field but dataset_id has a default."""
 
@@ -35,17 +32,6 @@ class JobCreate(BaseModel):
         if value is not None and not math.isfinite(value):
             raise ValueError("must be a finite number")
         return value
-
-    @field_validator("search")
-    @classmethod
-    def _grid_fits_in_memory(cls, search: SearchSpec) -> SearchSpec:
-        # SearchSpec.budget() lists a grid's points; a tiny grid_step would make that list enormous.
-        if search.method == "grid":
-            clips = (search.max_clip - search.min_clip) / search.grid_step
-            noises = max(search.max_noise / search.grid_step, 1.0)
-            if clips * noises > MAX_GRID_POINTS:
-                raise ValueError(f"the grid would have over {MAX_GRID_POINTS:,} points; use a larger grid_step")
-        return search
 
 
 class Progress(BaseModel):

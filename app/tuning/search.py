@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Point = tuple[float, float]
+MAX_GRID_POINTS = 1_000_000
 
 
 class SearchSpec(BaseModel):
@@ -40,19 +41,34 @@ class SearchSpec(BaseModel):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"{name} must be finite")
+        if self.method == "grid" and self.grid_size() > MAX_GRID_POINTS:
+            raise ValueError(f"the grid would have over {MAX_GRID_POINTS:,} points; use a larger grid_step")
         return self
+
+    def grid_axes(self) -> tuple[np.ndarray, np.ndarray]:
+        clips = np.arange(self.min_clip, self.max_clip, self.grid_step)
+        noises = np.arange(0.0, self.max_noise, self.grid_step) if self.max_noise > 0 else np.array([0.0])
+        return clips, noises
+
+    def grid_size(self) -> int:
+        """Points of the grid, counted without listing them (a tiny step must not exhaust memory)."""
+        clips = math.ceil((self.max_clip - self.min_clip) / self.grid_step)
+        noises = math.ceil(self.max_noise / self.grid_step) if self.max_noise > 0 else 1
+        if clips * noises > MAX_GRID_POINTS:
+            return clips * noises
+        axis_clips, axis_noises = self.grid_axes()  # exact where float steps land on a bound
+        return len(axis_clips) * len(axis_noises)
 
     def budget(self) -> int:
         """Trial count: the budget, capped by the grid's size for grid search (time-only budgets are unbounded)."""
-        cap = len(grid_points(self)) if self.method == "grid" else 10**9
+        cap = self.grid_size() if self.method == "grid" else 10**9
         return min(self.trials, cap) if self.trials is not None else cap
 
 
 def grid_points(spec: SearchSpec) -> list[Point]:
     """The study's grid: clip from min_clip and noise from 0, in steps of grid_step, below the maxima.
     Defaults give 20 x 20 = 400 points, as in the study."""
-    clips = np.arange(spec.min_clip, spec.max_clip, spec.grid_step)
-    noises = np.arange(0.0, spec.max_noise, spec.grid_step) if spec.max_noise > 0 else np.array([0.0])
+    clips, noises = spec.grid_axes()
     return [(round(float(c), 6), round(float(z), 6)) for c in clips for z in noises]
 
 

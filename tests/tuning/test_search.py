@@ -62,3 +62,11 @@ def test_constant_liar_spreads_parallel_suggestions() -> None:
 def test_invalid_search_specs_are_rejected(bad: dict) -> None:
     with pytest.raises(ValidationError):
         SearchSpec(**bad)
+
+
+def test_grid_size_is_counted_not_listed() -> None:
+    spec = SearchSpec(method="grid", max_clip=3.0, max_noise=2.0, grid_step=0.25)
+    assert spec.grid_size() == len(grid_points(spec)) == 12 * 8
+    assert SearchSpec(method="grid").grid_size() == 400
+    with pytest.raises(ValidationError, match="grid would have over"):
+        SearchSpec(method="grid", grid_step=1e-5)
