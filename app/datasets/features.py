@@ -49,7 +49,7 @@ class PreparationReport(BaseModel):
     unseen_categories: dict[str, int] = Field(
         default_factory=dict, description="Test/nonmember rows whose category never occurs in members (encoded 0)."
     )
-    dropped_columns: list[str] = Field(default_factory=list, description="Columns with no usable member values.")
+    dropped_columns: list[str] = Field(default_factory=list, description="Columns with no usable member values, or constant on the members.")
     split_sizes: dict[str, int]
     class_counts: dict[str, dict[str, int]] = Field(description="Rows per class, per part.")
     class_names: list[str]
@@ -156,9 +156,16 @@ def prepare_dataset(
     return data, report
 
 
+# A column constant on the members teaches the model nothing, but its untrained weights still act on test and
+# nonmember rows whose values differ, handing the attack a member/nonmember signal that no training made
+# (measured on synthea-covid: k-means puts every member in one education level). Such columns are dropped.
+CONSTANT_ON_MEMBERS = "constant on members"
+
+
 def encode_tabular(table: pd.DataFrame, members: np.ndarray) -> EncodedFeatures:
-    """Numbers: impute the members' median, standardize with the members' mean and sd (sd 0 -> 1).
-    Text: one-hot on the members' levels, missing as its own level, unseen levels all zeros."""
+    """Numbers: impute the members' median, standardize with the members' mean and sd.
+    Text: one-hot on the members' levels, missing as its own level, unseen levels all zeros.
+    Columns constant on the members are dropped (CONSTANT_ON_MEMBERS)."""
     blocks: list[np.ndarray] = []
     out = EncodedFeatures(x=np.zeros((len(table), 0), dtype=np.float32), names=[])
     for column in table.columns:
@@ -173,7 +180,10 @@ def encode_tabular(table: pd.DataFrame, members: np.ndarray) -> EncodedFeatures:
                 continue
             values = np.where(missing, np.median(member_values), values)
             mean, sd = values[members].mean(), values[members].std()
-            blocks.append(((values - mean) / (sd if sd > 0 else 1.0))[:, None])
+            if sd == 0:  # see CONSTANT_ON_MEMBERS
+                out.dropped.append(name)
+                continue
+            blocks.append(((values - mean) / sd)[:, None])
             out.names.append(name)
         else:
             text = table[column].astype("string")
@@ -184,6 +194,9 @@ def encode_tabular(table: pd.DataFrame, members: np.ndarray) -> EncodedFeatures:
             unseen = int((onehot.sum(axis=1) == 0).sum())
             if unseen:
                 out.unseen[name] = unseen
+            if len(levels) < 2:  # one level among members: a constant column, see CONSTANT_ON_MEMBERS
+                out.dropped.append(name)
+                continue
             blocks.append(onehot)
             out.names.extend(f"{name}={level}" for level in levels)
         if missing.any():

@@ -56,12 +56,17 @@ def test_standardization_uses_members_only() -> None:
     assert data.x_nonmembers[:, 0].mean() > 10
 
 
-def test_split_column_is_not_a_feature_and_constant_columns_are_safe() -> None:
+def test_split_column_is_not_a_feature_and_columns_constant_on_members_are_dropped() -> None:
     df = _folded().assign(x=np.arange(80.0), const=7.0)
-    data, _ = prepare_dataset(df, label="y", split=ColumnSplit(column="fold"))
+    members = (df["fold"] == "members").to_numpy()
+    # Constant among members only: the model could learn nothing from them, yet other splits differ.
+    df["member_const"] = np.where(members, 1.0, np.arange(80.0))
+    df["member_level"] = np.where(members, "a", "b")
+    data, report = prepare_dataset(df, label="y", split=ColumnSplit(column="fold"))
     assert "fold" not in " ".join(data.feature_names)
     assert np.all(np.isfinite(data.x_members))
-    assert np.all(data.x_members[:, data.feature_names.index("const")] == 0.0)
+    assert data.feature_names == ["x"]
+    assert set(report.dropped_columns) == {"const", "member_const", "member_level"}
 
 
 def test_unseen_categories_are_all_zeros_and_counted() -> None:
