@@ -23,6 +23,13 @@ SHIFT_NOTE = (
     "distribution shift between the splits), not inferring membership; no DP noise removes that signal."
 )
 
+WEAK_BASELINE_NOTE = (
+    "The non-private baseline's test utility is {utility:.3f}, near or below chance (0.5): the model does not "
+    "generalise to the test split, so the utility side of this trade-off means little. Fix the model or the "
+    "split before choosing privacy parameters."
+)
+WEAK_BASELINE_UTILITY = 0.6
+
 
 def objective(utility: float, attack_accuracy: float, baseline: Baseline, tradeoff: float) -> float:
     """o_i = t * (u_i - u_start) + (1 - t) * (p_start - p_i), to maximise."""
@@ -76,6 +83,8 @@ def recommend(trials: Sequence[Trial], baseline: Baseline, tradeoff: float) -> R
     best = max(rescored, key=lambda t: (t.objective, -t.index))
     bound = attack_accuracy_bound(best.epsilon, best.delta)
     notes = [TUNING_COST_NOTE, EMPIRICAL_NOTE]
+    if baseline.utility_test < WEAK_BASELINE_UTILITY:
+        notes.append(WEAK_BASELINE_NOTE.format(utility=baseline.utility_test))
     if bound is not None and best.attack_accuracy > bound:
         notes.append(SHIFT_NOTE.format(measured=best.attack_accuracy, bound=bound))
     return Recommendation(

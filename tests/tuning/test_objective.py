@@ -75,3 +75,9 @@ def test_recommendation_flags_attacks_above_the_dp_bound() -> None:
     assert not any("distribution shift" in n for n in recommend([trial], base, 0.5).notes)
     tight = trial.model_copy(update={"epsilon": 0.2})  # bound ~0.550 < 0.60 measured
     assert any("distribution shift" in n for n in recommend([tight], base, 0.5).notes)
+
+
+def test_recommendation_warns_when_the_baseline_does_not_generalise() -> None:
+    trial = score(_measurement(0.5, 0.5), _baseline(0.4, 0.6), 0.5, 0)
+    assert any("near or below chance" in n for n in recommend([trial], _baseline(0.4, 0.6), 0.5).notes)
+    assert not any("near or below chance" in n for n in recommend([trial], _baseline(0.9, 0.6), 0.5).notes)
