@@ -135,9 +135,13 @@ def build_model(
     elif fast:
         common = dict(l2_norm_clip=dp.clip, noise_multiplier=dp.noise, layer_registry=registry, use_xla=False)
         if isinstance(plain, tf.keras.Sequential):
-            model = DPSequential(layers=list(plain.layers), **common)
+            # Sequential.layers omits the InputLayer; without it the DP model has no compute graph at
+            # construction and TF Privacy silently falls back to the slow vectorised clipping.
+            inputs = tf.keras.layers.InputLayer(input_shape=plain.input_shape[1:])
+            model = DPSequential(layers=[inputs, *plain.layers], **common)
         else:
             model = DPModel(inputs=plain.inputs, outputs=plain.outputs, **common)
+        fast = bool(model._enable_fast_peg_computation)  # TF Privacy's own decision, not just ours
         optimizer, per_example = _plain_optimizer(spec), False
     else:
         model, optimizer, per_example = plain, _optimizer(spec, dp), True
