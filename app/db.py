@@ -65,17 +65,28 @@ class JsonText(TypeDecorator[Any]):
         return None if value is None else json.loads(value)
 
 
+SQLITE_POOL_SIZE = 40  # anyio's default thread pool: the most requests that use a connection at once
+
+
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def make_engine(settings: Settings) -> Engine:
+def make_engine(settings: Settings, application_name: str = "dptune") -> Engine:
+    """`hide_parameters`: a database error's message never quotes the values of a statement (they can be
+    column names or label classes of a user's data), so neither logs nor responses can carry them.
+    On PostgreSQL the connections carry `application_name` (pg_stat_activity shows which process is which);
+    `pool_pre_ping` replaces a connection the server dropped before it is used."""
     url = settings.resolved_database_url
     if not is_sqlite(url):
-        return create_engine(url, pool_pre_ping=True, future=True)
+        return create_engine(url, pool_pre_ping=True, hide_parameters=True, pool_size=10, max_overflow=20,
+                             connect_args={"application_name": application_name[:63]})
     settings.ensure_dirs()
+    # A pool as large as the API's thread pool: connections past pool_size are closed when returned, and a
+    # new SQLite connection costs its PRAGMAs, so under load a small pool would open and close them non-stop.
     engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000}
+        url, hide_parameters=True, pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE,
+        connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000},
     )
     busy_timeout = int(settings.sqlite_busy_timeout_ms)
 
@@ -87,6 +98,7 @@ def make_engine(settings: Settings) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA secure_delete=ON")  # a deleted row's bytes are overwritten, not left in free pages
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -100,9 +112,9 @@ def make_engine(settings: Settings) -> Engine:
 class Database:
     """The engine and the two kinds of session: for reading, and for writing (takes SQLite's write lock)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, application_name: str = "dptune") -> None:
         self.settings = settings
-        self.engine = make_engine(settings)
+        self.engine = make_engine(settings, application_name)
         self.url = settings.resolved_database_url
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(self.engine.execution_options(sqlite_write=True), expire_on_commit=False)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from app.api import system
 from app.api.errors import install_error_handlers
+from app.api.middleware import AuthenticationMiddleware, BodySizeLimitMiddleware, RequestContextMiddleware
 from app.datasets import router as datasets_router
 from app.datasets.storage import remove_stale_temp_files
 from app.db import Database, upgrade_schema
@@ -17,6 +19,14 @@ from app.jobs import router as jobs_router
 from app.settings import Settings
 
 logger = logging.getLogger("dptune.api")
+
+# Measured metrics of the engine's result models that can be NaN (an AUC on a split holding one class, and
+# what is computed from it). JSON has no NaN: the API sends null, and the schema says so.
+_RESULT_COMPONENTS = ("AttackScores", "Baseline", "Trial", "TrialRead", "Recommendation", "RecommendationRead")
+_METRIC_FIELDS = frozenset({
+    "utility_members", "utility_test", "utility_nonmembers", "accuracy_test", "attack_accuracy", "accuracy", "auc",
+    "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr", "utility_loss", "objective",
+})
 
 
 def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> FastAPI:
@@ -27,7 +37,7 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.ensure_dirs()
-        database = Database(settings)
+        database = Database(settings, application_name="dptune api")
         if upgrade:
             revision = upgrade_schema(database)
             logger.info("database schema at revision %s", revision)
@@ -46,7 +56,36 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Added innermost first. Order of a request: request id and access log, then the key (before any body
+    # is read), then the body size cap, then the routes.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_json_bytes,
+                       exempt=frozenset({("POST", "/v1/datasets")}))  # uploads stream under their own cap
+    app.add_middleware(AuthenticationMiddleware)
+    app.add_middleware(RequestContextMiddleware)
     app.include_router(system.router)
     app.include_router(datasets_router.router)
     app.include_router(jobs_router.router)
+    _declare_undefined_metrics_as_null(app)
     return app
+
+
+def _declare_undefined_metrics_as_null(app: FastAPI) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.get("components", {}).get("schemas", {})
+        for name in _RESULT_COMPONENTS:
+            for field, spec in components.get(name, {}).get("properties", {}).items():
+                if field in _METRIC_FIELDS and spec.get("type") == "number":
+                    kept = {k: v for k, v in spec.items() if k in ("title", "description")}
+                    note = "Null when undefined (NaN), e.g. an AUC on a split that holds one class."
+                    kept["description"] = f"{kept['description']} {note}" if "description" in kept else note
+                    spec.clear()
+                    spec.update({"anyOf": [{"type": "number"}, {"type": "null"}], **kept})
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

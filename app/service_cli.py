@@ -32,6 +32,87 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     migrate = subparsers.add_parser("migrate", help="upgrade the database schema to the newest revision")
     migrate.set_defaults(handler=migrate_command)
 
+    keys = subparsers.add_parser("keys", help="API keys: create (printed once), list, revoke")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key for an owner (made if new); the key is the last line")
+    create.add_argument("--owner", required=True, help="owner name: data sets and jobs belong to an owner")
+    create.set_defaults(handler=keys_create_command)
+    listing = keys_sub.add_parser("list", help="list keys: id, owner, created, revoked (never the keys)")
+    listing.set_defaults(handler=keys_list_command)
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by its id (from `dptune keys list`)")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(handler=keys_revoke_command)
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _migrated_database():  # type: ignore[no-untyped-def]
+    from app.db import Database, upgrade_schema
+    from app.settings import Settings
+
+    settings = Settings()
+    database = Database(settings)
+    upgrade_schema(database)
+    return database
+
+
+def keys_create_command(args: argparse.Namespace) -> int:
+    from app.logs import configure_logging
+    from app.owners.service import create_key
+
+    configure_logging("WARNING")
+    database = _migrated_database()
+    try:
+        with database.transaction() as session:
+            created = create_key(session, args.owner)
+    except ValueError as exc:
+        print(f"dptune: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        database.dispose()
+    print(f"created key {created.key_id} for owner '{created.owner_name}'. It is shown only now; send it as "
+          "'Authorization: Bearer <key>':")
+    print(created.key, flush=True)
+    return 0
+
+
+def keys_list_command(_args: argparse.Namespace) -> int:
+    from app.logs import configure_logging
+    from app.owners import repository
+
+    configure_logging("WARNING")
+    database = _migrated_database()
+    try:
+        with database.reading() as session:
+            rows = repository.list_keys(session)
+    finally:
+        database.dispose()
+    print(f"{'KEY ID':<14} {'OWNER':<24} {'CREATED (UTC)':<20} STATUS")
+    for key, owner in rows:
+        status = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+        print(f"{key.id:<14} {owner.name:<24} {key.created_at:%Y-%m-%d %H:%M:%S}  {status}")
+    return 0
+
+
+def keys_revoke_command(args: argparse.Namespace) -> int:
+    from app.logs import configure_logging
+    from app.owners import repository
+    from app.owners.service import revoke
+
+    configure_logging("WARNING")
+    database = _migrated_database()
+    try:
+        with database.transaction() as session:
+            if repository.get_key(session, args.key_id) is None:
+                print(f"dptune: error: no key with id '{args.key_id}'", file=sys.stderr)
+                return 1
+            revoked = revoke(session, args.key_id)
+    finally:
+        database.dispose()
+    print(f"revoked key {args.key_id}" if revoked else f"key {args.key_id} was already revoked")
+    return 0
+
 
 def migrate_command(_args: argparse.Namespace) -> int:
     from app.db import Database, upgrade_schema
@@ -74,20 +155,50 @@ def serve_command(args: argparse.Namespace) -> int:
     configure_logging()
     settings = Settings()
     settings.ensure_dirs()
-    database = Database(settings)
+    database = Database(settings, application_name="dptune api")
     try:
         upgrade_schema(database)
+        _announce_local_key(database, settings, args.host, args.port)
     finally:
         database.dispose()
     supervisor = None if args.no_worker else WorkerSupervisor(settings.stop_grace_seconds + CHILD_EXIT_SLACK_SECONDS)
     if supervisor is not None:
         supervisor.start()
     try:
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+        # log_config=None: uvicorn logs through dptune's JSON lines; access_log off: app.api.middleware logs
+        # each request once, with its request id.
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", log_config=None,
+                    access_log=False)
     finally:
         if supervisor is not None:
             supervisor.stop()
     return 0
+
+
+def _announce_local_key(database, settings, host: str, port: int) -> None:  # type: ignore[no-untyped-def]
+    """The embedded default on localhost: a key for the owner 'local', made on the first start and kept in the
+    data folder (mode 0600). Served on other addresses, keys come only from `dptune keys create`."""
+    from app.owners.service import ensure_local_key_file
+
+    if host not in LOOPBACK_HOSTS:
+        logger.info("serving on %s: create API keys with `dptune keys create --owner NAME`", host)
+        return
+    from app.owners.service import authenticate, read_key_file
+
+    path, created = ensure_local_key_file(database, settings.local_key_path)
+    where = path.resolve()
+    verb = "created the local API key in" if created else "the local API key is in"
+    message = (f"dptune: {verb} {where} (mode 0600); send it as 'Authorization: Bearer <key>', e.g. "
+               f"curl -H \"Authorization: Bearer $(cat {where})\" http://{host}:{port}/v1/datasets")
+    print(message, flush=True)
+    logger.info("%s %s", verb, where)
+    with database.reading() as session:
+        valid = authenticate(session, read_key_file(path)) is not None
+    if not valid:
+        warning = (f"dptune: the key in {where} is not valid for this database (revoked, or made for another "
+                   "one); delete the file and start again to get a new local key")
+        print(warning, flush=True)
+        logger.warning("the local API key in %s is not valid for this database", where)
 
 
 class WorkerSupervisor:

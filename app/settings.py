@@ -17,7 +17,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=DEFAULT_DATA_DIR, description="Uploaded data sets, temp files and the SQLite file.")
     database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite at DATA_DIR/dptune.db.")
     sqlite_busy_timeout_ms: int = Field(default=15_000, ge=0, description="How long SQLite waits for the write lock.")
-    max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1, description="Largest data set file accepted.")
+    max_rows: int = Field(default=1_000_000, ge=1, description="Most data rows an uploaded table may have.")
+    max_columns: int = Field(default=4096, ge=2, description="Most columns an uploaded table may have.")
+    max_trials_per_job: int = Field(default=1000, ge=1, description="Most trials one job may ask for; a time-only "
+                                    "search stops at this many trials too.")
+    max_active_jobs_per_owner: int = Field(default=20, ge=1, description="Queued or running jobs one owner may have.")
+    max_json_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, description="Largest request body other than a "
+                                "data set upload.")
     lease_seconds: float = Field(default=60.0, gt=0, description="A claimed unit of work whose lease is this old "
                                  "without a heartbeat is run again by another worker.")
     heartbeat_seconds: float = Field(default=10.0, gt=0)
@@ -41,6 +48,11 @@ class Settings(BaseSettings):
     @property
     def datasets_dir(self) -> Path:
         return self.data_dir / "datasets"
+
+    @property
+    def local_key_path(self) -> Path:
+        """Where `dptune serve` on localhost keeps the API key it created on its first start (mode 0600)."""
+        return self.data_dir / "local-api-key"
 
     @property
     def tmp_dir(self) -> Path:

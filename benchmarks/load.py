@@ -148,7 +148,7 @@ async def run_load(port: int, key: str, paths: list[tuple[str, str]], concurrenc
                 try:
                     status = await asyncio.wait_for(connection.get(path), REQUEST_TIMEOUT)
                     error = None if status == 200 else f"HTTP {status}"
-                except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+                except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
                     status, error = 0, type(exc).__name__
                     await connection.close()
                 results.append({"kind": kind, "ms": (time.perf_counter() - started) * 1000, "status": status,

@@ -6,7 +6,8 @@ from alembic import context
 from sqlalchemy import Connection, engine_from_config, pool
 
 import app.datasets.models
-import app.jobs.models  # noqa: F401  (registers the tables on Base.metadata)
+import app.jobs.models
+import app.owners.models  # noqa: F401  (registers the tables on Base.metadata)
 from app.db import Base
 from app.settings import Settings
 

@@ -7,9 +7,13 @@ from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from app.api.errors import unauthorized
+from app.api.middleware import PRINCIPAL_SCOPE_KEY
 from app.db import Database
+from app.owners.service import Principal
 from app.settings import Settings
 
 logger = logging.getLogger("dptune.api")
@@ -17,12 +21,14 @@ logger = logging.getLogger("dptune.api")
 _READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_database(request: Request) -> Database:
+# The trivial dependencies are `async def`: FastAPI runs a plain `def` dependency in the thread pool, a hop that
+# costs more than the dependency itself.
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -33,7 +39,7 @@ def get_session(request: Request) -> Iterator[Session]:
     Work that must follow the commit (removing a deleted data set's file) or undo a side effect on
     rollback (removing a file moved into place) is registered with `after_commit` / `on_rollback`.
     """
-    database = get_database(request)
+    database: Database = request.app.state.database
     session = database.session(write=request.method not in _READ_ONLY_METHODS)
     try:
         yield session
@@ -67,3 +73,24 @@ def _run_hooks(session: Session, kind: str) -> None:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
+
+
+# For the OpenAPI schema (the security scheme every protected route declares). The key itself is checked by
+# app.api.middleware.AuthenticationMiddleware before the route runs, even before its body is read.
+_bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey",
+                     description="An API key from `dptune keys create --owner NAME` (or the local key file "
+                                 "`dptune serve` writes on localhost), sent as `Authorization: Bearer <key>`.")
+
+
+async def get_principal(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The owner a request acts for, as the authentication middleware found it."""
+    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if not isinstance(principal, Principal):  # only if a route were mounted outside /v1
+        raise unauthorized("send an API key: 'Authorization: Bearer <key>'")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

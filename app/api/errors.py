@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,6 +12,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.datasets.errors import DatasetError
+from app.logs import exception_summary
 from app.tuning.model_spec import ModelSpecError
 
 logger = logging.getLogger("dptune.api")
@@ -31,16 +31,24 @@ class ErrorResponse(BaseModel):
 class ApiError(Exception):
     """An error that carries its HTTP status; raised by services, rendered by one handler."""
 
-    def __init__(self, status_code: int, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(self, status_code: int, code: str, message: str, details: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code
         self.message = message
         self.details = details or {}
+        self.headers = headers
 
 
 def not_found(kind: str, identifier: str) -> ApiError:
-    return ApiError(404, f"{kind}_not_found", f"no {kind} with id '{identifier}'", {"id": identifier})
+    """Also the answer for another owner's data set or job: 404, never 403, so ids reveal nothing."""
+    shown = identifier if len(identifier) <= 64 else identifier[:63] + "…"
+    return ApiError(404, f"{kind}_not_found", f"no {kind} with id '{shown}'", {"id": shown})
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="dptune"'})
 
 
 # DatasetError codes that are not "the content is unusable" (422).
@@ -93,9 +101,15 @@ def _validation_message(details: dict[str, Any]) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    from app.api.middleware import BodyTooLarge
+
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status_code, exc.code, exc.message, exc.details)
+        return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _body_too_large(_request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return error_response(413, "request_too_large", str(exc.detail), {"max_bytes": exc.limit})
 
     @app.exception_handler(DatasetError)
     async def _dataset_error(_request: Request, exc: DatasetError) -> JSONResponse:
@@ -119,8 +133,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # The traceback stays in the server's log; the client learns only that it failed.
-        # Only the frames and the type are logged: exception messages can quote data values.
-        frames = "".join(traceback.format_tb(exc.__traceback__))
-        logger.error("unhandled %s on %s %s\n%s", type(exc).__name__, request.method, request.url.path, frames)
+        # Normally app.api.middleware answers first. The traceback stays in the server's log; the client
+        # learns only that it failed. Only the frames and the type are logged: messages can quote data values.
+        logger.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
+                     extra=exception_summary((type(exc), exc, exc.__traceback__)))
         return error_response(500, "internal_error", "internal server error")

@@ -17,7 +17,7 @@ class PageParams(BaseModel):
     limit: int
 
 
-def page_params(
+async def page_params(
     offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Items to skip.")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page.")] = 50,
 ) -> PageParams:

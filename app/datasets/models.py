@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+import app.owners.models  # noqa: F401  (the owners table its foreign key names)
 from app.db import Base, UtcDateTime
 
 
@@ -15,6 +16,7 @@ class DatasetRecord(Base):
     __tablename__ = "datasets"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id"), index=True)  # only its owner sees it
     name: Mapped[str] = mapped_column(String(255))
     source: Mapped[str] = mapped_column(String(16))  # "upload" or "builtin"
     builtin_name: Mapped[str | None] = mapped_column(String(64))

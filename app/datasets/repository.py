@@ -1,4 +1,4 @@
-"""All SQL on the datasets table."""
+"""All SQL on the datasets table. Every lookup a user can reach is filtered by the owner."""
 
 from __future__ import annotations
 
@@ -13,25 +13,35 @@ def add(session: Session, record: DatasetRecord) -> None:
     session.flush()
 
 
-def get(session: Session, dataset_id: str) -> DatasetRecord | None:
-    return session.get(DatasetRecord, dataset_id)
+def get(session: Session, dataset_id: str, owner_id: str | None = None) -> DatasetRecord | None:
+    """The data set, if it exists and (when `owner_id` is given) belongs to that owner."""
+    record = session.get(DatasetRecord, dataset_id)
+    if record is None or (owner_id is not None and record.owner_id != owner_id):
+        return None
+    return record
 
 
-def get_for_update(session: Session, dataset_id: str) -> DatasetRecord | None:
+def get_for_update(session: Session, dataset_id: str, owner_id: str) -> DatasetRecord | None:
     """Locks the row (PostgreSQL), so a job cannot be created on a data set being deleted, nor the reverse."""
-    return session.scalars(select(DatasetRecord).where(DatasetRecord.id == dataset_id).with_for_update()).first()
-
-
-def get_for_share(session: Session, dataset_id: str) -> DatasetRecord | None:
     return session.scalars(
-        select(DatasetRecord).where(DatasetRecord.id == dataset_id).with_for_update(read=True)
+        select(DatasetRecord).where(DatasetRecord.id == dataset_id, DatasetRecord.owner_id == owner_id)
+        .with_for_update()
     ).first()
 
 
-def list_page(session: Session, offset: int, limit: int) -> tuple[list[DatasetRecord], int]:
-    total = session.scalar(select(func.count()).select_from(DatasetRecord)) or 0
+def get_for_share(session: Session, dataset_id: str, owner_id: str) -> DatasetRecord | None:
+    return session.scalars(
+        select(DatasetRecord).where(DatasetRecord.id == dataset_id, DatasetRecord.owner_id == owner_id)
+        .with_for_update(read=True)
+    ).first()
+
+
+def list_page(session: Session, owner_id: str, offset: int, limit: int) -> tuple[list[DatasetRecord], int]:
+    condition = DatasetRecord.owner_id == owner_id
+    total = session.scalar(select(func.count()).select_from(DatasetRecord).where(condition)) or 0
     rows = session.scalars(
-        select(DatasetRecord).order_by(DatasetRecord.created_at.desc(), DatasetRecord.id).offset(offset).limit(limit)
+        select(DatasetRecord).where(condition)
+        .order_by(DatasetRecord.created_at.desc(), DatasetRecord.id).offset(offset).limit(limit)
     ).all()
     return list(rows), int(total)
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import SessionDep, SettingsDep
+from app.api.deps import PrincipalDep, SessionDep, SettingsDep
 from app.api.errors import ERROR_RESPONSES, ApiError
 from app.api.pagination import Page, PageDep
 from app.datasets import service
@@ -55,8 +55,8 @@ def _form_field(fields: dict[str, str], name: str, required: bool) -> str | None
 
 @router.post("", status_code=status.HTTP_201_CREATED, openapi_extra=_UPLOAD_BODY,
              summary="Upload a data set (multipart: file, label, smiles_column, name)")
-async def upload_dataset(request: Request, response: Response, session: SessionDep,
-                         settings: SettingsDep) -> DatasetRead:
+async def upload_dataset(request: Request, response: Response, session: SessionDep, settings: SettingsDep,
+                         principal: PrincipalDep) -> DatasetRead:
     temp = new_temp_path(settings)
     try:
         with temp.open("wb") as handle:
@@ -70,7 +70,8 @@ async def upload_dataset(request: Request, response: Response, session: SessionD
         smiles_column = _form_field(upload.fields, "smiles_column", required=False)
         name = _form_field(upload.fields, "name", required=False)
         record = await run_in_threadpool(
-            service.register_upload, session, settings, temp, upload, label, smiles_column, name, filename
+            service.register_upload, session, settings, principal.owner_id, temp, upload, label, smiles_column,
+            name, filename,
         )
     finally:
         remove_temp(temp)  # no-op once the file was moved into place
@@ -80,24 +81,24 @@ async def upload_dataset(request: Request, response: Response, session: SessionD
 
 @router.post("/builtin", status_code=status.HTTP_201_CREATED, summary="Create a built-in data set")
 def create_builtin_dataset(body: BuiltinDatasetCreate, response: Response, session: SessionDep,
-                           settings: SettingsDep) -> DatasetRead:
-    record = service.create_builtin(session, settings, body)
+                           settings: SettingsDep, principal: PrincipalDep) -> DatasetRead:
+    record = service.create_builtin(session, settings, principal.owner_id, body)
     response.headers["Location"] = f"/v1/datasets/{record.id}"
     return service.to_read(record)
 
 
 @router.get("", summary="List data sets, newest first")
-def list_datasets(session: SessionDep, page: PageDep) -> Page[DatasetRead]:
-    return service.list_datasets(session, page)
+def list_datasets(session: SessionDep, page: PageDep, principal: PrincipalDep) -> Page[DatasetRead]:
+    return service.list_datasets(session, principal.owner_id, page)
 
 
 @router.get("/{dataset_id}", summary="Get a data set")
-def get_dataset(dataset_id: str, session: SessionDep) -> DatasetRead:
-    return service.to_read(service.get_dataset(session, dataset_id))
+def get_dataset(dataset_id: str, session: SessionDep, principal: PrincipalDep) -> DatasetRead:
+    return service.to_read(service.get_dataset(session, principal.owner_id, dataset_id))
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT,
                summary="Delete a data set, its file and everything derived from it")
-def delete_dataset(dataset_id: str, session: SessionDep, settings: SettingsDep) -> Response:
-    service.delete_dataset(session, settings, dataset_id)
+def delete_dataset(dataset_id: str, session: SessionDep, settings: SettingsDep, principal: PrincipalDep) -> Response:
+    service.delete_dataset(session, settings, principal.owner_id, dataset_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

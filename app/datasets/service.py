@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import uuid
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
@@ -14,25 +20,30 @@ from app.api.errors import ApiError, not_found
 from app.api.pagination import Page, PageParams
 from app.datasets import repository
 from app.datasets.builtin import BUILTIN_DATASETS
+from app.datasets.errors import DatasetError
 from app.datasets.models import DatasetRecord
 from app.datasets.schemas import BuiltinDatasetCreate, DatasetRead
 from app.datasets.splits import SplitSpec
 from app.datasets.storage import file_sha256, new_temp_path, promote, remove_stored, remove_temp, storage_key
-from app.datasets.tables import read_table, table_format, validate_table
+from app.datasets.tables import TableSummary, is_numeric_column, numeric_view, read_table, table_format, validate_table
 from app.datasets.upload import ReceivedUpload
 from app.db import utcnow
 from app.jobs import repository as job_repository
+from app.logs import exception_summary
 from app.settings import Settings
 
 logger = logging.getLogger("dptune.datasets")
 
 SPLIT_ADAPTER: TypeAdapter[SplitSpec] = TypeAdapter(SplitSpec)
 MAX_NAME_CHARS = 255
+# Bytes of a CSV read to count its header's columns before the whole file is parsed.
+HEADER_PROBE_BYTES = 1 << 20
 
 
 def register_upload(
     session: Session,
     settings: Settings,
+    owner_id: str,
     temp: Path,
     upload: ReceivedUpload,
     label: str,
@@ -40,17 +51,22 @@ def register_upload(
     name: str | None,
     filename: str,
 ) -> DatasetRecord:
-    """Validate the received temp file with the engine's checks, then move it in place and add its row.
-    The move is undone if the row's commit fails, so a file never exists without its row or the reverse."""
+    """Validate the received temp file with the engine's checks and the service's limits, then move it in
+    place and add its row. The move is undone if the row's commit fails, so a file never exists without its
+    row or the reverse."""
     file_format = table_format(temp, filename)  # unsupported extension: 415 before reading anything
     if upload.size > settings.max_upload_bytes:
         raise ApiError(413, "upload_too_large", f"the upload is larger than the limit of "
                        f"{settings.max_upload_bytes} bytes", {"max_bytes": settings.max_upload_bytes})
+    precheck_file(temp, file_format, settings)
     frame = read_table(temp, filename)
-    summary = validate_table(frame, label, smiles_column)
+    check_shape(frame, settings)
+    summary = _validate(frame, label, smiles_column)
+    check_usable(frame, label, smiles_column)
     dataset_id = str(uuid.uuid4())
     record = DatasetRecord(
         id=dataset_id,
+        owner_id=owner_id,
         name=(name or filename)[:MAX_NAME_CHARS],
         source="upload",
         builtin_name=None,
@@ -73,7 +89,8 @@ def register_upload(
     return record
 
 
-def create_builtin(session: Session, settings: Settings, request: BuiltinDatasetCreate) -> DatasetRecord:
+def create_builtin(session: Session, settings: Settings, owner_id: str,
+                   request: BuiltinDatasetCreate) -> DatasetRecord:
     builtin = BUILTIN_DATASETS.get(request.name)
     if builtin is None:
         raise ApiError(422, "unknown_builtin_dataset", f"no built-in data set '{request.name}'",
@@ -86,6 +103,7 @@ def create_builtin(session: Session, settings: Settings, request: BuiltinDataset
         dataset_id = str(uuid.uuid4())
         record = DatasetRecord(
             id=dataset_id,
+            owner_id=owner_id,
             name=f"{builtin.name} (seed {request.seed})",
             source="builtin",
             builtin_name=builtin.name,
@@ -114,23 +132,23 @@ def _store(session: Session, settings: Settings, temp: Path, record: DatasetReco
     on_rollback(session, lambda: remove_stored(settings, record.storage_key))
 
 
-def get_dataset(session: Session, dataset_id: str) -> DatasetRecord:
-    record = repository.get(session, dataset_id)
+def get_dataset(session: Session, owner_id: str, dataset_id: str) -> DatasetRecord:
+    record = repository.get(session, dataset_id, owner_id)
     if record is None:
-        raise not_found("dataset", dataset_id)
+        raise not_found("dataset", dataset_id)  # also another owner's: 404, not 403
     return record
 
 
-def list_datasets(session: Session, page: PageParams) -> Page[DatasetRead]:
-    rows, total = repository.list_page(session, page.offset, page.limit)
+def list_datasets(session: Session, owner_id: str, page: PageParams) -> Page[DatasetRead]:
+    rows, total = repository.list_page(session, owner_id, page.offset, page.limit)
     return Page[DatasetRead](items=[to_read(r) for r in rows], total=total, offset=page.offset, limit=page.limit)
 
 
-def delete_dataset(session: Session, settings: Settings, dataset_id: str) -> None:
+def delete_dataset(session: Session, settings: Settings, owner_id: str, dataset_id: str) -> None:
     """Remove the data set's row, its jobs, trials and recommendations, then (after the commit) its file.
     Refused while a job on it is queued or running. Workers keep prepared data in memory only, and drop
     it once no active job needs it."""
-    record = repository.get_for_update(session, dataset_id)
+    record = repository.get_for_update(session, dataset_id, owner_id)
     if record is None:
         raise not_found("dataset", dataset_id)
     active = job_repository.active_job_ids_for_dataset(session, dataset_id)
@@ -142,6 +160,95 @@ def delete_dataset(session: Session, settings: Settings, dataset_id: str) -> Non
     repository.delete_one(session, dataset_id)
     after_commit(session, lambda: remove_stored(settings, key))
     logger.info("deleted data set %s", dataset_id)
+
+
+# ---------------------------------------------------------------------------------------------- limits and checks
+# The engine's checks (read_table, validate_table) decide whether a table can be used at all; these add the
+# service's limits and turn the inputs those checks let through, but that would only fail (or crash) later,
+# into a 422 at upload.
+
+
+def precheck_file(path: Path, file_format: str, settings: Settings) -> None:
+    """What can be told without parsing the table: Parquet's row and column counts and column types (from
+    its footer), a CSV header's column count. A file these cannot read is left to read_table's errors."""
+    if file_format == "parquet":
+        try:
+            parquet = pq.ParquetFile(path)
+            schema, rows = parquet.schema_arrow, parquet.metadata.num_rows
+        except (pa.ArrowException, OSError, ValueError):
+            return
+        _check_counts(rows, len(schema.names), settings)
+        nested = [str(f.name) for f in schema if pa.types.is_nested(f.type)
+                  or (pa.types.is_dictionary(f.type) and pa.types.is_nested(f.type.value_type))]
+        if nested:
+            raise ApiError(422, "unsupported_column_type",
+                           f"column(s) of nested types (struct, list, map) cannot be used: {', '.join(nested[:20])}; "
+                           "flatten them into plain columns", {"columns": nested[:100]})
+        return
+    with path.open("rb") as handle:
+        head = handle.read(HEADER_PROBE_BYTES)
+    first_line = head.split(b"\n", 1)[0].decode("utf-8", "replace")
+    try:
+        header = next(csv.reader(io.StringIO(first_line)), [])
+    except csv.Error:
+        return
+    if len(header) > settings.max_columns:
+        _check_counts(0, len(header), settings)
+
+
+def check_shape(frame: pd.DataFrame, settings: Settings) -> None:
+    _check_counts(len(frame), frame.shape[1], settings)
+
+
+def _check_counts(rows: int, columns: int, settings: Settings) -> None:
+    if columns > settings.max_columns:
+        raise ApiError(422, "too_many_columns", f"the table has {columns} columns; the limit is {settings.max_columns}",
+                       {"count": columns, "max": settings.max_columns})
+    if rows > settings.max_rows:
+        raise ApiError(422, "too_many_rows", f"the table has {rows} rows; the limit is {settings.max_rows}",
+                       {"count": rows, "max": settings.max_rows})
+
+
+def _validate(frame: pd.DataFrame, label: str, smiles_column: str | None) -> TableSummary:
+    """validate_table; a crash inside it on odd input (a column type it does not expect) is the input's
+    fault, so it is a 422 here, and logged (type and frames only) so the check can be fixed where it lives."""
+    try:
+        return validate_table(frame, label, smiles_column)
+    except (TypeError, ValueError, OverflowError, AttributeError) as exc:
+        if isinstance(exc, DatasetError):
+            raise
+        logger.error("validate_table raised %s on an upload; answered 422 invalid_table", type(exc).__name__,
+                     extra=exception_summary((type(exc), exc, exc.__traceback__)))
+        raise ApiError(422, "invalid_table", f"the table cannot be validated ({type(exc).__name__}); check that "
+                       "every column holds plain numbers or text") from None
+
+
+def check_usable(frame: pd.DataFrame, label: str, smiles_column: str | None) -> None:
+    """The label has no infinite values, and (without SMILES) at least one feature column has a usable
+    value. Preparation would treat infinities as missing and drop columns with no finite value, so a table
+    of NaN and inf everywhere would otherwise be stored and fail only at the job's baseline."""
+    labels = frame[label]
+    if is_numeric_column(labels) and not pd.api.types.is_bool_dtype(labels):
+        values = pd.to_numeric(labels, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        infinite = np.isinf(values)
+        if infinite.any():
+            row = int(np.flatnonzero(infinite)[0]) + 1
+            raise ApiError(422, "non_finite_labels", f"label column '{label}' has {int(infinite.sum())} infinite "
+                           f"values (first at row {row})", {"column": label, "count": int(infinite.sum()), "row": row})
+    if smiles_column is not None:
+        return
+    features = [c for c in frame.columns if c != label]
+    if not features:
+        raise ApiError(422, "no_features", "the table has no feature column besides the label")
+    for column in features:
+        numbers = numeric_view(frame[column])
+        if numbers is None:
+            if frame[column].notna().any():
+                return
+        elif np.isfinite(numbers.to_numpy(dtype=np.float64)).any():
+            return
+    raise ApiError(422, "no_usable_features", "no feature column has a usable value: every value is missing, NaN "
+                   "or infinite", {"columns": [str(c) for c in features[:100]]})
 
 
 def to_read(record: DatasetRecord) -> DatasetRead:

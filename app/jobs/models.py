@@ -54,6 +54,7 @@ class JobRecord(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id"), index=True)  # the data set's owner
     status: Mapped[str] = mapped_column(String(16), index=True)
     split: Mapped[dict[str, Any]] = mapped_column(JSON)
     model: Mapped[dict[str, Any]] = mapped_column(JSON)

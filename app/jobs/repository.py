@@ -32,21 +32,34 @@ def add_job(session: Session, job: JobRecord) -> None:
     session.flush()
 
 
-def get_job(session: Session, job_id: str) -> JobRecord | None:
-    return session.get(JobRecord, job_id)
+def get_job(session: Session, job_id: str, owner_id: str | None = None) -> JobRecord | None:
+    """The job, if it exists and (when `owner_id` is given) belongs to that owner."""
+    job = session.get(JobRecord, job_id)
+    if job is None or (owner_id is not None and job.owner_id != owner_id):
+        return None
+    return job
 
 
-def lock_job(session: Session, job_id: str) -> JobRecord | None:
+def lock_job(session: Session, job_id: str, owner_id: str) -> JobRecord | None:
     """Waits for the row lock: for the API's state changes (cancel), which must not be skipped."""
     return session.scalars(
-        select(JobRecord).where(JobRecord.id == job_id).with_for_update().execution_options(populate_existing=True)
+        select(JobRecord).where(JobRecord.id == job_id, JobRecord.owner_id == owner_id)
+        .with_for_update().execution_options(populate_existing=True)
     ).first()
 
 
+def count_active_jobs(session: Session, owner_id: str) -> int:
+    return int(session.scalar(
+        select(func.count()).select_from(JobRecord).where(
+            JobRecord.owner_id == owner_id, JobRecord.status.in_([s.value for s in ACTIVE_JOB_STATUSES])
+        )
+    ) or 0)
+
+
 def list_jobs(
-    session: Session, status: JobStatus | None, dataset_id: str | None, offset: int, limit: int
+    session: Session, owner_id: str, status: JobStatus | None, dataset_id: str | None, offset: int, limit: int
 ) -> tuple[list[JobRecord], int]:
-    conditions = []
+    conditions = [JobRecord.owner_id == owner_id]
     if status is not None:
         conditions.append(JobRecord.status == status.value)
     if dataset_id is not None:
@@ -94,6 +107,36 @@ def trial_counts(session: Session, job_id: str) -> dict[str, int]:
     return counts
 
 
+def trial_counts_of_jobs(session: Session, job_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """trial_counts for many jobs in one query (job listings)."""
+    counts = {job_id: {status.value: 0 for status in TrialStatus} for job_id in job_ids}
+    if not job_ids:
+        return counts
+    rows = session.execute(
+        select(TrialRecord.job_id, TrialRecord.status, func.count())
+        .where(TrialRecord.job_id.in_(list(job_ids))).group_by(TrialRecord.job_id, TrialRecord.status)
+    ).all()
+    for job_id, status, n in rows:
+        counts[str(job_id)][str(status)] = int(n)
+    return counts
+
+
+def best_trials_of_jobs(session: Session, job_ids: Sequence[str]) -> dict[str, TrialRecord]:
+    """best_trial for many jobs in one query: the first succeeded trial of each by objective, then index."""
+    if not job_ids:
+        return {}
+    ranked = (
+        select(TrialRecord.id, func.row_number().over(
+            partition_by=TrialRecord.job_id,
+            order_by=(TrialRecord.objective.desc().nulls_last(), TrialRecord.trial_index),
+        ).label("rank"))
+        .where(TrialRecord.job_id.in_(list(job_ids)), TrialRecord.status == TrialStatus.succeeded.value)
+        .subquery()
+    )
+    rows = session.scalars(select(TrialRecord).join(ranked, ranked.c.id == TrialRecord.id).where(ranked.c.rank == 1))
+    return {row.job_id: row for row in rows}
+
+
 def trials_of_job(session: Session, job_id: str, statuses: Sequence[str] | None = None) -> list[TrialRecord]:
     query = select(TrialRecord).where(TrialRecord.job_id == job_id)
     if statuses is not None:
@@ -120,7 +163,7 @@ def failed_trials(session: Session, job_id: str, limit: int) -> list[TrialRecord
 def best_trial(session: Session, job_id: str) -> TrialRecord | None:
     return session.scalars(
         select(TrialRecord).where(TrialRecord.job_id == job_id, TrialRecord.status == TrialStatus.succeeded.value)
-        .order_by(TrialRecord.objective.desc(), TrialRecord.trial_index).limit(1)
+        .order_by(TrialRecord.objective.desc().nulls_last(), TrialRecord.trial_index).limit(1)
     ).first()
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.api.deps import SessionDep
+from app.api.deps import PrincipalDep, SessionDep, SettingsDep
 from app.api.errors import ERROR_RESPONSES
 from app.api.pagination import Page, PageDep
 from app.jobs import service
@@ -18,8 +18,9 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, summary="Queue a tuning job")
-def create_job(body: JobCreate, response: Response, session: SessionDep) -> JobRead:
-    job = service.create_job(session, body)
+def create_job(body: JobCreate, response: Response, session: SessionDep, settings: SettingsDep,
+               principal: PrincipalDep) -> JobRead:
+    job = service.create_job(session, settings, principal.owner_id, body)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return service.job_view(session, job)
 
@@ -28,38 +29,40 @@ def create_job(body: JobCreate, response: Response, session: SessionDep) -> JobR
 def list_jobs(
     session: SessionDep,
     page: PageDep,
+    principal: PrincipalDep,
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
     dataset_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Page[JobRead]:
-    return service.list_jobs(session, status_filter, dataset_id, page)
+    return service.list_jobs(session, principal.owner_id, status_filter, dataset_id, page)
 
 
 @router.get("/{job_id}", summary="Status, progress, baseline and best trial so far")
-def get_job(job_id: str, session: SessionDep) -> JobRead:
-    return service.job_view(session, service.get_job(session, job_id))
+def get_job(job_id: str, session: SessionDep, principal: PrincipalDep) -> JobRead:
+    return service.job_view(session, service.get_job(session, principal.owner_id, job_id))
 
 
 @router.get("/{job_id}/trials", summary="Succeeded trials in index order")
-def list_trials(job_id: str, session: SessionDep, page: PageDep) -> Page[TrialRead]:
-    return service.trials_page(session, service.get_job(session, job_id), page)
+def list_trials(job_id: str, session: SessionDep, page: PageDep, principal: PrincipalDep) -> Page[TrialRead]:
+    return service.trials_page(session, service.get_job(session, principal.owner_id, job_id), page)
 
 
 @router.get("/{job_id}/recommendation", summary="The recommended (clip, noise), for any trade-off")
 def get_recommendation(
     job_id: str,
     session: SessionDep,
+    principal: PrincipalDep,
     tradeoff: Annotated[float | None, Query(ge=0.0, le=1.0, allow_inf_nan=False,
                                             description="Re-score stored trials at this t.")] = None,
 ) -> RecommendationRead:
-    return service.recommendation_view(session, service.get_job(session, job_id), tradeoff)
+    return service.recommendation_view(session, service.get_job(session, principal.owner_id, job_id), tradeoff)
 
 
 @router.get("/{job_id}/result", summary="The whole result, as `dptune tune --json` writes it")
-def get_result(job_id: str, session: SessionDep) -> TuningResult:
-    return service.tuning_result(session, service.get_job(session, job_id))
+def get_result(job_id: str, session: SessionDep, principal: PrincipalDep) -> TuningResult:
+    return service.tuning_result(session, service.get_job(session, principal.owner_id, job_id))
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a queued or running job; finished trials are kept")
-def cancel_job(job_id: str, session: SessionDep) -> JobRead:
-    job = service.cancel_job(session, job_id)
+def cancel_job(job_id: str, session: SessionDep, principal: PrincipalDep) -> JobRead:
+    job = service.cancel_job(session, principal.owner_id, job_id)
     return service.job_view(session, job)

@@ -18,6 +18,8 @@ from app.db import utcnow
 from app.jobs import queue, repository
 from app.jobs.models import ACTIVE_JOB_STATUSES, JobRecord, JobStatus, TrialRecord, TrialStatus
 from app.jobs.schemas import JobCreate, JobRead, Progress, RecommendationRead, TrialFailure, TrialRead
+from app.owners import repository as owner_repository
+from app.settings import Settings
 from app.tuning.accounting import SAMPLING_ASSUMPTION
 from app.tuning.model_spec import ModelSpec
 from app.tuning.objective import pareto_front, recommend, score
@@ -31,17 +33,31 @@ SHOWN_FAILURES = 20
 # ---------------------------------------------------------------------------------------------- create
 
 
-def create_job(session: Session, request: JobCreate) -> JobRecord:
-    """Validate everything a worker would trip over later, then queue the job."""
-    dataset = dataset_repository.get_for_share(session, request.dataset_id)
+def create_job(session: Session, settings: Settings, owner_id: str, request: JobCreate) -> JobRecord:
+    """Validate everything a worker would trip over later, check the owner's limits, then queue the job."""
+    search = request.search
+    budget = search.budget()
+    if search.trials is not None and budget > settings.max_trials_per_job:
+        raise ApiError(422, "too_many_trials", f"the job asks for {budget} trials; the limit is "
+                       f"{settings.max_trials_per_job}", {"trials": budget, "max": settings.max_trials_per_job})
+    if search.trials is None:
+        budget = min(budget, settings.max_trials_per_job)  # a time-only search stops at the limit too
+    # The owner's row lock serialises this owner's job creations, so two at once cannot both pass the limit.
+    owner_repository.lock_owner(session, owner_id)
+    dataset = dataset_repository.get_for_share(session, request.dataset_id, owner_id)
     if dataset is None:
-        raise not_found("dataset", request.dataset_id)
+        raise not_found("dataset", request.dataset_id)  # also another owner's: 404, not 403
     split = request.split or default_split(dataset)
     check_split(split, dataset)
-    search = request.search
+    active = repository.count_active_jobs(session, owner_id)
+    if active >= settings.max_active_jobs_per_owner:
+        raise ApiError(429, "too_many_active_jobs", f"{active} of your jobs are queued or running, the most allowed; "
+                       "wait for one to finish or cancel one", {"active": active,
+                                                                "max": settings.max_active_jobs_per_owner})
     job = JobRecord(
         id=str(uuid.uuid4()),
         dataset_id=dataset.id,
+        owner_id=owner_id,
         status=JobStatus.queued.value,
         split=SPLIT_ADAPTER.dump_python(split, mode="json"),
         model=request.model.model_dump(mode="json"),
@@ -49,7 +65,7 @@ def create_job(session: Session, request: JobCreate) -> JobRecord:
         tradeoff=request.tradeoff,
         requested_delta=request.delta,
         seed=request.seed,
-        budget=search.budget(),
+        budget=budget,
         parallelism=search.parallelism,
         trials_version=0,
         baseline_attempts=0,
@@ -88,26 +104,37 @@ def check_split(split: SplitSpec, dataset: DatasetRecord) -> None:
 # ---------------------------------------------------------------------------------------------- read
 
 
-def get_job(session: Session, job_id: str) -> JobRecord:
-    job = repository.get_job(session, job_id)
+def get_job(session: Session, owner_id: str, job_id: str) -> JobRecord:
+    job = repository.get_job(session, job_id, owner_id)
     if job is None:
-        raise not_found("job", job_id)
+        raise not_found("job", job_id)  # also another owner's: 404, not 403
     return job
 
 
-def job_view(session: Session, job: JobRecord, now: datetime | None = None) -> JobRead:
+_NOT_READ = object()
+
+
+def job_view(session: Session, job: JobRecord, now: datetime | None = None, counts: dict[str, int] | None = None,
+             best: object = _NOT_READ) -> JobRead:
+    """The job as the API shows it. `counts` and `best` may come prefetched (listings read them for all
+    jobs of a page in one query each); the failed trials are read only when there are some."""
     now = now or utcnow()
-    counts = repository.trial_counts(session, job.id)
+    if counts is None:
+        counts = repository.trial_counts(session, job.id)
     done = counts[TrialStatus.succeeded.value] + counts[TrialStatus.failed.value]
     running = counts[TrialStatus.running.value]
-    total = job.budget if job.budget < queue.OPEN_BUDGET else None
-    baseline = Baseline.model_validate(job.baseline) if job.baseline is not None else None
-    best = repository.best_trial(session, job.id)
     search = SearchSpec.model_validate(job.search)
+    # A time-only search has no trial total while it runs (its budget is only the trial limit).
+    open_ended = search.trials is None and job.status in [s.value for s in ACTIVE_JOB_STATUSES]
+    total = None if open_ended or job.budget >= queue.OPEN_BUDGET else job.budget
+    baseline = Baseline.model_validate(job.baseline) if job.baseline is not None else None
+    if best is _NOT_READ:
+        best = repository.best_trial(session, job.id) if counts[TrialStatus.succeeded.value] else None
+    assert best is None or isinstance(best, TrialRecord)
     failures = [
         TrialFailure(index=t.trial_index, clip=t.clip, noise=t.noise, error=t.error or "")
         for t in repository.failed_trials(session, job.id, SHOWN_FAILURES)
-    ]
+    ] if counts[TrialStatus.failed.value] else []
     return JobRead(
         id=job.id,
         dataset_id=job.dataset_id,
@@ -156,11 +183,15 @@ def _as_trial(record: TrialRecord, baseline: Baseline, tradeoff: float) -> Trial
     return score(TrialMeasurement.model_validate(record.measurement), baseline, tradeoff, record.trial_index)
 
 
-def list_jobs(session: Session, status: JobStatus | None, dataset_id: str | None, page: PageParams) -> Page[JobRead]:
-    jobs, total = repository.list_jobs(session, status, dataset_id, page.offset, page.limit)
+def list_jobs(session: Session, owner_id: str, status: JobStatus | None, dataset_id: str | None,
+              page: PageParams) -> Page[JobRead]:
+    jobs, total = repository.list_jobs(session, owner_id, status, dataset_id, page.offset, page.limit)
     now = utcnow()
-    return Page[JobRead](items=[job_view(session, job, now) for job in jobs], total=total,
-                         offset=page.offset, limit=page.limit)
+    ids = [job.id for job in jobs]
+    counts = repository.trial_counts_of_jobs(session, ids)
+    best = repository.best_trials_of_jobs(session, ids)
+    items = [job_view(session, job, now, counts[job.id], best.get(job.id)) for job in jobs]
+    return Page[JobRead](items=items, total=total, offset=page.offset, limit=page.limit)
 
 
 def trials_page(session: Session, job: JobRecord, page: PageParams) -> Page[TrialRead]:
@@ -231,10 +262,10 @@ def tuning_result(session: Session, job: JobRecord) -> TuningResult:
 # ---------------------------------------------------------------------------------------------- cancel
 
 
-def cancel_job(session: Session, job_id: str) -> JobRecord:
+def cancel_job(session: Session, owner_id: str, job_id: str) -> JobRecord:
     """Cancel a queued or running job. Finished trials are kept; running ones are marked cancelled and their
     late results are refused."""
-    job = repository.lock_job(session, job_id)
+    job = repository.lock_job(session, job_id, owner_id)
     if job is None:
         raise not_found("job", job_id)
     if job.status not in [s.value for s in ACTIVE_JOB_STATUSES]:

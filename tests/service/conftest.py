@@ -24,6 +24,7 @@ PG_PORT = int(os.environ.get("DPTUNE_TEST_PG_PORT", "5432"))
 PG_USERS = ("postgres", "root")
 PG_ADMIN_DATABASE = "test"
 TABLES = ("recommendations", "trials", "jobs", "datasets")
+TEST_OWNER = "test-owner"
 
 
 def tiny_frame(rows: int = 200, seed: int = 0) -> pd.DataFrame:
@@ -100,7 +101,8 @@ def postgres_url() -> Iterator[str]:
 def _empty_postgres(url: str) -> None:
     database = Database(Settings(database_url=url))
     with database.engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        connection.execute(text(f"TRUNCATE {', '.join(TABLES)}, api_keys RESTART IDENTITY CASCADE"))
+        connection.execute(text("DELETE FROM owners WHERE id <> 'local'"))  # 'local' comes with migration 0002
     database.dispose()
 
 
@@ -151,9 +153,27 @@ def postgres_settings(postgres_url: str, data_dir: Path) -> Settings:
     return make_settings(data_dir, postgres_url)
 
 
+def create_api_key(settings: Settings, owner: str = TEST_OWNER) -> str:
+    """A new API key for `owner` (created if new), straight in the database, as `dptune keys create` does."""
+    from app.owners.service import create_key
+
+    database = Database(settings)
+    try:
+        with database.transaction() as session:
+            return create_key(session, owner).key
+    finally:
+        database.dispose()
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
+    """A client of the app that sends the API key of the owner TEST_OWNER with every request."""
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        test_client.headers.update(bearer(create_api_key(settings)))
         yield test_client
 
 

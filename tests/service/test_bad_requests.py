@@ -10,7 +10,16 @@ from fastapi.testclient import TestClient
 
 from app.db import Database
 from app.settings import Settings
-from tests.service.conftest import assert_error_shape, row_counts, stored_files, tiny_csv_bytes, tiny_frame, tiny_job
+from tests.service.conftest import (
+    assert_error_shape,
+    bearer,
+    create_api_key,
+    row_counts,
+    stored_files,
+    tiny_csv_bytes,
+    tiny_frame,
+    tiny_job,
+)
 from tests.service.helpers import upload_tiny
 
 
@@ -173,9 +182,10 @@ def test_server_errors_keep_the_shape_and_no_trace(settings: Settings) -> None:
         raise RuntimeError("secret value 1234")
 
     with TestClient(app, raise_server_exceptions=False) as test_client:
-        response = test_client.get("/v1/boom")
+        response = test_client.get("/v1/boom", headers=bearer(create_api_key(settings)))
     error = assert_error_shape(response, 500)
     assert error["code"] == "internal_error" and "1234" not in response.text
+    assert response.headers["x-request-id"]
 
 
 def test_parquet_upload_is_accepted(client: TestClient, settings: Settings) -> None:

@@ -36,11 +36,47 @@ def test_migrate_creates_the_schema_in_the_data_folder(tmp_path: Path) -> None:
         done = subprocess.run([*DPTUNE, "migrate"], cwd=tmp_path, env=_env(data_dir), capture_output=True,
                               text=True, timeout=120)
         assert done.returncode == 0, done.stderr
-        assert "database schema at revision 0001" in done.stdout
+        assert "database schema at revision 0002" in done.stdout
     engine = create_engine(f"sqlite:///{data_dir / 'dptune.db'}")
     tables = set(inspect(engine).get_table_names())
-    assert {"datasets", "jobs", "trials", "recommendations", "alembic_version"} <= tables
+    assert {"datasets", "jobs", "trials", "recommendations", "owners", "api_keys", "alembic_version"} <= tables
     engine.dispose()
+
+
+def _keys(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*DPTUNE, "keys", *args], cwd=data_dir.parent, env=_env(data_dir), capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_keys_create_list_revoke(tmp_path: Path) -> None:
+    """The key is printed once, as the last line; it works; `list` shows no secret; `revoke` ends it."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    data_dir = tmp_path / "data"
+    created = _keys(data_dir, "create", "--owner", "alice")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    key_id = re.search(r"created key (\w+) for owner 'alice'", created.stdout).group(1)  # type: ignore[union-attr]
+    assert key.startswith(f"dpt_{key_id}_") and len(key) > 40
+
+    listed = _keys(data_dir, "list")
+    assert listed.returncode == 0 and key_id in listed.stdout and "alice" in listed.stdout
+    assert "active" in listed.stdout and key not in listed.stdout and key.split("_")[-1] not in listed.stdout
+    database_bytes = (data_dir / "dptune.db").read_bytes() + b"".join(
+        p.read_bytes() for p in data_dir.glob("dptune.db-wal"))
+    assert key.encode() not in database_bytes  # stored hashed
+
+    with TestClient(create_app(Settings(data_dir=data_dir))) as client:
+        assert client.get("/v1/datasets", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        revoked = _keys(data_dir, "revoke", key_id)
+        assert revoked.returncode == 0 and f"revoked key {key_id}" in revoked.stdout
+        refused = client.get("/v1/datasets", headers={"Authorization": f"Bearer {key}"})
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
+    assert "revoked" in _keys(data_dir, "list").stdout
+    assert _keys(data_dir, "revoke", "nosuchkey").returncode == 1
 
 
 def test_serve_answers_and_stops_with_its_worker(tmp_path: Path) -> None:
@@ -59,6 +95,15 @@ def test_serve_answers_and_stops_with_its_worker(tmp_path: Path) -> None:
             time.sleep(0.2)
         health = httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=10)
         assert health.json() == {"status": "ok", "database": "ok"}, log.read_text()
+        assert health.headers["x-request-id"]
+        # The embedded default made a local key on its first start, in the data folder, for its owner only.
+        key_file = data_dir / "local-api-key"
+        assert f"created the local API key in {key_file.resolve()}" in log.read_text()
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        key = key_file.read_text().strip()
+        datasets = f"http://127.0.0.1:{port}/v1/datasets"
+        assert httpx.get(datasets, timeout=10).status_code == 401
+        assert httpx.get(datasets, headers={"Authorization": f"Bearer {key}"}, timeout=10).json()["total"] == 0
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=60) == 0, log.read_text()
     finally:
