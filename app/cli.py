@@ -76,6 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DatasetError, ModelSpecError, ValueError) as exc:
         print(f"dptune: error: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # never a stack trace for odd input; its message may quote data, so only the type
+        if os.environ.get("DPTUNE_DEBUG"):
+            raise
+        print(f"dptune: error: the input could not be processed ({type(exc).__name__}); "
+              "set DPTUNE_DEBUG=1 for the traceback", file=sys.stderr)
+        return 1
 
 
 def _search_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]

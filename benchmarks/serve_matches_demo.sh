@@ -26,21 +26,22 @@ server=$!
 trap 'kill -INT $server 2> /dev/null || true' EXIT
 until curl -sf "$API/v1/health" > /dev/null; do sleep 0.2; done
 echo "serve answers after $(since "$start") s"
+AUTH="Authorization: Bearer $(cat dptune-data/local-api-key)"  # written by serve on its first start
 start=$(now)
-dataset=$(curl -sf -X POST "$API/v1/datasets/builtin" -H 'content-type: application/json' \
+dataset=$(curl -sf -H "$AUTH" -X POST "$API/v1/datasets/builtin" -H 'content-type: application/json' \
   -d '{"name": "synthea-covid", "seed": 0}' | field id)
 echo "built-in data set in $(since "$start") s"
 start=$(now)
-job=$(curl -sf -X POST "$API/v1/jobs" -H 'content-type: application/json' \
+job=$(curl -sf -H "$AUTH" -X POST "$API/v1/jobs" -H 'content-type: application/json' \
   -d "{\"dataset_id\": \"$dataset\", \"search\": {\"trials\": 8}}" | field id)
-while status=$(curl -sf "$API/v1/jobs/$job" | field status); [ "$status" = queued ] || [ "$status" = running ]; do
+while status=$(curl -sf -H "$AUTH" "$API/v1/jobs/$job" | field status); [ "$status" = queued ] || [ "$status" = running ]; do
   sleep 1
 done
 echo "job $status $(since "$start") s after the POST"
-curl -sf "$API/v1/jobs/$job" > job.json
-curl -sf "$API/v1/jobs/$job/recommendation" > recommendation.json
-curl -sf "$API/v1/jobs/$job/recommendation?tradeoff=0.25" > recommendation-t0.25.json
-curl -sf "$API/v1/jobs/$job/result" > result.json
+curl -sf -H "$AUTH" "$API/v1/jobs/$job" > job.json
+curl -sf -H "$AUTH" "$API/v1/jobs/$job/recommendation" > recommendation.json
+curl -sf -H "$AUTH" "$API/v1/jobs/$job/recommendation?tradeoff=0.25" > recommendation-t0.25.json
+curl -sf -H "$AUTH" "$API/v1/jobs/$job/result" > result.json
 kill -INT "$server" && wait "$server" || true
 trap - EXIT
 

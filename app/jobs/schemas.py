@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -14,21 +12,6 @@ from app.jobs.models import JobStatus
 from app.tuning.model_spec import ModelSpec
 from app.tuning.results import Baseline, Recommendation, Trial
 from app.tuning.search import SearchSpec
-
-# A Keras model JSON nests a few levels per layer; far deeper nesting is an attack on the parser.
-MAX_KERAS_JSON_DEPTH = 64
-
-
-def json_depth(value: Any) -> int:
-    """Nesting depth of parsed JSON, without recursion."""
-    depth, stack = 0, [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        if isinstance(node, dict | list):
-            depth = max(depth, level)
-            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
-    return depth
-
 
 class JobCreate(BaseModel):
     """A tuning job. Every field but dataset_id has a default."""
@@ -42,23 +25,6 @@ class JobCreate(BaseModel):
     tradeoff: float = Field(default=0.5, ge=0.0, le=1.0, description="t: weight of utility against privacy.")
     delta: float | None = Field(default=None, gt=0.0, lt=1.0, description="Default: 1 / number of members.")
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
-
-    @field_validator("model", mode="before")
-    @classmethod
-    def _shallow_keras_json(cls, value: Any) -> Any:
-        """Before ModelSpec parses and walks keras_json (recursively): refuse text nested so deep that the
-        parser or the walk would run out of stack, which would be a server error, not a validation error."""
-        text = value.get("keras_json") if isinstance(value, dict) else None
-        if isinstance(text, str):
-            try:
-                parsed = json.loads(text)
-            except RecursionError:
-                raise ValueError(f"keras_json is nested too deeply (more than {MAX_KERAS_JSON_DEPTH} levels)") from None
-            except ValueError:
-                return value  # not JSON at all: ModelSpec says so
-            if json_depth(parsed) > MAX_KERAS_JSON_DEPTH:
-                raise ValueError(f"keras_json is nested too deeply (more than {MAX_KERAS_JSON_DEPTH} levels)")
-        return value
 
     @field_validator("tradeoff", "delta")
     @classmethod

@@ -30,6 +30,8 @@ ALLOWED_ACTIVATIONS = frozenset(
      "exponential", "hard_sigmoid", "relu6", "leaky_relu", "silu", "mish"}
 )
 MAX_KERAS_JSON_BYTES = 1_000_000
+# A Keras model JSON nests a few levels per layer; far deeper nesting is an attack on the parser.
+MAX_KERAS_JSON_DEPTH = 64
 
 
 class ModelSpecError(ValueError):
@@ -77,10 +79,25 @@ def check_keras_json(text: str) -> dict[str, Any]:
         config = json.loads(text)
     except (json.JSONDecodeError, TypeError) as exc:
         raise ModelSpecError(f"keras_json is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ModelSpecError(f"keras_json is nested too deeply (more than {MAX_KERAS_JSON_DEPTH} levels)") from None
+    if json_depth(config) > MAX_KERAS_JSON_DEPTH:  # before the recursive walk below
+        raise ModelSpecError(f"keras_json is nested too deeply (more than {MAX_KERAS_JSON_DEPTH} levels)")
     if not isinstance(config, dict) or config.get("class_name") not in {"Sequential", "Functional", "Model"}:
         raise ModelSpecError("keras_json must be a Sequential or functional model from model.to_json()")
     _walk(config, "model")
     return config
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion."""
+    depth, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            depth = max(depth, level)
+            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return depth
 
 
 def _walk(node: Any, where: str) -> None:

@@ -68,3 +68,15 @@ def test_invalid_spec_values_are_rejected() -> None:
     for bad in ({"epochs": -1}, {"dropout": 1.0}, {"hidden": [0]}, {"optimizer": "rmsprop"}, {"unknown": 1}):
         with pytest.raises(ValidationError):
             ModelSpec(**bad)
+
+
+def test_deeply_nested_json_is_rejected_not_a_crash() -> None:
+    with pytest.raises(ModelSpecError, match="nested too deeply"):
+        check_keras_json("[" * 100_000 + "]" * 100_000)
+    nested: dict = {"class_name": "Sequential", "config": {}}
+    node = nested["config"]
+    for _ in range(100):
+        node["x"] = {}
+        node = node["x"]
+    with pytest.raises(ModelSpecError, match="nested too deeply"):
+        check_keras_json(json.dumps(nested))
