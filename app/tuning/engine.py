@@ -6,7 +6,6 @@ import math
 import time
 from collections.abc import Callable
 
-import numpy as np
 
 from app.tuning.accounting import SAMPLING_ASSUMPTION, dp_sgd_epsilon
 from app.tuning.attack import balanced_attack_split, membership_attacks
