@@ -10,6 +10,7 @@ from dataclasses import dataclass
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+from scipy.special import expit  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow_privacy.privacy.fast_gradient_clipping import layer_registry as tfp_layer_registry  # noqa: E402
 from tensorflow_privacy.privacy.keras_models.dp_keras_model import DPModel, DPSequential  # noqa: E402
@@ -52,7 +53,7 @@ class TrainedModel:
             [self.model(x[i : i + 8192], training=False).numpy() for i in range(0, len(x), 8192)]
         ).astype(np.float64)
         if out.shape[1] == 1:
-            p = 1.0 / (1.0 + np.exp(-out[:, 0])) if self.from_logits else out[:, 0]
+            p = expit(out[:, 0]) if self.from_logits else out[:, 0]  # expit: no overflow on huge logits
             p = np.clip(p, 0.0, 1.0)
             return np.column_stack([1.0 - p, p])
         if self.from_logits:
