@@ -1,10 +1,13 @@
 """Ratio of DP-SGD training time to the same non-private training, measured side by side in one process.
 
-    python benchmarks/dp_overhead.py [--json OUT] [--epochs 10] [--repeats 1]
+    python benchmarks/dp_overhead.py [--json OUT] [--epochs 10] [--repeats 2] [--threads N]
 
-Variants: TF Privacy's DPKerasSGDOptimizer; DPSequential without a layer registry (vectorised per-example
-gradients); and dptune's training path (DPSequential with the layer registry: fast gradient clipping, Poisson
-batches). Shapes: HIV-sized (5,627 x 1,024, layers 200/100, dropout 0.1) and synthea-sized (1,088 x 40, 50/10).
+Variants: TF Privacy's DPKerasSGDOptimizer ("optimizer"); DPSequential without a layer registry ("vectorized");
+DPSequential with the layer registry, TF Privacy's fast clipping ("ghost"); and dptune's training path
+("fast": single-pass clipping for Dense stacks, noise drawn by the input pipeline, Poisson batches).
+Shapes: HIV-sized (5,627 x 1,024, layers 200/100, dropout 0.1) and synthea-sized (1,088 x 40, 50/10).
+Every variant runs once untimed first (tracing, allocator warm-up), then the best of --repeats counts.
+The batch-size sweep times non-private and dptune's path at larger batches on the HIV shape.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ import tensorflow as tf  # noqa: E402
 from tensorflow_privacy.privacy.keras_models.dp_keras_model import DPSequential  # noqa: E402
 
 from app.tuning.model_spec import ModelSpec  # noqa: E402
-from app.tuning.train import DPParams, _mlp_layers, build_model, label_tensor, train  # noqa: E402
+from app.tuning.train import (  # noqa: E402
+    DPParams, _mlp_layers, build_model, configure_threads, label_tensor, poisson_dataset, train,
+)
 
 SHAPES = {
     "hiv": dict(n=5627, d=1024, hidden=[200, 100], dropout=0.1, binary_features=True),
@@ -51,10 +56,10 @@ def _keras_fit(model: tf.keras.Model, x: np.ndarray, y: np.ndarray, spec: ModelS
     model.fit(x, label_tensor(y, 2), batch_size=spec.batch_size, epochs=spec.epochs, shuffle=True, verbose=0)
 
 
-def measure(name: str, epochs: int, repeats: int) -> dict[str, float]:
+def measure(name: str, epochs: int, repeats: int, batch_size: int = 32, only_fast: bool = False) -> dict[str, float]:
     shape = SHAPES[name]
     x, y = _data(shape["n"], shape["d"], shape["binary_features"])
-    spec = ModelSpec(hidden=shape["hidden"], dropout=shape["dropout"], epochs=epochs, batch_size=32)
+    spec = ModelSpec(hidden=shape["hidden"], dropout=shape["dropout"], epochs=epochs, batch_size=batch_size)
     dp = DPParams(clip=1.0, noise=1.0)
 
     def nonprivate() -> None:
@@ -62,8 +67,14 @@ def measure(name: str, epochs: int, repeats: int) -> dict[str, float]:
 
     def optimizer_path() -> None:
         tf.keras.backend.clear_session()
-        model = build_model(spec, x.shape[1], 2, dp, force_optimizer_path=True).model
+        model = build_model(spec, x.shape[1], 2, dp, clipping="per_example").model
         _keras_fit(model, x, y, spec)
+
+    def ghost() -> None:
+        tf.keras.backend.clear_session()
+        trained = build_model(spec, x.shape[1], 2, dp, clipping="ghost")
+        assert trained.clipping == "ghost"
+        trained.model.fit(poisson_dataset(x, label_tensor(y, 2), spec.batch_size, spec.epochs, np.random.default_rng(0)), verbose=0)
 
     def vectorized() -> None:
         tf.keras.backend.clear_session()
@@ -73,14 +84,24 @@ def measure(name: str, epochs: int, repeats: int) -> dict[str, float]:
         _keras_fit(model, x, y, spec)
 
     def fast() -> None:
-        train(spec, x, y, 2, dp, seed=0)
+        assert train(spec, x, y, 2, dp, seed=0).clipping == "single_pass"
 
-    variants = {"nonprivate": nonprivate, "optimizer": optimizer_path, "vectorized": vectorized, "fast": fast}
-    seconds = {k: min(_time(fn) for _ in range(repeats)) for k, fn in variants.items()}
-    out = {f"{k}_seconds": round(v, 3) for k, v in seconds.items()}
-    out["fast_ratio"] = round(seconds["fast"] / seconds["nonprivate"], 3)
-    out["optimizer_ratio"] = round(seconds["optimizer"] / seconds["nonprivate"], 3)
-    out["vectorized_ratio"] = round(seconds["vectorized"] / seconds["nonprivate"], 3)
+    variants = {"nonprivate": nonprivate, "optimizer": optimizer_path, "vectorized": vectorized, "ghost": ghost, "fast": fast}
+    if only_fast:
+        variants = {"nonprivate": nonprivate, "fast": fast}
+    for fn in variants.values():
+        fn()  # untimed warm-up
+    # Interleaved repeats, so a slow spell of the machine hits every variant alike.
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(repeats):
+        for k, fn in variants.items():
+            times[k].append(_time(fn))
+    seconds = {k: min(v) for k, v in times.items()}
+    out: dict[str, float] = {"batch_size": batch_size}
+    out.update({f"{k}_seconds": round(v, 3) for k, v in seconds.items()})
+    for k in variants:
+        if k != "nonprivate":
+            out[f"{k}_ratio"] = round(seconds[k] / seconds["nonprivate"], 3)
     return out
 
 
@@ -88,9 +109,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--shapes", default="hiv,synthea")
+    parser.add_argument("--threads", type=int, default=None, help="TensorFlow intra/inter-op threads")
+    parser.add_argument("--batch-sweep", default="64,128,256", help="batch sizes for the HIV sweep ('' = none)")
     args = parser.parse_args()
+    configure_threads(args.threads)
     results: dict[str, object] = {
         "epochs": args.epochs,
         "threads": {"intra": tf.config.threading.get_intra_op_parallelism_threads(), "cpus": os.cpu_count()},
@@ -98,6 +122,11 @@ def main() -> None:
     for name in args.shapes.split(","):
         results[name] = measure(name, args.epochs, args.repeats)
         print(name, json.dumps(results[name]), flush=True)
+    sweep = [int(b) for b in args.batch_sweep.split(",") if b]
+    if sweep:
+        results["hiv_batch_sweep"] = [measure("hiv", args.epochs, args.repeats, b, only_fast=True) for b in sweep]
+        for row in results["hiv_batch_sweep"]:
+            print("hiv batch", json.dumps(row), flush=True)
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(results, indent=2))
     if args.json:

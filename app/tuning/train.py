@@ -16,6 +16,7 @@ from tensorflow_privacy.privacy.fast_gradient_clipping import layer_registry as 
 from tensorflow_privacy.privacy.keras_models.dp_keras_model import DPModel, DPSequential  # noqa: E402
 from tensorflow_privacy.privacy.optimizers import dp_optimizer_keras  # noqa: E402
 
+from app.tuning.dense_dp import SinglePassDPSequential, supports_single_pass  # noqa: E402
 from app.tuning.model_spec import ModelSpec, ModelSpecError, check_keras_json  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
@@ -42,7 +43,7 @@ class TrainedModel:
     model: tf.keras.Model
     from_logits: bool
     n_classes: int
-    fast_clipping: bool
+    clipping: str  # "none" (baseline), "single_pass", "ghost" or "per_example"
     steps: int
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
@@ -117,37 +118,59 @@ def _plain_optimizer(spec: ModelSpec) -> tf.keras.optimizers.Optimizer:
     return _optimizer(spec, None)
 
 
+CLIPPING_METHODS = ("single_pass", "ghost", "per_example")
+
+
 def build_model(
-    spec: ModelSpec, n_features: int, n_classes: int, dp: DPParams | None, *, force_optimizer_path: bool = False
+    spec: ModelSpec, n_features: int, n_classes: int, dp: DPParams | None, *, clipping: str | None = None
 ) -> TrainedModel:
-    """A compiled model. DP uses fast gradient clipping when every trainable layer is in TF Privacy's registry,
-    and the DP Keras optimizer (vectorised per-example clipping) otherwise."""
+    """A compiled model. DP clipping, fastest first: single pass for Dense stacks (dense_dp), TF Privacy's
+    fast ("ghost") clipping when every trainable layer is in its registry, and the DP Keras optimizer
+    (per-example gradients) otherwise. `clipping` forces one method (tests and benchmarks)."""
+    if clipping is not None and clipping not in CLIPPING_METHODS:
+        raise ValueError(f"clipping must be one of {CLIPPING_METHODS}, got {clipping!r}")
     registry = tfp_layer_registry.make_default_layer_registry()
     if spec.keras_json is None:
         layers, from_logits = _mlp_layers(spec, n_features, n_classes)
         plain: tf.keras.Model = tf.keras.Sequential(layers)
     else:
         plain, from_logits = _user_model(spec, n_features, n_classes)
-    fast = dp is not None and not force_optimizer_path and all(
-        registry.is_elem(layer) for layer in plain.layers if layer.trainable_weights
-    )
     if dp is None:
-        model, optimizer, per_example = plain, _plain_optimizer(spec), False
-    elif fast:
+        method = "none"
+    elif clipping is not None:
+        method = clipping
+    elif supports_single_pass(plain):
+        method = "single_pass"
+    elif all(registry.is_elem(layer) for layer in plain.layers if layer.trainable_weights):
+        method = "ghost"
+    else:
+        method = "per_example"
+    # Sequential.layers omits the InputLayer; the DP models need it to have a compute graph at construction
+    # (without one TF Privacy silently falls back from ghost to vectorised clipping).
+    with_input = lambda: [tf.keras.layers.InputLayer(input_shape=plain.input_shape[1:]), *plain.layers]  # noqa: E731
+    loss = _loss(n_classes, from_logits, per_example=False)
+    if method == "none":
+        model, optimizer = plain, _plain_optimizer(spec)
+    elif method == "single_pass":
+        if not supports_single_pass(plain):
+            raise ValueError("single-pass clipping needs a Sequential of Dense and Dropout layers")
+        per_example = _loss(n_classes, from_logits, per_example=True)
+        model = SinglePassDPSequential(with_input(), dp.clip, dp.noise, per_example)
+        optimizer = _plain_optimizer(spec)
+    elif method == "ghost":
         common = dict(l2_norm_clip=dp.clip, noise_multiplier=dp.noise, layer_registry=registry, use_xla=False)
         if isinstance(plain, tf.keras.Sequential):
-            # Sequential.layers omits the InputLayer; without it the DP model has no compute graph at
-            # construction and TF Privacy silently falls back to the slow vectorised clipping.
-            inputs = tf.keras.layers.InputLayer(input_shape=plain.input_shape[1:])
-            model = DPSequential(layers=[inputs, *plain.layers], **common)
+            model = DPSequential(layers=with_input(), **common)
         else:
             model = DPModel(inputs=plain.inputs, outputs=plain.outputs, **common)
-        fast = bool(model._enable_fast_peg_computation)  # TF Privacy's own decision, not just ours
-        optimizer, per_example = _plain_optimizer(spec), False
+        if not model._enable_fast_peg_computation:  # TF Privacy's own decision, not just ours
+            method = "per_example"  # it clips with vectorised per-example gradients instead
+        optimizer = _plain_optimizer(spec)
     else:
-        model, optimizer, per_example = plain, _optimizer(spec, dp), True
-    model.compile(optimizer=optimizer, loss=_loss(n_classes, from_logits, per_example))
-    return TrainedModel(model=model, from_logits=from_logits, n_classes=n_classes, fast_clipping=fast, steps=0)
+        model, optimizer = plain, _optimizer(spec, dp)
+        loss = _loss(n_classes, from_logits, per_example=True)
+    model.compile(optimizer=optimizer, loss=loss)
+    return TrainedModel(model=model, from_logits=from_logits, n_classes=n_classes, clipping=method, steps=0)
 
 
 def label_tensor(y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -168,21 +191,35 @@ def poisson_batches(n: int, batch_size: int, epochs: int, rng: np.random.Generat
 
 
 def poisson_dataset(
-    x: np.ndarray, labels: np.ndarray, batch_size: int, epochs: int, rng: np.random.Generator
+    x: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    epochs: int,
+    rng: np.random.Generator,
+    noise: tuple[int, float] | None = None,
 ) -> tf.data.Dataset:
     """Poisson batches gathered inside the tf.data graph (no Python per step): the batches' indices are
-    concatenated once and each step slices its own range."""
+    concatenated once and each step slices its own range. With `noise=(size, stddev)` each element also
+    carries that step's DP noise, drawn by tf.data's threads while the previous step trains: sampling
+    N(0, (zC)^2) for every parameter at every step costs about as much as a non-private step does."""
     batches = list(poisson_batches(len(x), batch_size, epochs, rng))
     order = tf.constant(np.concatenate(batches).astype(np.int64))
     ends = np.cumsum([len(b) for b in batches])
     bounds = tf.constant(np.column_stack([ends - [len(b) for b in batches], ends]).astype(np.int64))
     features, targets = tf.constant(x), tf.constant(labels)
+    noise_seed = tf.constant(rng.integers(0, 2**31 - 1, size=2), dtype=tf.int64)
 
-    def gather(bound: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def gather(step: tf.Tensor, bound: tf.Tensor) -> tuple[tf.Tensor, ...]:
         idx = order[bound[0] : bound[1]]
-        return tf.gather(features, idx), tf.gather(targets, idx)
+        if noise is None:
+            return tf.gather(features, idx), tf.gather(targets, idx)
+        size, stddev = noise
+        step_seed = noise_seed + tf.stack([step, tf.constant(0, tf.int64)])
+        return tf.gather(features, idx), tf.gather(targets, idx), tf.random.stateless_normal(
+            [size], seed=step_seed, stddev=stddev
+        )
 
-    return tf.data.Dataset.from_tensor_slices(bounds).map(gather).prefetch(2)
+    return tf.data.Dataset.from_tensor_slices(bounds).enumerate().map(gather).prefetch(2)
 
 
 def train(
@@ -203,7 +240,10 @@ def train(
         trained.model.fit(x, labels, batch_size=spec.batch_size, epochs=spec.epochs, shuffle=True, verbose=0)
         trained.steps = spec.epochs * math.ceil(len(x) / spec.batch_size)
         return trained
-    dataset = poisson_dataset(x, labels, spec.batch_size, spec.epochs, np.random.default_rng(seed))
+    noise = None
+    if isinstance(trained.model, SinglePassDPSequential) and dp.noise > 0:
+        noise = (trained.model.noise_size(), dp.noise * dp.clip)
+    dataset = poisson_dataset(x, labels, spec.batch_size, spec.epochs, np.random.default_rng(seed), noise)
     trained.model.fit(dataset, epochs=1, verbose=0)
     trained.steps = spec.epochs * math.ceil(len(x) / spec.batch_size)
     return trained

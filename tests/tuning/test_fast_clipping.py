@@ -1,4 +1,4 @@
-"""DP-SGD correctness: the fast clipping path equals the reference DP optimizer, and noise has std = z * C."""
+"""DP-SGD correctness: single-pass and ghost clipping equal the reference DP optimizer, and noise has std = z * C."""
 
 import numpy as np
 import pytest
@@ -38,13 +38,14 @@ def _manual_clipped_mean_gradient(model: tf.keras.Model, x: np.ndarray, y: np.nd
     return total / len(x)
 
 
+@pytest.mark.parametrize("method", ["single_pass", "ghost"])
 @pytest.mark.parametrize("clip", [0.05, 100.0])
-def test_fast_clipping_equals_dp_optimizer_at_noise_zero(clip: float) -> None:
+def test_fast_clipping_equals_dp_optimizer_at_noise_zero(method: str, clip: float) -> None:
     x, y = _batch()
     tf.keras.utils.set_random_seed(0)
-    fast = build_model(SPEC, x.shape[1], 2, DPParams(clip=clip, noise=0.0))
-    reference = build_model(SPEC, x.shape[1], 2, DPParams(clip=clip, noise=0.0), force_optimizer_path=True)
-    assert fast.fast_clipping and not reference.fast_clipping
+    fast = build_model(SPEC, x.shape[1], 2, DPParams(clip=clip, noise=0.0), clipping=method)
+    reference = build_model(SPEC, x.shape[1], 2, DPParams(clip=clip, noise=0.0), clipping="per_example")
+    assert fast.clipping == method and reference.clipping == "per_example"
     weights = fast.model.get_weights()
     expected = -_manual_clipped_mean_gradient(fast.model, x, y, clip)
 
@@ -57,13 +58,26 @@ def test_fast_clipping_equals_dp_optimizer_at_noise_zero(clip: float) -> None:
         assert np.linalg.norm(fast_update) <= clip + 1e-6
 
 
-def test_noise_standard_deviation_is_multiplier_times_clip() -> None:
+def test_single_pass_is_chosen_for_dense_stacks_and_ghost_otherwise() -> None:
+    dense = build_model(SPEC.model_copy(update={"dropout": 0.1}), 6, 2, DPParams(clip=1.0, noise=1.0))
+    assert dense.clipping == "single_pass"
+    conv = tf.keras.Sequential(
+        [tf.keras.Input(shape=(6,)), tf.keras.layers.Reshape((6, 1)), tf.keras.layers.Conv1D(2, 3),
+         tf.keras.layers.Flatten(), tf.keras.layers.Dense(1)]
+    )
+    other = build_model(SPEC.model_copy(update={"keras_json": conv.to_json()}), 6, 2, DPParams(clip=1.0, noise=1.0))
+    assert other.clipping in {"ghost", "per_example"}
+    assert build_model(SPEC, 6, 2, None).clipping == "none"
+
+
+@pytest.mark.parametrize("method", ["single_pass", "ghost"])
+def test_noise_standard_deviation_is_multiplier_times_clip(method: str) -> None:
     x, y = _batch(n=32, d=40)
     spec = SPEC.model_copy(update={"hidden": [64]})
     clip, noise = 0.5, 2.0
     tf.keras.utils.set_random_seed(0)
-    clean = build_model(spec, x.shape[1], 2, DPParams(clip=clip, noise=0.0))
-    noisy = build_model(spec, x.shape[1], 2, DPParams(clip=clip, noise=noise))
+    clean = build_model(spec, x.shape[1], 2, DPParams(clip=clip, noise=0.0), clipping=method)
+    noisy = build_model(spec, x.shape[1], 2, DPParams(clip=clip, noise=noise), clipping=method)
     weights = clean.model.get_weights()
     difference = _one_step_update(noisy, weights, x, y) - _one_step_update(clean, weights, x, y)
     # The sum of clipped gradients gets N(0, (z C)^2) per coordinate, then is divided by the batch size.
