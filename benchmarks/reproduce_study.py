@@ -253,7 +253,10 @@ def run_setup(name: str, setup: Setup, args: argparse.Namespace, command: str) -
         "split_sizes": data.split_sizes(),
         "model": setup.spec.model_dump(exclude={"keras_json"}),
         "grid": {"note": setup.grid_note, "points": len(points)},
-        "baseline": baseline.model_dump(include={"utility_members", "utility_test", "utility_nonmembers", "attack_accuracy", "attack"}),
+        "baseline": baseline.model_dump(include={"utility_members", "utility_test", "utility_nonmembers", "attack_accuracy",
+                                                 "accuracy_test", "attack"}),
+        # Accuracy of always predicting the test split's most common class: the floor for accuracy_test.
+        "test_majority_rate": float(np.bincount(data.y_test).max() / len(data.y_test)),
         "tradeoffs": tradeoffs,
         "grid_best_objective": grid_best_objective,
         "grid_best": {"clip": grid_best.clip, "noise": grid_best.noise, "utility_loss": baseline.utility_test - grid_best.utility_test,
@@ -395,6 +398,9 @@ def write_markdown(results: dict, args: argparse.Namespace, command: str) -> str
             f"{res['model']['optimizer']}, {res['model']['epochs']} epochs, batch {res['model']['batch_size']}. "
             f"Grid: {res['grid']['note']}.",
             "",
+            *([f"Utility is ROC-AUC. Baseline test accuracy {_fmt(b['accuracy_test'])}; always predicting the most "
+               f"common class scores {_fmt(res['test_majority_rate'])} on the test split.", ""]
+              if "accuracy_test" in b else []),
             "| baseline (Table 11/12) | ours | study |",
             "|---|---|---|",
             *(f"| {name} | {_fmt(b[name])} | [{_fmt(sb[name])}] |" for name in

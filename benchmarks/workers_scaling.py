@@ -1,6 +1,6 @@
 """Throughput of one job with 1 and then 2 worker processes, each limited to 1 TensorFlow thread.
 
-    .venv/bin/python benchmarks/workers_scaling.py [--trials 16] [--database-url URL] [--json OUT]
+    .venv/bin/python benchmarks/workers_scaling.py [--trials 40] [--database-url URL] [--json OUT]
 
 From an empty temp folder, as an operator would: starts `dptune serve --no-worker` on 127.0.0.1, creates the
 built-in synthea-covid data set, then for N in (1, 2): queues the same job (random search, the default model,
@@ -83,7 +83,9 @@ def run_job(http: httpx.Client, workdir: Path, env: dict[str, str], dataset_id: 
     finally:
         _stop(processes)
     view = http.get(f"/v1/jobs/{job_id}").json()
-    rows = http.get(f"/v1/jobs/{job_id}/trials", params={"limit": 1000}).json()["items"]
+    page = http.get(f"/v1/jobs/{job_id}/trials", params={"limit": 200})
+    page.raise_for_status()
+    rows = page.json()["items"]
     ends = sorted(datetime.fromisoformat(r["finished_at"]) for r in rows if r["finished_at"])
     starts = sorted(datetime.fromisoformat(r["started_at"]) for r in rows)
     span = (ends[-1] - starts[0]).total_seconds()
@@ -94,7 +96,7 @@ def run_job(http: httpx.Client, workdir: Path, env: dict[str, str], dataset_id: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--port", type=int, default=8792)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--deadline", type=float, default=1200.0, help="seconds per job")

@@ -10,6 +10,8 @@ The result equals TF Privacy's; tests/tuning/test_fast_clipping.py checks it aga
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import tensorflow as tf
 
 DENSE = tf.keras.layers.Dense
@@ -35,9 +37,16 @@ class SinglePassDPSequential(tf.keras.Sequential):
     def __init__(self, layers: list[tf.keras.layers.Layer], l2_norm_clip: float, noise_multiplier: float,
                  per_example_loss: tf.keras.losses.Loss, **kwargs: object) -> None:
         super().__init__(layers=layers, **kwargs)
-        self.l2_norm_clip = float(l2_norm_clip)
-        self.noise_multiplier = float(noise_multiplier)
+        # Variables, not Python floats, so the traced step serves any (clip, noise): a worker reuses one
+        # compiled model across trials (train.py). A plain namespace keeps Keras from counting them as weights.
+        self.dp = SimpleNamespace(clip=tf.Variable(0.0, trainable=False), stddev=tf.Variable(0.0, trainable=False))
+        self.set_privacy(l2_norm_clip, noise_multiplier)
         self.per_example_loss = per_example_loss  # reduction NONE: one value per example
+
+    def set_privacy(self, l2_norm_clip: float, noise_multiplier: float) -> None:
+        self.l2_norm_clip, self.noise_multiplier = float(l2_norm_clip), float(noise_multiplier)
+        self.dp.clip.assign(self.l2_norm_clip)
+        self.dp.stddev.assign(self.noise_multiplier * self.l2_norm_clip)
 
     def _forward(self, x: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor]]:
         inputs, pre_activations, h = [], [], x
@@ -74,10 +83,9 @@ class SinglePassDPSequential(tf.keras.Sequential):
                 continue
             g_sq = tf.reduce_sum(tf.square(g), axis=1)
             squared += tf.reduce_sum(tf.square(a), axis=1) * g_sq + (g_sq if layer.use_bias else 0.0)
-        clip = tf.constant(self.l2_norm_clip, losses.dtype)
+        clip = tf.cast(self.dp.clip, losses.dtype)
         weights = clip / tf.maximum(clip, tf.sqrt(squared))
         batch = tf.cast(tf.shape(losses)[0], losses.dtype)
-        stddev = self.noise_multiplier * self.l2_norm_clip
         grads = {}
         for layer, a, g in zip(dense, inputs, grads_pre):
             if not layer.trainable:
@@ -93,8 +101,8 @@ class SinglePassDPSequential(tf.keras.Sequential):
                 size = var.shape.num_elements()
                 summed += tf.reshape(pipeline_noise[offset : offset + size], var.shape)
                 offset += size
-            elif stddev > 0:
-                summed += tf.random.normal(tf.shape(summed), stddev=stddev, dtype=summed.dtype)
+            else:
+                summed += tf.random.normal(tf.shape(summed), dtype=summed.dtype) * tf.cast(self.dp.stddev, summed.dtype)
             noisy.append(summed / batch)
         self.optimizer.apply_gradients(zip(noisy, self.trainable_variables))
         return {"loss": tf.reduce_mean(losses)}

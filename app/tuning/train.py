@@ -222,6 +222,56 @@ def poisson_dataset(
     return tf.data.Dataset.from_tensor_slices(bounds).enumerate().map(gather).prefetch(2)
 
 
+@dataclass
+class _CompiledTrainer:
+    """A DP model compiled (and, after its first fit, traced) once per worker process, reused across trials."""
+
+    trained: TrainedModel
+    optimizer_start: list[np.ndarray]
+
+
+_COMPILED: dict[tuple[str, int, int], _CompiledTrainer] = {}  # at most one entry: the last job's model
+
+
+def _initial_weights(spec: ModelSpec, n_features: int, n_classes: int, seed: int) -> list[np.ndarray]:
+    """The weights a fresh build draws for this seed (the same ops after the same seeding)."""
+    tf.keras.utils.set_random_seed(seed)
+    layers, _ = _mlp_layers(spec, n_features, n_classes)
+    return tf.keras.Sequential(layers).get_weights()
+
+
+def _reusable(spec: ModelSpec, dp: DPParams | None) -> bool:
+    """The built-in MLP without dropout: its step depends only on weights, optimizer state and the (clip,
+    noise) variables, all reset per trial. Dropout's random state would carry over between trials, making a
+    trial's result depend on the ones before it, so models with dropout are rebuilt each time."""
+    return dp is not None and spec.keras_json is None and spec.dropout == 0
+
+
+def _dp_model_for_trial(spec: ModelSpec, n_features: int, n_classes: int, dp: DPParams, seed: int) -> TrainedModel:
+    key = (spec.model_dump_json(), n_features, n_classes)
+    cached = _COMPILED.get(key)
+    if cached is None:
+        _COMPILED.clear()
+        tf.keras.backend.clear_session()
+        weights = _initial_weights(spec, n_features, n_classes, seed)
+        trained = build_model(spec, n_features, n_classes, dp)
+        if trained.clipping != "single_pass":
+            return trained
+        optimizer = trained.model.optimizer
+        optimizer.build(trained.model.trainable_variables)
+        cached = _CompiledTrainer(trained, [v.numpy() for v in optimizer.variables])
+        _COMPILED[key] = cached
+    else:
+        weights = _initial_weights(spec, n_features, n_classes, seed)
+    model = cached.trained.model
+    model.set_weights(weights)
+    for variable, start in zip(model.optimizer.variables, cached.optimizer_start):
+        variable.assign(start)
+    model.set_privacy(dp.clip, dp.noise)
+    tf.keras.utils.set_random_seed(seed)
+    return cached.trained
+
+
 def train(
     spec: ModelSpec,
     x: np.ndarray,
@@ -232,10 +282,14 @@ def train(
 ) -> TrainedModel:
     """Train from a seeded initialisation. Baseline: shuffled fixed-size batches (Keras fit).
     DP: Poisson-sampled batches, so the accounted epsilon applies."""
-    tf.keras.backend.clear_session()
-    tf.keras.utils.set_random_seed(seed)
-    trained = build_model(spec, x.shape[1], n_classes, dp)
     labels = label_tensor(y, n_classes)
+    if _reusable(spec, dp):
+        assert dp is not None
+        trained = _dp_model_for_trial(spec, x.shape[1], n_classes, dp, seed)
+    else:
+        tf.keras.backend.clear_session()
+        tf.keras.utils.set_random_seed(seed)
+        trained = build_model(spec, x.shape[1], n_classes, dp)
     if dp is None:
         trained.model.fit(x, labels, batch_size=spec.batch_size, epochs=spec.epochs, shuffle=True, verbose=0)
         trained.steps = spec.epochs * math.ceil(len(x) / spec.batch_size)

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from app.tuning.train import poisson_batches, poisson_dataset
+from app.tuning.model_spec import ModelSpec
+from app.tuning.train import DPParams, poisson_batches, poisson_dataset, train
 
 
 def test_poisson_batches_have_binomial_sizes() -> None:
@@ -22,3 +23,24 @@ def test_poisson_dataset_yields_the_sampled_rows() -> None:
     for idx, (xb, yb) in zip(expected, got):
         np.testing.assert_array_equal(yb.ravel(), idx)
         np.testing.assert_array_equal(xb, x[idx])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_reused_compiled_model_gives_the_result_of_a_fresh_one(optimizer: str) -> None:
+    """Workers reuse one traced DP model across trials; a trial's result must not depend on the trials before it."""
+    from app.tuning import train as train_module
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5)).astype(np.float32)
+    y = (x[:, 0] + 0.3 * rng.normal(size=200) > 0).astype(np.int64)
+    spec = ModelSpec(hidden=[8], optimizer=optimizer, epochs=2, batch_size=16)
+    train_module._COMPILED.clear()
+    fresh = train(spec, x, y, 2, DPParams(clip=1.0, noise=0.7), seed=3).predict_proba(x)
+    first = train(spec, x, y, 2, DPParams(clip=1.0, noise=0.7), seed=3)
+    assert len(train_module._COMPILED) == 1 and first.clipping == "single_pass"
+    np.testing.assert_array_equal(first.predict_proba(x), fresh)
+    other = train(spec, x, y, 2, DPParams(clip=0.2, noise=3.0), seed=4).predict_proba(x)
+    assert not np.allclose(other, fresh)
+    again = train(spec, x, y, 2, DPParams(clip=1.0, noise=0.7), seed=3)
+    assert again.model is first.model  # compiled once
+    np.testing.assert_array_equal(again.predict_proba(x), fresh)
