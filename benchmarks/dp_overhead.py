@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow_privacy.privacy.keras_models.dp_keras_model import DPSequential  # noqa: E402
 
+from app.tuning import train as train_module  # noqa: E402
 from app.tuning.model_spec import ModelSpec  # noqa: E402
 from app.tuning.train import (  # noqa: E402
     DPParams, _mlp_layers, build_model, configure_threads, label_tensor, poisson_dataset, train,
@@ -84,6 +85,7 @@ def measure(name: str, epochs: int, repeats: int, batch_size: int = 32, only_fas
         _keras_fit(model, x, y, spec)
 
     def fast() -> None:
+        train_module._COMPILED.clear()  # build and trace afresh, as the non-private run does
         assert train(spec, x, y, 2, dp, seed=0).clipping == "single_pass"
 
     variants = {"nonprivate": nonprivate, "optimizer": optimizer_path, "vectorized": vectorized, "ghost": ghost, "fast": fast}

@@ -8,7 +8,6 @@ import logging
 import uuid
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,7 +24,7 @@ from app.datasets.models import DatasetRecord
 from app.datasets.schemas import BuiltinDatasetCreate, DatasetRead
 from app.datasets.splits import SplitSpec
 from app.datasets.storage import file_sha256, new_temp_path, promote, remove_stored, remove_temp, storage_key
-from app.datasets.tables import TableSummary, is_numeric_column, numeric_view, read_table, table_format, validate_table
+from app.datasets.tables import TableSummary, check_flat_schema, read_table, table_format, validate_table
 from app.datasets.upload import ReceivedUpload
 from app.db import utcnow
 from app.jobs import repository as job_repository
@@ -62,7 +61,6 @@ def register_upload(
     frame = read_table(temp, filename)
     check_shape(frame, settings)
     summary = _validate(frame, label, smiles_column)
-    check_usable(frame, label, smiles_column)
     dataset_id = str(uuid.uuid4())
     record = DatasetRecord(
         id=dataset_id,
@@ -178,12 +176,7 @@ def precheck_file(path: Path, file_format: str, settings: Settings) -> None:
         except (pa.ArrowException, OSError, ValueError):
             return
         _check_counts(rows, len(schema.names), settings)
-        nested = [str(f.name) for f in schema if pa.types.is_nested(f.type)
-                  or (pa.types.is_dictionary(f.type) and pa.types.is_nested(f.type.value_type))]
-        if nested:
-            raise ApiError(422, "unsupported_column_type",
-                           f"column(s) of nested types (struct, list, map) cannot be used: {', '.join(nested[:20])}; "
-                           "flatten them into plain columns", {"columns": nested[:100]})
+        check_flat_schema(schema)
         return
     with path.open("rb") as handle:
         head = handle.read(HEADER_PROBE_BYTES)
@@ -221,34 +214,6 @@ def _validate(frame: pd.DataFrame, label: str, smiles_column: str | None) -> Tab
                      extra=exception_summary((type(exc), exc, exc.__traceback__)))
         raise ApiError(422, "invalid_table", f"the table cannot be validated ({type(exc).__name__}); check that "
                        "every column holds plain numbers or text") from None
-
-
-def check_usable(frame: pd.DataFrame, label: str, smiles_column: str | None) -> None:
-    """The label has no infinite values, and (without SMILES) at least one feature column has a usable
-    value. Preparation would treat infinities as missing and drop columns with no finite value, so a table
-    of NaN and inf everywhere would otherwise be stored and fail only at the job's baseline."""
-    labels = frame[label]
-    if is_numeric_column(labels) and not pd.api.types.is_bool_dtype(labels):
-        values = pd.to_numeric(labels, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        infinite = np.isinf(values)
-        if infinite.any():
-            row = int(np.flatnonzero(infinite)[0]) + 1
-            raise ApiError(422, "non_finite_labels", f"label column '{label}' has {int(infinite.sum())} infinite "
-                           f"values (first at row {row})", {"column": label, "count": int(infinite.sum()), "row": row})
-    if smiles_column is not None:
-        return
-    features = [c for c in frame.columns if c != label]
-    if not features:
-        raise ApiError(422, "no_features", "the table has no feature column besides the label")
-    for column in features:
-        numbers = numeric_view(frame[column])
-        if numbers is None:
-            if frame[column].notna().any():
-                return
-        elif np.isfinite(numbers.to_numpy(dtype=np.float64)).any():
-            return
-    raise ApiError(422, "no_usable_features", "no feature column has a usable value: every value is missing, NaN "
-                   "or infinite", {"columns": [str(c) for c in features[:100]]})
 
 
 def to_read(record: DatasetRecord) -> DatasetRead:

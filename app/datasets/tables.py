@@ -131,6 +131,7 @@ def parse_parquet_bytes(data: bytes) -> pd.DataFrame:
         raise DatasetError("unreadable_file", f"the Parquet file cannot be read: {type(exc).__name__}") from None
     # Checked on the schema: reading a table with duplicate names fails with a less useful error.
     check_unique_columns([str(name) for name in parquet.schema_arrow.names])
+    check_flat_schema(parquet.schema_arrow)
     try:
         table = parquet.read()
     except (pa.ArrowException, OSError, ValueError) as exc:
@@ -141,6 +142,16 @@ def parse_parquet_bytes(data: bytes) -> pd.DataFrame:
         raise DatasetError("unreadable_file", f"the Parquet columns cannot be loaded: {type(exc).__name__}") from None
     df.columns = [str(c) for c in df.columns]
     return _non_empty(df)
+
+
+def check_flat_schema(schema: pa.Schema) -> None:
+    """Struct, list and map columns (also dictionary-encoded) have no numeric or categorical reading."""
+    nested = [str(f.name) for f in schema if pa.types.is_nested(f.type)
+              or (pa.types.is_dictionary(f.type) and pa.types.is_nested(f.type.value_type))]
+    if nested:
+        raise DatasetError("unsupported_column_type",
+                           f"column(s) of nested types (struct, list, map) cannot be used: {', '.join(nested[:20])}; "
+                           "flatten them into plain columns", {"columns": nested[:100]})
 
 
 def _non_empty(df: pd.DataFrame) -> pd.DataFrame:
@@ -256,10 +267,40 @@ def validate_table(
     feature_columns = [c for c in columns if c != label] if smiles_column is None else []
     for column in feature_columns:
         check_feature_column(df[column], column, max_categories)
+    check_finite_values(df, label, feature_columns, smiles_column is not None)
     counts = np.bincount(codes, minlength=len(names))
     return TableSummary(
         rows=len(df), columns=columns, class_counts={name: int(n) for name, n in zip(names, counts, strict=True)}
     )
+
+
+def check_finite_values(df: pd.DataFrame, label: str, feature_columns: list[str], has_smiles: bool) -> None:
+    """The label has no infinite values, and (without SMILES) some feature column has a usable value.
+    Preparation treats infinities as missing and drops columns with no finite value, so a table of NaN and inf
+    everywhere would otherwise pass here and fail only at a job's baseline."""
+    labels = df[label]
+    if is_numeric_column(labels) and not pd.api.types.is_bool_dtype(labels):
+        values = pd.to_numeric(labels, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        infinite = np.isinf(values)
+        if infinite.any():
+            raise DatasetError(
+                "non_finite_labels",
+                f"label column '{label}' has {int(infinite.sum())} infinite values (first at row {_row(infinite)})",
+                {"column": label, "count": int(infinite.sum()), "row": _row(infinite)},
+            )
+    if has_smiles:
+        return
+    if not feature_columns:
+        raise DatasetError("no_features", "the table has no feature column besides the label")
+    for column in feature_columns:
+        numbers = numeric_view(df[column])
+        if numbers is None:
+            if df[column].notna().any():
+                return
+        elif np.isfinite(numbers.to_numpy(dtype=np.float64)).any():
+            return
+    raise DatasetError("no_usable_features", "no feature column has a usable value: every value is missing, NaN "
+                       "or infinite", {"columns": feature_columns[:100]})
 
 
 def check_feature_column(series: pd.Series, column: str, max_categories: int) -> None:

@@ -206,3 +206,28 @@ def test_continuous_label_is_not_a_class_label() -> None:
     with pytest.raises(DatasetError) as excinfo:
         validate_table(df, "label")
     assert _code(excinfo) == "too_many_classes"
+
+
+def test_nested_parquet_columns_are_named(tmp_path: Path) -> None:
+    table = pa.table({"y": [0, 1, 0, 1], "point": [{"a": 1}, {"a": 2}, {"a": 3}, {"a": 4}], "x": [1.0, 2.0, 3.0, 4.0]})
+    path = tmp_path / "nested.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(DatasetError) as excinfo:
+        read_table(path)
+    assert excinfo.value.code == "unsupported_column_type" and excinfo.value.details["columns"] == ["point"]
+
+
+def test_infinite_labels_are_rejected_with_their_row() -> None:
+    frame = pd.DataFrame({"y": [0.0, 1.0, np.inf, 1.0], "x": [1.0, 2.0, 3.0, 4.0]})
+    with pytest.raises(DatasetError) as excinfo:
+        validate_table(frame, "y")
+    assert excinfo.value.code == "non_finite_labels" and excinfo.value.details["row"] == 3
+
+
+def test_features_without_one_finite_value_are_rejected() -> None:
+    frame = pd.DataFrame({"y": [0, 1, 0, 1], "a": [np.nan, np.inf, -np.inf, np.nan], "b": [None] * 4})
+    with pytest.raises(DatasetError) as excinfo:
+        validate_table(frame, "y")
+    assert excinfo.value.code == "no_usable_features"
+    frame["c"] = [np.nan, 1.0, np.nan, np.nan]
+    assert validate_table(frame, "y").rows == 4
