@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from app.tuning.model_spec import ModelSpec  # noqa: E402
-from app.tuning.objective import objective  # noqa: E402
+from app.tuning.objective import MEANINGFUL_EPSILON, objective  # noqa: E402
 from app.tuning.prepared import PreparedData  # noqa: E402
 from app.tuning.results import Baseline, TrialMeasurement  # noqa: E402
 from app.tuning.search import SearchSpec, grid_points, suggest  # noqa: E402
@@ -223,6 +223,8 @@ def run_setup(name: str, setup: Setup, args: argparse.Namespace, command: str) -
     for t in TRADEOFFS:
         run = results[("bayes", 10.0, float(t), 0)]
         best = best_at(run, baseline, float(t))
+        guaranteed = [m for m in run if m.epsilon is not None and m.epsilon <= MEANINGFUL_EPSILON]
+        best_guaranteed = best_at(guaranteed, baseline, float(t)) if guaranteed else None
         tradeoffs[t] = {
             "utility_loss": baseline.utility_test - best.utility_test,
             "attack_accuracy": best.attack_accuracy,
@@ -231,6 +233,12 @@ def run_setup(name: str, setup: Setup, args: argparse.Namespace, command: str) -
             "noise": best.noise,
             "trials": len(run),
             "trial_of_best": run.index(best) + 1,
+            # What dptune's recommendation note names when the best point has no meaningful epsilon.
+            "best_with_epsilon_le_10": None if best_guaranteed is None else {
+                "utility_loss": baseline.utility_test - best_guaranteed.utility_test,
+                "attack_accuracy": best_guaranteed.attack_accuracy, "epsilon": best_guaranteed.epsilon,
+                "clip": best_guaranteed.clip, "noise": best_guaranteed.noise,
+            },
         }
     reach = {m: [trials_to_reach(results[(m, 10.0, 0.5, s)], baseline, target) for s in seeds] for m in ("bayes", "random")}
     smoothed = SmoothedGrid(grid, baseline)
@@ -276,7 +284,19 @@ def run_setup(name: str, setup: Setup, args: argparse.Namespace, command: str) -
         },
     }
     plot_setup(name, setup, baseline, grid, results, bounds, trials, args.out / "figures")
+    raw = {"baseline": baseline.model_dump(exclude={"attack"}), "grid": [_raw(m) for m in grid],
+           "searches": [{"method": k[0], "max_bound": k[1], "tradeoff": k[2], "seed": k[3],
+                         "trials": [_raw(m) for m in v]} for k, v in results.items()]}
+    raw_path = args.out / "results" / f"reproduction-{name}-trials.json"
+    raw_path.parent.mkdir(parents=True, exist_ok=True)
+    raw_path.write_text(json.dumps(raw, separators=(",", ":")))
     return out
+
+
+def _raw(m: TrialMeasurement) -> dict:
+    """Every trial's measurement, enough to recompute the tables with another objective or target."""
+    return {"clip": round(m.clip, 5), "noise": round(m.noise, 5), "utility_test": round(m.utility_test, 5),
+            "attack_accuracy": round(m.attack_accuracy, 5), "epsilon": None if m.epsilon is None else round(m.epsilon, 5)}
 
 
 def _git_commit() -> str | None:
@@ -415,6 +435,15 @@ def write_markdown(results: dict, args: argparse.Namespace, command: str) -> str
                 f"| {t} | {_fmt(row['utility_loss'])} | {_fmt(row['attack_accuracy'])} | {_fmt(row['epsilon'], 2)} | "
                 f"{_fmt(row['clip'], 2)} | {_fmt(row['noise'], 2)} | {row['trial_of_best']}/{row['trials']} | [{su}] | [{sp}] |"
             )
+        guaranteed = {t: row.get("best_with_epsilon_le_10") for t, row in res["tradeoffs"].items()}
+        if any(row["epsilon"] is None or row["epsilon"] > MEANINGFUL_EPSILON for row in res["tradeoffs"].values()):
+            lines += ["", "Where the best point has no meaningful epsilon (noise 0, or epsilon > 10), the best trial of the "
+                      "same run with epsilon <= 10 (what dptune's recommendation note names):", ""]
+            for t, g in guaranteed.items():
+                if g is not None:
+                    lines.append(f"- t = {t}: utility loss {_fmt(g['utility_loss'])}, attack accuracy "
+                                 f"{_fmt(g['attack_accuracy'])}, epsilon {_fmt(g['epsilon'], 2)} (clip {_fmt(g['clip'], 2)}, "
+                                 f"noise {_fmt(g['noise'], 2)})")
         g = res["grid_best"]
         e = res["search_efficiency"]
         lines += [

@@ -30,6 +30,13 @@ WEAK_BASELINE_NOTE = (
 )
 WEAK_BASELINE_UTILITY = 0.6
 
+# "How to DP-fy ML" (Ponomareva et al. 2023): epsilon <= 10 is a reasonable guarantee, above it a weak one.
+MEANINGFUL_EPSILON = 10.0
+NO_GUARANTEE_NOTE = (
+    "The recommended point {why}: its low measured attack accuracy comes from clipping and training, not from a "
+    "DP guarantee, and a stronger attack may do better. {alternative}"
+)
+
 
 def objective(utility: float, attack_accuracy: float, baseline: Baseline, tradeoff: float) -> float:
     """o_i = t * (u_i - u_start) + (1 - t) * (p_start - p_i), to maximise."""
@@ -75,6 +82,23 @@ def pareto_front(trials: Sequence[TrialMeasurement | Trial]) -> list[int]:
     return sorted(front)
 
 
+def _no_guarantee_note(best: Trial, rescored: Sequence[Trial]) -> str:
+    why = ("adds no noise, so no epsilon bounds it" if best.epsilon is None
+           else f"has epsilon {best.epsilon:.3g}, which bounds no attack in practice")
+    guaranteed = [t for t in rescored if t.epsilon is not None and t.epsilon <= MEANINGFUL_EPSILON]
+    if not guaranteed:
+        alternative = (f"No trial has epsilon <= {MEANINGFUL_EPSILON:g}; search higher noise multipliers for one "
+                       "that does.")
+    else:
+        alt = max(guaranteed, key=lambda t: (t.objective, -t.index))
+        alternative = (
+            f"The best trial with epsilon <= {MEANINGFUL_EPSILON:g} is trial {alt.index}: clip {alt.clip:.3g}, "
+            f"noise {alt.noise:.3g}, epsilon {alt.epsilon:.3g}, utility loss {alt.utility_loss:.3f}, "
+            f"attack accuracy {alt.attack_accuracy:.3f}."
+        )
+    return NO_GUARANTEE_NOTE.format(why=why, alternative=alternative)
+
+
 def recommend(trials: Sequence[Trial], baseline: Baseline, tradeoff: float) -> Recommendation | None:
     """The stored trial with the best objective at `tradeoff` (rescored, so any t works without re-running)."""
     if not trials:
@@ -87,6 +111,8 @@ def recommend(trials: Sequence[Trial], baseline: Baseline, tradeoff: float) -> R
         notes.append(WEAK_BASELINE_NOTE.format(utility=baseline.utility_test))
     if bound is not None and best.attack_accuracy > bound:
         notes.append(SHIFT_NOTE.format(measured=best.attack_accuracy, bound=bound))
+    if best.epsilon is None or best.epsilon > MEANINGFUL_EPSILON:
+        notes.append(_no_guarantee_note(best, rescored))
     return Recommendation(
         **{name: getattr(best, name) for name in Trial.model_fields},
         tradeoff=tradeoff,

@@ -26,4 +26,14 @@ def test_quick_reproduction_writes_tables_json_and_figures(tmp_path: Path) -> No
     assert result["search_efficiency"]["synthea_sgd"]["grid_trials"] == 4
     for name in ("grid-surfaces", "optimizer-surfaces", "convergence"):
         assert (tmp_path / "figures" / f"synthea-sgd-{name}.png").stat().st_size > 10_000
-    assert "| utility_test |" in (tmp_path / "reproduction.md").read_text()
+    markdown = (tmp_path / "reproduction.md").read_text()
+    assert "| utility_test |" in markdown and "--quick" in markdown
+    raw = json.loads((tmp_path / "results" / "reproduction-synthea-sgd-trials.json").read_text())
+    assert len(raw["grid"]) == 4 and all(len(s["trials"]) == 3 for s in raw["searches"])
+    # Every table figure comes from the raw trials: the t = 0.5 row is the best of its run at t = 0.5.
+    base = raw["baseline"]
+    run = next(s for s in raw["searches"] if s["method"] == "bayes" and s["tradeoff"] == 0.5 and s["seed"] == 0
+               and s["max_bound"] == 10.0)
+    best = max(run["trials"], key=lambda m: 0.5 * (m["utility_test"] - base["utility_test"])
+               + 0.5 * (base["attack_accuracy"] - m["attack_accuracy"]))
+    assert abs(setup["tradeoffs"]["0.5"]["attack_accuracy"] - best["attack_accuracy"]) < 1e-4

@@ -81,3 +81,17 @@ def test_recommendation_warns_when_the_baseline_does_not_generalise() -> None:
     trial = score(_measurement(0.5, 0.5), _baseline(0.4, 0.6), 0.5, 0)
     assert any("near or below chance" in n for n in recommend([trial], _baseline(0.4, 0.6), 0.5).notes)
     assert not any("near or below chance" in n for n in recommend([trial], _baseline(0.9, 0.6), 0.5).notes)
+
+
+def test_a_recommendation_without_a_meaningful_epsilon_names_the_best_guaranteed_trial() -> None:
+    base = _baseline(0.9, 0.7)
+    no_noise = score(_measurement(0.89, 0.55, clip=0.1, noise=0.0), base, 0.5, 0).model_copy(update={"epsilon": None})
+    noisy = score(_measurement(0.86, 0.60, clip=2.0, noise=1.5), base, 0.5, 1)  # epsilon 2
+    huge = score(_measurement(0.88, 0.58, noise=0.1), base, 0.5, 2).model_copy(update={"epsilon": 500.0})
+    rec = recommend([no_noise, noisy, huge], base, 0.5)
+    assert rec is not None and rec.index == 0
+    [note] = [n for n in rec.notes if "not from a DP guarantee" in n]
+    assert "adds no noise" in note and "trial 1" in note and "epsilon 2" in note
+    assert not any("not from a DP guarantee" in n for n in recommend([noisy], base, 0.5).notes)
+    [note] = [n for n in recommend([huge], base, 0.5).notes if "not from a DP guarantee" in n]
+    assert "epsilon 500" in note and "No trial has epsilon <= 10" in note
