@@ -148,41 +148,10 @@ def trials_to_reach(measurements: list[TrialMeasurement], baseline: Baseline, ta
     return None
 
 
-class SmoothedGrid:
-    """The grid's t = 0.5 objective averaged over each point's 3 x 3 neighbourhood. One training's objective is
-    noisy (attack accuracy on ~1,000 rows has a standard error of ~0.016), so the raw grid maximum is the best of
-    400 noisy draws, inflated by the noise; the smoothed surface estimates each point's expected objective."""
-
-    def __init__(self, grid: list[TrialMeasurement], baseline: Baseline) -> None:
-        from scipy.ndimage import uniform_filter
-
-        self.clips = np.unique([m.clip for m in grid])
-        self.noises = np.unique([m.noise for m in grid])
-        raw = np.full((len(self.clips), len(self.noises)), np.nan)
-        for m in grid:
-            raw[np.searchsorted(self.clips, m.clip), np.searchsorted(self.noises, m.noise)] = objective(
-                m.utility_test, m.attack_accuracy, baseline, 0.5)
-        self.values = uniform_filter(raw, size=3, mode="nearest")
-        self.best = float(np.nanmax(self.values))
-
-    def at(self, clip: float, noise: float) -> float:
-        i = int(np.abs(self.clips - clip).argmin())
-        j = int(np.abs(self.noises - noise).argmin())
-        return float(self.values[i, j])
-
-
-def trials_to_reach_smoothed(measurements: list[TrialMeasurement], baseline: Baseline, smoothed: SmoothedGrid,
-                             target: float) -> int | None:
-    """Trials until the search's incumbent (its best raw objective so far, what it would recommend) sits where
-    the smoothed grid surface is at least `target`. Points outside the grid's range take the nearest edge."""
-    incumbent, incumbent_objective = None, -np.inf
-    for i, m in enumerate(measurements, start=1):
-        o = objective(m.utility_test, m.attack_accuracy, baseline, 0.5)
-        if o > incumbent_objective:
-            incumbent, incumbent_objective = m, o
-        if incumbent is not None and smoothed.at(incumbent.clip, incumbent.noise) >= target:
-            return i
-    return None
+def objective_standard_error(attack_accuracy: float, n_eval: int, tradeoff: float = 0.5) -> float:
+    """Standard error of one trial's objective from the attack's finite evaluation set alone (binomial), a lower
+    bound on its noise: (1 - t) * sqrt(p (1 - p) / n)."""
+    return (1 - tradeoff) * float(np.sqrt(attack_accuracy * (1 - attack_accuracy) / n_eval))
 
 
 def best_at(measurements: list[TrialMeasurement], baseline: Baseline, tradeoff: float) -> TrialMeasurement:
@@ -217,7 +186,7 @@ def run_setup(name: str, setup: Setup, args: argparse.Namespace, command: str) -
         results = {k: f.result() for k, f in runs.items()}  # type: ignore[attr-defined]
     grid_best = best_at(grid, baseline, 0.5)
     grid_best_objective = objective(grid_best.utility_test, grid_best.attack_accuracy, baseline, 0.5)
-    target = 0.98 * grid_best_objective
+    target = grid_best_objective - 0.02 * abs(grid_best_objective)  # 98 % of it (also when it is negative)
 
     tradeoffs = {}
     for t in TRADEOFFS:
@@ -241,11 +210,12 @@ def run_setup(name: str, setup: Setup, args: argparse.Namespace, command: str) -
             },
         }
     reach = {m: [trials_to_reach(results[(m, 10.0, 0.5, s)], baseline, target) for s in seeds] for m in ("bayes", "random")}
-    smoothed = SmoothedGrid(grid, baseline)
-    reach_smoothed = {
-        m: [trials_to_reach_smoothed(results[(m, 10.0, 0.5, s)], baseline, smoothed, 0.98 * smoothed.best) for s in seeds]
-        for m in ("bayes", "random")
-    }
+    # The grid best is the best of hundreds of noisy trials; "within one standard error of it" is a target the
+    # noise does not decide.
+    n_eval = 2 * (min(len(data.y_members), len(data.y_nonmembers)) // 2)  # balanced_attack_split's held-out half
+    se = objective_standard_error(grid_best.attack_accuracy, n_eval)
+    reach_se = {m: [trials_to_reach(results[(m, 10.0, 0.5, s)], baseline, grid_best_objective - se) for s in seeds]
+                for m in ("bayes", "random")}
 
     def median_reach(values: list[int | None]) -> float | None:
         # A run that never reached the target counts as budget + 1 (a lower bound on its true cost).
@@ -275,11 +245,11 @@ def run_setup(name: str, setup: Setup, args: argparse.Namespace, command: str) -
             "grid_trials": len(points),
             "per_seed": reach,
             "budget": trials,
-            "smoothed": {
-                "grid_best_objective": smoothed.best,
-                "bayes_trials_to_98pct": median_reach(reach_smoothed["bayes"]),
-                "random_trials_to_98pct": median_reach(reach_smoothed["random"]),
-                "per_seed": reach_smoothed,
+            "within_one_standard_error": {
+                "objective_standard_error": se,
+                "bayes_trials": median_reach(reach_se["bayes"]),
+                "random_trials": median_reach(reach_se["random"]),
+                "per_seed": reach_se,
             },
         },
     }
@@ -456,11 +426,12 @@ def write_markdown(results: dict, args: argparse.Namespace, command: str) -> str
             f"random {_fmt(e['random_trials_to_98pct'], 1)}, grid {e['grid_trials']}. Per seed: bayes {e['per_seed']['bayes']}, "
             f"random {e['per_seed']['random']}.",
             "",
-            *([f"Against the smoothed grid (each point's objective averaged over its 3 x 3 neighbours, best "
-               f"{_fmt(e['smoothed']['grid_best_objective'], 4)}), judging each search by where its incumbent sits: "
-               f"bayes {_fmt(e['smoothed']['bayes_trials_to_98pct'], 1)}, random "
-               f"{_fmt(e['smoothed']['random_trials_to_98pct'], 1)}. Per seed: bayes {e['smoothed']['per_seed']['bayes']}, "
-               f"random {e['smoothed']['per_seed']['random']}.", ""] if "smoothed" in e else []),
+            *([f"Trials to come within one standard error of the grid best (the objective's noise from the attack's "
+               f"evaluation set alone: {_fmt(e['within_one_standard_error']['objective_standard_error'], 4)}): bayes "
+               f"{_fmt(e['within_one_standard_error']['bayes_trials'], 1)}, random "
+               f"{_fmt(e['within_one_standard_error']['random_trials'], 1)}. Per seed: bayes "
+               f"{e['within_one_standard_error']['per_seed']['bayes']}, random "
+               f"{e['within_one_standard_error']['per_seed']['random']}.", ""] if "within_one_standard_error" in e else []),
             f"![grid]({'figures/' + key.replace('_', '-') + '-grid-surfaces.png'}) "
             f"![optimizer]({'figures/' + key.replace('_', '-') + '-optimizer-surfaces.png'}) "
             f"![convergence]({'figures/' + key.replace('_', '-') + '-convergence.png'})",
