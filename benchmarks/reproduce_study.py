@@ -160,6 +160,7 @@ def best_at(measurements: list[TrialMeasurement], baseline: Baseline, tradeoff: 
 
 def run_setup(name: str, setup: Setup, args: argparse.Namespace, command: str) -> dict:
     started = time.perf_counter()
+    commit = _git_commit()  # the code this run loads now, not whatever is checked out when it ends
     data, report = load_data(name, args.quick)
     prep_seconds = time.perf_counter() - started
     delta = 1.0 / len(data.y_members)
@@ -225,7 +226,7 @@ def run_setup(name: str, setup: Setup, args: argparse.Namespace, command: str) -
 
     out = {
         "command": command,
-        "commit": _git_commit(),
+        "commit": commit,
         "wall_seconds": round(time.perf_counter() - started, 1),
         "prep_seconds": round(prep_seconds, 1),
         "split_sizes": data.split_sizes(),
@@ -273,7 +274,7 @@ def _git_commit() -> str | None:
     import subprocess
 
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+        return subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], cwd=ROOT, capture_output=True, text=True,
                               check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -406,7 +407,8 @@ def write_markdown(results: dict, args: argparse.Namespace, command: str) -> str
                 f"{_fmt(row['clip'], 2)} | {_fmt(row['noise'], 2)} | {row['trial_of_best']}/{row['trials']} | [{su}] | [{sp}] |"
             )
         guaranteed = {t: row.get("best_with_epsilon_le_10") for t, row in res["tradeoffs"].items()}
-        if any(row["epsilon"] is None or row["epsilon"] > MEANINGFUL_EPSILON for row in res["tradeoffs"].values()):
+        if any((row["epsilon"] is None or row["epsilon"] > MEANINGFUL_EPSILON) and guaranteed[t] is not None
+               for t, row in res["tradeoffs"].items()):
             lines += ["", "Where the best point has no meaningful epsilon (noise 0, or epsilon > 10), the best trial of the "
                       "same run with epsilon <= 10 (what dptune's recommendation note names):", ""]
             for t, g in guaranteed.items():
