@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.tuning.accounting import dp_sgd_epsilon  # noqa: E402
-from app.tuning.attack import balanced_attack_split, membership_attacks  # noqa: E402
+from app.tuning.attack import ATTACK_MODELS, balanced_attack_split, membership_attacks  # noqa: E402
 from app.tuning.model_spec import ModelSpec  # noqa: E402
 from app.tuning.train import DPParams, train  # noqa: E402
 from app.tuning.utility import accuracy, roc_auc  # noqa: E402
@@ -38,7 +38,7 @@ def prepare(setup: str):  # type: ignore[no-untyped-def]
     return data, ModelSpec(hidden=[200, 100], dropout=0.1)
 
 
-def one_trial(data, spec: ModelSpec) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def one_trial(data, spec: ModelSpec) -> tuple[dict[str, float], float]:  # type: ignore[no-untyped-def]
     t = {}
     start = time.perf_counter()
     trained = train(spec, data.x_members, data.y_members, data.n_classes, DPParams(1.0, 1.0), seed=0)
@@ -55,12 +55,17 @@ def one_trial(data, spec: ModelSpec) -> dict[str, float]:  # type: ignore[no-unt
     split = balanced_attack_split(len(data.y_members), len(data.y_nonmembers), 0)
     membership_attacks(p_m, data.y_members, p_n, data.y_nonmembers, data.n_classes, split, 0)
     t["attack"] = time.perf_counter() - start
+    # The same two attack models one after the other, for comparison with the threads (not part of the total).
+    start = time.perf_counter()
+    for kind in ATTACK_MODELS:
+        membership_attacks(p_m, data.y_members, p_n, data.y_nonmembers, data.n_classes, split, 0, (kind,))
+    sequential = time.perf_counter() - start
 
     start = time.perf_counter()
     dp_sgd_epsilon(sampling_rate=spec.batch_size / len(data.y_members), noise_multiplier=1.0,
                    steps=trained.steps, delta=1 / len(data.y_members))
     t["accounting"] = time.perf_counter() - start
-    return t
+    return t, sequential
 
 
 def main() -> None:
@@ -72,8 +77,10 @@ def main() -> None:
     start = time.perf_counter()
     data, spec = prepare(args.setup)
     preparation = time.perf_counter() - start
-    runs = [one_trial(data, spec) for _ in range(args.repeats)]
+    timed = [one_trial(data, spec) for _ in range(args.repeats)]
+    runs = [t for t, _ in timed]
     median = {k: sorted(r[k] for r in runs)[len(runs) // 2] for k in runs[0]}
+    attack_sequential = sorted(seq for _, seq in timed)[len(timed) // 2]
     total = sum(median.values())
     out = {
         "setup": args.setup,
@@ -82,6 +89,7 @@ def main() -> None:
         "trial_seconds_median": {k: round(v, 3) for k, v in median.items()},
         # The first trial of a worker builds and traces the model; later ones reuse it (models without dropout).
         "first_trial_training_seconds": round(runs[0]["training"], 3),
+        "attack_models_one_after_the_other_seconds": round(attack_sequential, 3),
         "trial_total_seconds": round(total, 3),
         "attack_and_evaluation_share": round((median["attack"] + median["evaluation"]) / total, 3),
         "cpus": os.cpu_count(),
