@@ -44,9 +44,8 @@ class SinglePassDPSequential(tf.keras.Sequential):
         self.per_example_loss = per_example_loss  # reduction NONE: one value per example
 
     def set_privacy(self, l2_norm_clip: float, noise_multiplier: float) -> None:
-        self.l2_norm_clip, self.noise_multiplier = float(l2_norm_clip), float(noise_multiplier)
-        self.dp.clip.assign(self.l2_norm_clip)
-        self.dp.stddev.assign(self.noise_multiplier * self.l2_norm_clip)
+        self.dp.clip.assign(float(l2_norm_clip))
+        self.dp.stddev.assign(float(noise_multiplier) * float(l2_norm_clip))
 
     def _forward(self, x: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor]]:
         inputs, pre_activations, h = [], [], x
@@ -76,20 +75,20 @@ class SinglePassDPSequential(tf.keras.Sequential):
             total = tf.reduce_sum(losses)
         # The loss is a sum over examples, so row i of each gradient belongs to example i alone.
         grads_pre = tape.gradient(total, pre_activations)
-        dense = [layer for layer in self.layers if isinstance(layer, DENSE)]
+        trainable = [
+            (layer, a, g)
+            for layer, a, g in zip([l for l in self.layers if isinstance(l, DENSE)], inputs, grads_pre)
+            if layer.trainable
+        ]
         squared = tf.zeros_like(losses)
-        for layer, a, g in zip(dense, inputs, grads_pre):
-            if not layer.trainable:
-                continue
+        for layer, a, g in trainable:
             g_sq = tf.reduce_sum(tf.square(g), axis=1)
             squared += tf.reduce_sum(tf.square(a), axis=1) * g_sq + (g_sq if layer.use_bias else 0.0)
         clip = tf.cast(self.dp.clip, losses.dtype)
         weights = clip / tf.maximum(clip, tf.sqrt(squared))
         batch = tf.cast(tf.shape(losses)[0], losses.dtype)
         grads = {}
-        for layer, a, g in zip(dense, inputs, grads_pre):
-            if not layer.trainable:
-                continue
+        for layer, a, g in trainable:
             weighted = g * weights[:, tf.newaxis]
             grads[id(layer.kernel)] = tf.matmul(a, weighted, transpose_a=True)
             if layer.use_bias:
@@ -101,8 +100,13 @@ class SinglePassDPSequential(tf.keras.Sequential):
                 size = var.shape.num_elements()
                 summed += tf.reshape(pipeline_noise[offset : offset + size], var.shape)
                 offset += size
-            else:
-                summed += tf.random.normal(tf.shape(summed), dtype=summed.dtype) * tf.cast(self.dp.stddev, summed.dtype)
+            else:  # a graph branch, so a noise-0 trial draws nothing
+                stddev = tf.cast(self.dp.stddev, summed.dtype)
+                summed = tf.cond(
+                    stddev > 0,
+                    lambda s=summed, sd=stddev: s + tf.random.normal(tf.shape(s), dtype=s.dtype) * sd,
+                    lambda s=summed: s,
+                )
             noisy.append(summed / batch)
         self.optimizer.apply_gradients(zip(noisy, self.trainable_variables))
         return {"loss": tf.reduce_mean(losses)}

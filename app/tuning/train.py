@@ -253,18 +253,14 @@ def _dp_model_for_trial(spec: ModelSpec, n_features: int, n_classes: int, dp: DP
     if cached is None:
         _COMPILED.clear()
         tf.keras.backend.clear_session()
-        weights = _initial_weights(spec, n_features, n_classes, seed)
         trained = build_model(spec, n_features, n_classes, dp)
-        if trained.clipping != "single_pass":
-            return trained
+        assert trained.clipping == "single_pass"  # _reusable admits only the built-in MLP without dropout
         optimizer = trained.model.optimizer
         optimizer.build(trained.model.trainable_variables)
         cached = _CompiledTrainer(trained, [v.numpy() for v in optimizer.variables])
         _COMPILED[key] = cached
-    else:
-        weights = _initial_weights(spec, n_features, n_classes, seed)
     model = cached.trained.model
-    model.set_weights(weights)
+    model.set_weights(_initial_weights(spec, n_features, n_classes, seed))
     for variable, start in zip(model.optimizer.variables, cached.optimizer_start):
         variable.assign(start)
     model.set_privacy(dp.clip, dp.noise)
