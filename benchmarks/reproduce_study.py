@@ -233,7 +233,7 @@ def run_setup(name: str, setup: Setup, args: argparse.Namespace, command: str) -
         "model": setup.spec.model_dump(exclude={"keras_json"}),
         "grid": {"note": setup.grid_note, "points": len(points)},
         "baseline": baseline.model_dump(include={"utility_members", "utility_test", "utility_nonmembers", "attack_accuracy",
-                                                 "accuracy_test", "attack"}),
+                                                 "accuracy_test", "attack", "label_only_attack_accuracy"}),
         # Accuracy of always predicting the test split's most common class: the floor for accuracy_test.
         "test_majority_rate": float(np.bincount(data.y_test).max() / len(data.y_test)),
         "tradeoffs": tradeoffs,
@@ -397,6 +397,9 @@ def write_markdown(results: dict, args: argparse.Namespace, command: str) -> str
             *(f"| {name} | {_fmt(b[name])} | [{_fmt(sb[name])}] |" for name in
               ("utility_members", "utility_test", "utility_nonmembers", "attack_accuracy")),
             "",
+            *([f"Label-only floor (beyond the study): an attack that sees only the true label reaches "
+               f"{_fmt(b['label_only_attack_accuracy'])} on these members and nonmembers; no privacy setting takes "
+               f"the attacks below it.", ""] if b.get("label_only_attack_accuracy") is not None else []),
             "| t (Table 13/14) | utility loss | attack accuracy | epsilon | clip | noise | best at trial | study: utility loss | study: attack acc. |",
             "|---|---|---|---|---|---|---|---|---|",
         ]

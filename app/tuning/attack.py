@@ -115,5 +115,17 @@ def membership_attacks(
     return {kind: run(kind) for kind in models}
 
 
+def label_only_attack_accuracy(y_members: np.ndarray, y_nonmembers: np.ndarray, n_classes: int) -> float:
+    """Accuracy of the best membership attack that sees only the true label, with equal numbers of members and
+    nonmembers: 0.5 + TV / 2, TV the total variation distance between the two splits' label distributions.
+
+    The black-box attacks are given the label too, so no training can push their accuracy below this floor: the
+    part above it is what the model leaks, the part below it is a difference between the splits.
+    """
+    p_members = np.bincount(y_members, minlength=n_classes) / len(y_members)
+    p_nonmembers = np.bincount(y_nonmembers, minlength=n_classes) / len(y_nonmembers)
+    return float(0.5 + 0.25 * np.abs(p_members - p_nonmembers).sum())
+
+
 def _never_called(x: np.ndarray) -> np.ndarray:
     raise RuntimeError("the attack must be given precomputed probabilities")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 
 from app.tuning.accounting import SAMPLING_ASSUMPTION, dp_sgd_epsilon
-from app.tuning.attack import balanced_attack_split, membership_attacks
+from app.tuning.attack import balanced_attack_split, label_only_attack_accuracy, membership_attacks
 from app.tuning.model_spec import ModelSpec
 from app.tuning.objective import pareto_front, recommend, score
 from app.tuning.prepared import PreparedData
@@ -51,7 +51,11 @@ def run_baseline(data: PreparedData, spec: ModelSpec, seed: int = 0) -> Baseline
     trained = train(spec, data.x_members, data.y_members, data.n_classes, None, seed)
     utility, attacks, attack_accuracy = _utility_and_attack(trained, data, seed)
     return Baseline(
-        **utility.model_dump(), attack_accuracy=attack_accuracy, attack=attacks, seconds=time.perf_counter() - start
+        **utility.model_dump(),
+        attack_accuracy=attack_accuracy,
+        attack=attacks,
+        label_only_attack_accuracy=label_only_attack_accuracy(data.y_members, data.y_nonmembers, data.n_classes),
+        seconds=time.perf_counter() - start,
     )
 
 

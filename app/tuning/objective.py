@@ -23,6 +23,15 @@ SHIFT_NOTE = (
     "distribution shift between the splits), not inferring membership; no DP noise removes that signal."
 )
 
+LABEL_SHIFT_NOTE = (
+    "Members and nonmembers differ in their label distribution: an attacker who sees only the label already "
+    "reaches accuracy {floor:.3f}. No privacy setting takes the attacks below that floor; of the recommended "
+    "point's attack accuracy ({measured:.3f}), only the part above it can come from the model."
+)
+# A floor this far above guessing (a total variation distance of 0.02 between the label distributions) is
+# reported; below it, it is within the sampling noise of a few hundred examples.
+LABEL_SHIFT_FLOOR = 0.51
+
 WEAK_BASELINE_NOTE = (
     "The non-private baseline's test utility is {utility:.3f}, near or below chance (0.5): the model does not "
     "generalise to the test split, so the utility side of this trade-off means little. Fix the model or the "
@@ -109,6 +118,9 @@ def recommend(trials: Sequence[Trial], baseline: Baseline, tradeoff: float) -> R
     notes = [TUNING_COST_NOTE, EMPIRICAL_NOTE]
     if baseline.utility_test < WEAK_BASELINE_UTILITY:
         notes.append(WEAK_BASELINE_NOTE.format(utility=baseline.utility_test))
+    floor = baseline.label_only_attack_accuracy
+    if floor is not None and floor > LABEL_SHIFT_FLOOR:
+        notes.append(LABEL_SHIFT_NOTE.format(floor=floor, measured=best.attack_accuracy))
     if bound is not None and best.attack_accuracy > bound:
         notes.append(SHIFT_NOTE.format(measured=best.attack_accuracy, bound=bound))
     if best.epsilon is None or best.epsilon > MEANINGFUL_EPSILON:

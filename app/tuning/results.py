@@ -30,6 +30,12 @@ class Baseline(Utility):
 
     attack_accuracy: float = Field(description="Highest accuracy over the attack models; 0.5 is guessing.")
     attack: dict[str, AttackScores]
+    label_only_attack_accuracy: float | None = Field(
+        default=None,
+        description="Accuracy of the best attack that sees only the true label (0.5 when members and nonmembers "
+        "have the same label distribution): a floor no training can take the attacks below. Null for baselines "
+        "measured before it was reported.",
+    )
     seconds: float
 
 

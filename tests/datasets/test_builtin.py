@@ -82,3 +82,7 @@ def test_study_situation_generalises_yet_leaks() -> None:
     assert baseline.utility_members - baseline.utility_test <= 0.03
     assert abs(baseline.utility_nonmembers - baseline.utility_test) <= 0.06
     assert baseline.attack_accuracy >= 0.58
+    # The nonmember cluster's positive rate differs from the members': a label-only attack's floor.
+    rate_gap = abs(data.y_members.mean() - data.y_nonmembers.mean())
+    assert baseline.label_only_attack_accuracy == pytest.approx(0.5 + rate_gap / 2)
+    assert baseline.attack_accuracy > baseline.label_only_attack_accuracy

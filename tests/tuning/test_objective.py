@@ -77,6 +77,20 @@ def test_recommendation_flags_attacks_above_the_dp_bound() -> None:
     assert any("distribution shift" in n for n in recommend([tight], base, 0.5).notes)
 
 
+def test_recommendation_reports_a_label_only_floor_above_guessing() -> None:
+    trial = score(_measurement(0.85, 0.57), _baseline(0.9, 0.6), 0.5, 0)
+
+    def label_notes(floor: float | None) -> list[str]:
+        base = _baseline(0.9, 0.6).model_copy(update={"label_only_attack_accuracy": floor})
+        rec = recommend([trial], base, 0.5)
+        assert rec is not None
+        return [n for n in rec.notes if "sees only the label" in n]
+
+    [note] = label_notes(0.543)
+    assert "0.543" in note and "0.570" in note
+    assert label_notes(0.505) == [] and label_notes(None) == []
+
+
 def test_recommendation_warns_when_the_baseline_does_not_generalise() -> None:
     trial = score(_measurement(0.5, 0.5), _baseline(0.4, 0.6), 0.5, 0)
     assert any("near or below chance" in n for n in recommend([trial], _baseline(0.4, 0.6), 0.5).notes)
