@@ -1,10 +1,11 @@
-"""Three chemically distant groups of compounds: Butina clusters, merged around far-apart seeds.
+"""Chemically distant groups of compounds (one per fraction): Butina clusters, merged around far-apart seeds.
 
-Butina alone yields thousands of small clusters (2,854 on 11,000 HIV compounds, the largest 221), never
-three large groups, so the clusters are merged (docs/datasets.md, "Butina split"):
+The Butina split asks for two (the member side and the external group); the study used three. Butina alone
+yields thousands of small clusters (2,854 on 11,000 HIV compounds, the largest 221), never a few large
+groups, so the clusters are merged (docs/datasets.md, "Butina split"):
 
 1. Describe each Butina cluster by its centroid, the mean of its members' fingerprints.
-2. Seeds: the largest cluster, then twice the cluster least similar (continuous Tanimoto on centroids) to
+2. Seeds: the largest cluster, then (one per further group) the cluster least similar (continuous Tanimoto on centroids) to
    every seed so far (farthest-point), among clusters of at least `min_seed_size` compounds so that a seed
    is a populated chemotype rather than an odd singleton.
 3. Assign whole clusters to groups: each group has a capacity (its fraction of the compounds); clusters go
@@ -110,7 +111,7 @@ def merge_clusters(
     for _ in range(refinements):
         group_centres = np.stack([_group_centre(centroids, sizes, groups == g) for g in range(n_groups)])
         groups = assign_with_capacity(tanimoto(centroids, group_centres), sizes, capacity)
-    # Renumber by size, largest first, so group 0 -> members, 1 -> test, 2 -> nonmembers.
+    # Renumber by size, largest first: group 0 is the Butina split's member side, the last its external group.
     compound_groups = groups[labels]
     order = np.argsort(-np.bincount(compound_groups, minlength=n_groups), kind="stable")
     rank = np.empty(n_groups, dtype=np.int64)

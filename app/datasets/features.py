@@ -1,7 +1,8 @@
 """Data preparation: a validated table and a split spec -> PreparedData (the input of every trial).
 
-Every statistic (medians, means, standard deviations, category levels) is learned on the members only: test
-and nonmembers must look to the model like data it has never seen, as they will in production.
+Every statistic (medians, means, standard deviations, category levels) is learned on the members only:
+holdout, validation, test and external must look to the model like data it has never seen, as they will in
+production.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from pydantic import BaseModel, Field
 from app.datasets.errors import DatasetError
 from app.datasets.smiles import morgan_fingerprints
 from app.datasets.splits import (
+    EXTERNAL,
+    HOLDOUT,
     MEMBERS,
-    NONMEMBERS,
     PARTS,
     TEST,
+    VALIDATION,
     ButinaSplit,
     ColumnSplit,
     KMeansSplit,
@@ -35,6 +38,7 @@ from app.datasets.tables import (
     validate_table,
 )
 from app.tuning.prepared import PreparedData
+from app.tuning.results import SplitSizes
 
 logger = logging.getLogger(__name__)
 
@@ -43,15 +47,17 @@ class PreparationReport(BaseModel):
     """What preparation did to the table, in counts only (no data values)."""
 
     rows_in: int
-    rows_used: int = Field(description="Rows in one of the three parts (after invalid SMILES and sub-sampling).")
+    rows_used: int = Field(description="Rows in one of the parts (after invalid SMILES and sub-sampling).")
     invalid_smiles: int = 0
     imputed: dict[str, int] = Field(default_factory=dict, description="Missing values filled, per column.")
     unseen_categories: dict[str, int] = Field(
-        default_factory=dict, description="Test/nonmember rows whose category never occurs in members (encoded 0)."
+        default_factory=dict, description="Non-member rows (holdout, validation, test, external) whose category never occurs in members (encoded 0)."
     )
     dropped_columns: list[str] = Field(default_factory=list, description="Columns with no usable member values, or constant on the members.")
-    split_sizes: dict[str, int]
-    class_counts: dict[str, dict[str, int]] = Field(description="Rows per class, per part.")
+    split_sizes: SplitSizes
+    class_counts: dict[str, dict[str, int]] = Field(
+        description="Rows per class, per part present (external only when the split has one)."
+    )
     class_names: list[str]
     n_features: int
     split: SplitSpec
@@ -121,13 +127,19 @@ def prepare_dataset(
         raise DatasetError("no_features", "no feature columns are left besides the label")
 
     x = encoded.x.astype(np.float32)
+    y = y.astype(np.int64)
+    has_external = bool((part == EXTERNAL).any())
     data = PreparedData(
         x_members=x[part == MEMBERS],
-        y_members=y[part == MEMBERS].astype(np.int64),
+        y_members=y[part == MEMBERS],
+        x_holdout=x[part == HOLDOUT],
+        y_holdout=y[part == HOLDOUT],
+        x_validation=x[part == VALIDATION],
+        y_validation=y[part == VALIDATION],
         x_test=x[part == TEST],
-        y_test=y[part == TEST].astype(np.int64),
-        x_nonmembers=x[part == NONMEMBERS],
-        y_nonmembers=y[part == NONMEMBERS].astype(np.int64),
+        y_test=y[part == TEST],
+        x_external=x[part == EXTERNAL] if has_external else None,
+        y_external=y[part == EXTERNAL] if has_external else None,
         n_classes=len(class_names),
         feature_names=encoded.names,
         class_names=class_names,
@@ -143,6 +155,7 @@ def prepare_dataset(
         class_counts={
             name: {c: int(((part == code) & (y == k)).sum()) for k, c in enumerate(class_names)}
             for code, name in enumerate(PARTS)
+            if code != EXTERNAL or has_external
         },
         class_names=class_names,
         n_features=data.n_features,
@@ -156,8 +169,8 @@ def prepare_dataset(
     return data, report
 
 
-# A column constant on the members teaches the model nothing, but its untrained weights still act on test and
-# nonmember rows whose values differ, handing the attack a member/nonmember signal that no training made
+# A column constant on the members teaches the model nothing, but its untrained weights still act on the other
+# parts' rows whose values differ, handing the attack a member/nonmember signal that no training made
 # (measured on synthea-covid: k-means puts every member in one education level). Such columns are dropped.
 CONSTANT_ON_MEMBERS = "constant on members"
 

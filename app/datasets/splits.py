@@ -1,7 +1,15 @@
-"""How rows become members / test / nonmembers: the split specs and the assignment they compute.
+"""How rows become the five parts of a job's data: the split specs and the assignment they compute.
 
-members train the target model, test (same distribution) measures utility, nonmembers are the attacker's
-outsiders. The biased splits (k-means, Butina) put nonmembers in another cluster, as the study does.
+- members train the target model;
+- holdout are in-distribution nonmembers, drawn from the members' population and never trained on (the
+  membership game: members against holdout);
+- validation selects parameters only; test only reports them;
+- external is the study's attacker set from elsewhere (the population game: members against external): the
+  other k-means cluster, the other Butina group, or the rows a user's split column marks. A random split
+  has none.
+
+Every kind divides its member side (all rows for random, the larger cluster for k-means, the largest group
+for Butina) into members / holdout / validation / test by the same four fractions, stratified by label.
 """
 
 from __future__ import annotations
@@ -18,8 +26,11 @@ from app.datasets.butina import STUDY_GROUP_FRACTIONS, butina_groups
 from app.datasets.errors import DatasetError
 from app.datasets.tables import MISSING_CATEGORY, numeric_view
 
-PARTS = ("members", "test", "nonmembers")
-MEMBERS, TEST, NONMEMBERS, UNUSED = 0, 1, 2, -1
+PARTS = ("members", "holdout", "validation", "test", "external")
+MEMBERS, HOLDOUT, VALIDATION, TEST, EXTERNAL, UNUSED = 0, 1, 2, 3, 4, -1
+MEMBER_SIDE_PARTS = PARTS[:EXTERNAL]  # the four parts every split has
+# The user's split column: each value names a part; `nonmembers` (the study's files) means external.
+COLUMN_VALUES = {**{name: code for code, name in enumerate(PARTS)}, "nonmembers": EXTERNAL}
 MIN_PART_ROWS = 10
 MIN_BUTINA_GROUP_ROWS = 20
 # Numeric k-means inputs are standardized, clipped to this many standard deviations so that a handful of
@@ -34,29 +45,42 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class RandomSplit(_Spec):
-    """Random fractions of the rows, stratified by label."""
+class _MemberSide(_Spec):
+    """The member side's fractions: members, holdout, validation and test, each in (0, 1), summing to 1.
 
-    kind: Literal["random"] = "random"
-    members: float = Field(default=0.5, gt=0.0, lt=1.0)
-    test: float = Field(default=0.25, gt=0.0, lt=1.0)
-    nonmembers: float = Field(default=0.25, gt=0.0, lt=1.0)
+    holdout defaults to the members' size on purpose: the calibrated reference-model attack trains its
+    reference models on random halves of members ∪ holdout, each with the target's training-set size, so
+    holdout must be as large as members for a half to be as large as the target's training set.
+    """
+
+    members: float = Field(default=0.35, gt=0.0, lt=1.0, description="Share trained on.")
+    holdout: float = Field(default=0.35, gt=0.0, lt=1.0, description="In-distribution nonmembers, never trained on.")
+    validation: float = Field(default=0.15, gt=0.0, lt=1.0, description="Selects parameters only.")
+    test: float = Field(default=0.15, gt=0.0, lt=1.0, description="Reports the choice only.")
 
     @model_validator(mode="after")
-    def _sums_to_one(self) -> RandomSplit:
-        total = self.members + self.test + self.nonmembers
+    def _sums_to_one(self) -> _MemberSide:
+        total = self.members + self.holdout + self.validation + self.test
         if abs(total - 1.0) > 1e-6:
-            raise ValueError(f"members + test + nonmembers must be 1, got {total:g}")
+            raise ValueError(f"members + holdout + validation + test must sum to 1, got {total:g}")
         return self
 
+    def member_fractions(self) -> tuple[float, float, float, float]:
+        return (self.members, self.holdout, self.validation, self.test)
 
-class KMeansSplit(_Spec):
-    """The study's biased split: k-means (k=2) on the named columns; the larger cluster gives members and
-    test, the other cluster the nonmembers."""
+
+class RandomSplit(_MemberSide):
+    """Random fractions of all rows, stratified by label. No external set."""
+
+    kind: Literal["random"] = "random"
+
+
+class KMeansSplit(_MemberSide):
+    """The study's biased split: k-means (k=2) on the named columns; the larger cluster is the member side
+    (divided by the fractions, stratified), the other cluster is external."""
 
     kind: Literal["kmeans"] = "kmeans"
     columns: list[str] = Field(min_length=1)
-    test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
 
     @field_validator("columns")
     @classmethod
@@ -67,29 +91,37 @@ class KMeansSplit(_Spec):
 
 
 class ColumnSplit(_Spec):
-    """The user's own split: a column whose values are members, test or nonmembers. It is not a feature."""
+    """The user's own split: a column whose values are members, holdout, validation, test or external
+    (`nonmembers` is read as external). No external row: no external set. The column is not a feature."""
 
     kind: Literal["column"] = "column"
     column: str = Field(default="split", min_length=1)
 
 
-class ButinaSplit(_Spec):
-    """SMILES only: Butina clusters of ECFP fingerprints merged into three distant groups (largest -> members,
-    next -> test, smallest -> nonmembers), on a seeded sub-sample of at most `max_compounds`."""
+# The study's train and test groups together become the member side; its attacker group stays external.
+BUTINA_FRACTIONS = (STUDY_GROUP_FRACTIONS[0] + STUDY_GROUP_FRACTIONS[1], STUDY_GROUP_FRACTIONS[2])
+
+
+class ButinaSplit(_MemberSide):
+    """SMILES only: Butina clusters of ECFP fingerprints merged into two distant groups (the larger is the
+    member side, divided by the fractions, stratified; the other is external), on a seeded sub-sample of at
+    most `max_compounds`."""
 
     kind: Literal["butina"] = "butina"
     cutoff: float = Field(default=0.7, gt=0.0, lt=1.0, description="Tanimoto distance threshold.")
     # The distance matrix is n^2 float32: 11,000 compounds take 484 MB, 20,000 take 1.6 GB.
-    max_compounds: int = Field(default=11_000, ge=60, le=20_000)
-    fractions: tuple[float, float, float] = Field(
-        default=STUDY_GROUP_FRACTIONS, description="Target shares of the three groups (the study's by default)."
+    max_compounds: int = Field(default=11_000, ge=len(PARTS) * MIN_BUTINA_GROUP_ROWS, le=20_000)
+    fractions: tuple[float, float] = Field(
+        default=BUTINA_FRACTIONS,
+        description="Target shares of the member side and the external group (the study's by default: its "
+        "train + test groups, and its attacker group).",
     )
 
     @field_validator("fractions")
     @classmethod
-    def _fractions(cls, fractions: tuple[float, float, float]) -> tuple[float, float, float]:
+    def _fractions(cls, fractions: tuple[float, float]) -> tuple[float, float]:
         if any(f <= 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
-            raise ValueError("Butina group fractions must be positive and sum to 1")
+            raise ValueError("Butina group fractions (member side, external) must be positive and sum to 1")
         return fractions
 
 
@@ -124,7 +156,8 @@ def parse_split_option(text: str) -> SplitSpec:
 
 @dataclass(frozen=True)
 class SplitAssignment:
-    """`part[i]` is row i's part: 0 members, 1 test, 2 nonmembers, -1 unused (not sampled)."""
+    """`part[i]` is row i's part: 0 members, 1 holdout, 2 validation, 3 test, 4 external, -1 unused (not
+    sampled)."""
 
     part: np.ndarray
     details: dict[str, int | float] = field(default_factory=dict)
@@ -141,7 +174,7 @@ def assign_split(
     """Compute the part of every row of `df` (labels are class indices; fingerprints needed for Butina)."""
     if isinstance(spec, RandomSplit):
         rng = np.random.default_rng(seed)
-        assignment = SplitAssignment(stratified_parts(labels, (spec.members, spec.test, spec.nonmembers), rng))
+        assignment = SplitAssignment(stratified_parts(labels, spec.member_fractions(), rng))
     elif isinstance(spec, KMeansSplit):
         assignment = kmeans_split(df, spec, labels, seed)
     elif isinstance(spec, ColumnSplit):
@@ -150,7 +183,13 @@ def assign_split(
         if fingerprints is None:
             raise DatasetError("butina_needs_smiles", "the Butina split needs a SMILES column")
         assignment = butina_split(fingerprints, spec, labels, seed)
-    check_parts(assignment.part, labels, MIN_BUTINA_GROUP_ROWS if isinstance(spec, ButinaSplit) else MIN_PART_ROWS)
+    # Column splits may leave external out; random has none; k-means and Butina always have one.
+    if isinstance(spec, ColumnSplit):
+        external = bool((assignment.part == EXTERNAL).any())
+    else:
+        external = not isinstance(spec, RandomSplit)
+    min_rows = MIN_BUTINA_GROUP_ROWS if isinstance(spec, ButinaSplit) else MIN_PART_ROWS
+    check_parts(assignment.part, labels, min_rows, external=external)
     return assignment
 
 
@@ -196,7 +235,7 @@ def encode_for_clustering(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
 
 
 def kmeans_split(df: pd.DataFrame, spec: KMeansSplit, labels: np.ndarray, seed: int) -> SplitAssignment:
-    """Larger k-means cluster -> members and test (stratified), the other -> nonmembers."""
+    """Larger k-means cluster -> members / holdout / validation / test (stratified), the other -> external."""
     x = encode_for_clustering(df, spec.columns)
     if len(np.unique(x, axis=0)) < 2:
         raise DatasetError(
@@ -206,45 +245,48 @@ def kmeans_split(df: pd.DataFrame, spec: KMeansSplit, labels: np.ndarray, seed: 
     sizes = np.bincount(clusters, minlength=2)
     larger = int(np.argmax(sizes))  # ties: sklearn's cluster 0
     in_larger = clusters == larger
-    parts = np.full(len(df), NONMEMBERS, dtype=np.int64)
+    parts = np.full(len(df), EXTERNAL, dtype=np.int64)
     rng = np.random.default_rng(seed)
-    sub = stratified_parts(labels[in_larger], (1.0 - spec.test_fraction, spec.test_fraction), rng)
-    parts[in_larger] = sub  # 0 members, 1 test
+    parts[in_larger] = stratified_parts(labels[in_larger], spec.member_fractions(), rng)
     return SplitAssignment(parts, {"cluster0_rows": int(sizes[larger]), "cluster1_rows": int(sizes[1 - larger])})
 
 
 def column_parts(df: pd.DataFrame, column: str) -> np.ndarray:
-    """The user's split column, whose values must be exactly members, test or nonmembers."""
+    """The user's split column, whose values must each name a part (COLUMN_VALUES; surrounding spaces are
+    ignored, `nonmembers` means external)."""
     if column not in df.columns:
         raise DatasetError("missing_column", f"split column '{column}' is not in the table", {"column": column})
     text = df[column].astype("string").str.strip()
-    codes = {name: i for i, name in enumerate(PARTS)}
-    parts = np.array([codes.get(value, UNUSED) if isinstance(value, str) else UNUSED for value in text], dtype=np.int64)
+    parts = np.array([COLUMN_VALUES.get(value, UNUSED) if isinstance(value, str) else UNUSED for value in text], dtype=np.int64)
     bad = parts == UNUSED
     if bad.any():
         first = int(np.flatnonzero(bad)[0]) + 1
         raise DatasetError(
             "invalid_split_column",
-            f"split column '{column}' has {int(bad.sum())} values that are not members, test or nonmembers "
-            f"(first at row {first})",
+            f"split column '{column}' has {int(bad.sum())} values that are not members, holdout, validation, "
+            f"test or external (or nonmembers, read as external) (first at row {first})",
             {"column": column, "count": int(bad.sum()), "row": first},
         )
     return parts
 
 
 def butina_split(fingerprints: np.ndarray, spec: ButinaSplit, labels: np.ndarray, seed: int) -> SplitAssignment:
-    """Sub-sample (seeded) to max_compounds, then Butina groups: largest members, next test, smallest nonmembers."""
+    """Sub-sample (seeded) to max_compounds, then two Butina groups: the larger is the member side (divided by
+    the fractions, stratified), the other external."""
     n = len(fingerprints)
     rows = np.arange(n)
     if n > spec.max_compounds:
         rows = np.sort(np.random.default_rng(seed).choice(n, spec.max_compounds, replace=False))
-    if len(rows) < 3 * MIN_BUTINA_GROUP_ROWS:
-        raise DatasetError(
-            "split_too_small", f"the Butina split needs at least {3 * MIN_BUTINA_GROUP_ROWS} valid compounds"
-        )
+    needed = len(PARTS) * MIN_BUTINA_GROUP_ROWS
+    if len(rows) < needed:
+        raise DatasetError("split_too_small", f"the Butina split needs at least {needed} valid compounds")
     groups = butina_groups(fingerprints[rows], spec.cutoff, spec.fractions)
     parts = np.full(n, UNUSED, dtype=np.int64)
-    parts[rows] = groups.group
+    side = groups.group == 0  # the larger group; merge_clusters numbers groups largest first
+    sub = np.full(len(rows), EXTERNAL, dtype=np.int64)
+    sub[groups.group < 0] = UNUSED  # fewer Butina clusters than groups: nothing assigned
+    sub[side] = stratified_parts(labels[rows][side], spec.member_fractions(), np.random.default_rng(seed))
+    parts[rows] = sub
     return SplitAssignment(
         parts,
         {
@@ -256,10 +298,11 @@ def butina_split(fingerprints: np.ndarray, spec: ButinaSplit, labels: np.ndarray
     )
 
 
-def check_parts(parts: np.ndarray, labels: np.ndarray, min_rows: int) -> None:
-    """Every part needs min_rows rows and two classes: test AUC is undefined on one class, and a target
-    model trained on one class learns nothing."""
-    for code, name in enumerate(PARTS):
+def check_parts(parts: np.ndarray, labels: np.ndarray, min_rows: int, *, external: bool) -> None:
+    """members, holdout, validation and test (and external when the split has one) each need min_rows rows
+    and two classes: AUC is undefined on one class, and a target model trained on one class learns nothing."""
+    names = PARTS if external else MEMBER_SIDE_PARTS
+    for code, name in enumerate(names):
         in_part = parts == code
         n = int(in_part.sum())
         classes = int(np.unique(labels[in_part]).size)

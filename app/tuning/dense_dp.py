@@ -32,20 +32,24 @@ def supports_single_pass(model: tf.keras.Model) -> bool:
 
 class SinglePassDPSequential(tf.keras.Sequential):
     """A Sequential model whose train_step clips each example's gradient to l2_norm_clip, sums, adds
-    N(0, (noise_multiplier * l2_norm_clip)^2) per coordinate, and divides by the batch size (as TF Privacy)."""
+    N(0, (noise_multiplier * l2_norm_clip)^2) per coordinate, and divides by the expected batch size q * n (as
+    Opacus does): the realised size of a Poisson batch depends on who is in it, which the accountant does not
+    cover. An empty batch is a noise-only step."""
 
     def __init__(self, layers: list[tf.keras.layers.Layer], l2_norm_clip: float, noise_multiplier: float,
-                 per_example_loss: tf.keras.losses.Loss, **kwargs: object) -> None:
+                 per_example_loss: tf.keras.losses.Loss, expected_batch_size: float = 1.0, **kwargs: object) -> None:
         super().__init__(layers=layers, **kwargs)
         # Variables, not Python floats, so the traced step serves any (clip, noise): a worker reuses one
         # compiled model across trials (train.py). A plain namespace keeps Keras from counting them as weights.
-        self.dp = SimpleNamespace(clip=tf.Variable(0.0, trainable=False), stddev=tf.Variable(0.0, trainable=False))
-        self.set_privacy(l2_norm_clip, noise_multiplier)
+        self.dp = SimpleNamespace(clip=tf.Variable(0.0, trainable=False), stddev=tf.Variable(0.0, trainable=False),
+                                  expected_batch=tf.Variable(1.0, trainable=False))
+        self.set_privacy(l2_norm_clip, noise_multiplier, expected_batch_size)
         self.per_example_loss = per_example_loss  # reduction NONE: one value per example
 
-    def set_privacy(self, l2_norm_clip: float, noise_multiplier: float) -> None:
+    def set_privacy(self, l2_norm_clip: float, noise_multiplier: float, expected_batch_size: float) -> None:
         self.dp.clip.assign(float(l2_norm_clip))
         self.dp.stddev.assign(float(noise_multiplier) * float(l2_norm_clip))
+        self.dp.expected_batch.assign(float(expected_batch_size))
 
     def _forward(self, x: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor]]:
         inputs, pre_activations, h = [], [], x
@@ -86,7 +90,7 @@ class SinglePassDPSequential(tf.keras.Sequential):
             squared += tf.reduce_sum(tf.square(a), axis=1) * g_sq + (g_sq if layer.use_bias else 0.0)
         clip = tf.cast(self.dp.clip, losses.dtype)
         weights = clip / tf.maximum(clip, tf.sqrt(squared))
-        batch = tf.cast(tf.shape(losses)[0], losses.dtype)
+        batch = tf.cast(self.dp.expected_batch, losses.dtype)
         grads = {}
         for layer, a, g in trainable:
             weighted = g * weights[:, tf.newaxis]
@@ -109,4 +113,6 @@ class SinglePassDPSequential(tf.keras.Sequential):
                 )
             noisy.append(summed / batch)
         self.optimizer.apply_gradients(zip(noisy, self.trainable_variables))
-        return {"loss": tf.reduce_mean(losses)}
+        # The mean of an empty (noise-only) batch is NaN; report 0 so Keras' running loss stays readable.
+        count = tf.cast(tf.shape(losses)[0], losses.dtype)
+        return {"loss": tf.math.divide_no_nan(tf.reduce_sum(losses), count)}

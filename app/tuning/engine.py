@@ -1,4 +1,9 @@
-"""One trial is a function of (prepared data, model spec, clip, noise, seed); `tune` runs a whole search."""
+"""One trial is a function of (prepared data, model spec, clip, noise, measurement, seed); `tune` runs a search.
+
+A measurement trains the target on the members, then measures utility on every split and plays the games:
+membership (members against holdout, with the calibrated attack's K reference models trained like the target)
+and, where the split has an external set, population (members against external, with a control model trained
+like the target on the holdout)."""
 
 from __future__ import annotations
 
@@ -6,78 +11,240 @@ import math
 import time
 from collections.abc import Callable
 
+import numpy as np
 
-from app.tuning.accounting import SAMPLING_ASSUMPTION, dp_sgd_epsilon
-from app.tuning.attack import balanced_attack_split, label_only_attack_accuracy, membership_attacks
+from app.tuning.accounting import SAMPLING_ASSUMPTION, default_delta, dp_sgd_guarantee, dp_sgd_steps, sampling_rate
+from app.tuning.attacks.games import label_only_attack_accuracy, membership_game, population_game
+from app.tuning.attacks.statistics import auc_interval, estimate
+from app.tuning.errors import TuningError
 from app.tuning.model_spec import ModelSpec
 from app.tuning.objective import pareto_front, recommend, score
 from app.tuning.prepared import PreparedData
-from app.tuning.results import Baseline, Trial, TrialMeasurement, TuningResult, Utility
+from app.tuning.results import (
+    Baseline, Games, MeasurementSpec, RepeatValues, Trial, TrialMeasurement, TuningResult, Utility,
+)
 from app.tuning.search import SearchSpec, suggest
-from app.tuning.train import DPParams, TrainedModel, train
+from app.tuning.train import DPParams, train
 from app.tuning.utility import accuracy, roc_auc
 
+# The baseline gate: validation and test need this many records of the rarer class for an AUC to mean much.
+MIN_RARE_CLASS_RECORDS = 20
+# Seeds of repeat r are derived from (seed, r), so repeat 0 of seed s is the single measurement of seed s.
+REPEAT_SEED_STRIDE = 1_000_003
 
-def default_delta(data: PreparedData) -> float:
-    """delta = 1/n members, the usual choice (DESIGN.md)."""
-    return 1.0 / len(data.y_members)
+
+def check_game(data: PreparedData, measurement: MeasurementSpec) -> None:
+    """The population game needs an external set."""
+    if measurement.privacy_game == "population" and not data.has_external:
+        raise TuningError(
+            "no_external_set",
+            "privacy_game 'population' plays members against an external set, and this split has none; use a "
+            "k-means, Butina or column split with external rows, or privacy_game 'membership'",
+        )
 
 
-def _utility_and_attack(
-    trained: TrainedModel, data: PreparedData, seed: int
-) -> tuple[Utility, dict[str, object], float]:
-    p_members = trained.predict_proba(data.x_members)
-    p_test = trained.predict_proba(data.x_test)
-    p_nonmembers = trained.predict_proba(data.x_nonmembers)
-    utility_test = roc_auc(p_test, data.y_test)
+def _probabilities(predict: Callable[[np.ndarray], np.ndarray], data: PreparedData) -> dict[str, np.ndarray]:
+    parts = {"members": data.x_members, "holdout": data.x_holdout, "validation": data.x_validation,
+             "test": data.x_test}
+    if data.has_external:
+        assert data.x_external is not None
+        parts["external"] = data.x_external
+    return {name: predict(x) for name, x in parts.items()}
+
+
+def _utility(proba: dict[str, np.ndarray], data: PreparedData) -> Utility:
+    utility_test = roc_auc(proba["test"], data.y_test)
     if math.isnan(utility_test):
-        raise ValueError("the test split holds a single class, so its ROC-AUC (the utility) is undefined")
-    utility = Utility(
-        utility_members=roc_auc(p_members, data.y_members),
+        raise TuningError("single_class_split", "the test split holds a single class, so its ROC-AUC (the utility) "
+                          "is undefined")
+    positives = _rare_class_count(data.y_test, data.n_classes)
+    return Utility(
+        utility_members=roc_auc(proba["members"], data.y_members),
+        utility_holdout=roc_auc(proba["holdout"], data.y_holdout),
+        utility_validation=roc_auc(proba["validation"], data.y_validation),
         utility_test=utility_test,
-        utility_nonmembers=roc_auc(p_nonmembers, data.y_nonmembers),
-        accuracy_test=accuracy(p_test, data.y_test),
+        utility_external=roc_auc(proba["external"], data.y_external) if "external" in proba else None,
+        utility_test_interval=estimate(utility_test, auc_interval(utility_test, positives, len(data.y_test) - positives)),
+        accuracy_test=accuracy(proba["test"], data.y_test),
     )
-    split = balanced_attack_split(len(data.y_members), len(data.y_nonmembers), seed)
-    attacks = membership_attacks(
-        p_members, data.y_members, p_nonmembers, data.y_nonmembers, data.n_classes, split, seed
-    )
-    return utility, attacks, max(a.accuracy for a in attacks.values())
 
 
-def run_baseline(data: PreparedData, spec: ModelSpec, seed: int = 0) -> Baseline:
-    """Train without privacy: u_start and p_start."""
+def _rare_class_count(y: np.ndarray, n_classes: int) -> int:
+    counts = np.bincount(y, minlength=n_classes)
+    return int(counts[counts > 0].min()) if counts.any() else 0
+
+
+def _trainer(spec: ModelSpec, n_classes: int, dp: DPParams | None):  # type: ignore[no-untyped-def]
+    def train_like(x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+        model = train(spec, x, y, n_classes, dp, seed)
+        return model.predict_proba
+
+    return train_like
+
+
+def _measure_once(
+    data: PreparedData, spec: ModelSpec, dp: DPParams | None, reference_models: int, delta: float, seed: int
+) -> tuple[Utility, Games]:
+    """Train the target, read its probabilities everywhere (before any other training: a worker reuses one
+    compiled model), then the control model and the games."""
+    target = train(spec, data.x_members, data.y_members, data.n_classes, dp, seed)
+    proba = _probabilities(target.predict_proba, data)
+    utility = _utility(proba, data)
+    population = None
+    if data.has_external:
+        assert data.x_external is not None and data.y_external is not None
+        control = train(spec, data.x_holdout, data.y_holdout, data.n_classes, dp, seed + 1)
+        population = population_game(
+            target_members=proba["members"], target_external=proba["external"],
+            control_members=control.predict_proba(data.x_members),
+            control_external=control.predict_proba(data.x_external),
+            y_members=data.y_members, y_external=data.y_external, n_classes=data.n_classes, seed=seed,
+        )
+    membership = membership_game(
+        target_members=proba["members"], target_holdout=proba["holdout"], target_population=proba["validation"],
+        x_members=data.x_members, y_members=data.y_members, x_holdout=data.x_holdout, y_holdout=data.y_holdout,
+        x_population=data.x_validation, y_population=data.y_validation, n_classes=data.n_classes,
+        train_like=_trainer(spec, data.n_classes, dp), reference_models=reference_models, delta=delta, seed=seed,
+    )
+    return utility, Games(membership=membership, population=population)
+
+
+def _game_accuracy(games: Games, game: str) -> float:
+    if game == "population":
+        assert games.population is not None
+        return games.population.attack_accuracy
+    return games.membership.attack_accuracy
+
+
+def logistic_regression_utility(data: PreparedData, seed: int) -> float | None:
+    """Test ROC-AUC of a logistic regression on the members: a reference for what the baseline should reach."""
+    from sklearn.linear_model import LogisticRegression
+
+    if len(np.unique(data.y_members)) < 2:
+        return None
+    model = LogisticRegression(max_iter=2000, random_state=seed).fit(data.x_members, data.y_members)
+    return roc_auc(model.predict_proba(data.x_test), data.y_test)
+
+
+def weak_baseline_reasons(utility: Utility, data: PreparedData) -> list[str]:
+    """Why the baseline does not learn: its test AUC interval includes chance, or validation or test holds too
+    few records of the rarer class for an AUC to mean much."""
+    reasons = []
+    interval = utility.utility_test_interval
+    if interval.low <= 0.5:
+        reasons.append(f"its test ROC-AUC is {interval.value:.3f} (95 % interval {interval.low:.3f}-{interval.high:.3f}), "
+                       "which includes chance (0.5)")
+    for name, y in (("validation", data.y_validation), ("test", data.y_test)):
+        rare = _rare_class_count(y, data.n_classes)
+        if rare < MIN_RARE_CLASS_RECORDS:
+            reasons.append(f"the {name} split holds {rare} records of its rarer class, fewer than "
+                           f"{MIN_RARE_CLASS_RECORDS}")
+    return reasons
+
+
+def run_baseline(
+    data: PreparedData, spec: ModelSpec, measurement: MeasurementSpec | None = None, seed: int = 0,
+    delta: float | None = None,
+) -> Baseline:
+    """Train without privacy: u_start, p_start, both games audited with the larger K, and the gate's verdict."""
+    measurement = measurement or MeasurementSpec()
+    check_game(data, measurement)
     start = time.perf_counter()
-    trained = train(spec, data.x_members, data.y_members, data.n_classes, None, seed)
-    utility, attacks, attack_accuracy = _utility_and_attack(trained, data, seed)
+    delta = default_delta(len(data.y_members)) if delta is None else delta
+    utility, games = _measure_once(data, spec, None, measurement.audit_reference_models, delta, seed)
+    other = data.y_external if measurement.privacy_game == "population" else data.y_holdout
+    assert other is not None
+    reasons = weak_baseline_reasons(utility, data)
     return Baseline(
         **utility.model_dump(),
-        attack_accuracy=attack_accuracy,
-        attack=attacks,
-        label_only_attack_accuracy=label_only_attack_accuracy(data.y_members, data.y_nonmembers, data.n_classes),
+        privacy_game=measurement.privacy_game,
+        attack_accuracy=_game_accuracy(games, measurement.privacy_game),
+        games=games,
+        epsilon_lower_bound=games.membership.epsilon_lower_bound,
+        label_only_attack_accuracy=label_only_attack_accuracy(data.y_members, other, data.n_classes),
+        logistic_regression_utility_test=logistic_regression_utility(data, seed),
+        learns=not reasons,
+        weak_reasons=reasons,
         seconds=time.perf_counter() - start,
     )
 
 
+def check_baseline(baseline: Baseline, measurement: MeasurementSpec) -> None:
+    """The gate: a baseline that does not learn is not optimised, unless the user allows it."""
+    if baseline.learns or measurement.allow_weak_baseline:
+        return
+    reference = (f"; a logistic regression reaches test ROC-AUC {baseline.logistic_regression_utility_test:.3f} on "
+                 "the same split" if baseline.logistic_regression_utility_test is not None else "")
+    raise TuningError(
+        "baseline_not_learning",
+        f"the non-private baseline does not learn: {'; '.join(baseline.weak_reasons)}{reference}. Change the "
+        "learning rate, the epochs or the model (or use more data) until it does, or set allow_weak_baseline to "
+        "tune anyway",
+        {"utility_test": baseline.utility_test, "utility_test_low": baseline.utility_test_interval.low,
+         "logistic_regression_utility_test": baseline.logistic_regression_utility_test,
+         "reasons": baseline.weak_reasons},
+    )
+
+
+def _mean_and_se(values: list[float]) -> tuple[float, float | None]:
+    if len(values) < 2:
+        return float(values[0]), None
+    array = np.asarray(values, dtype=np.float64)
+    return float(array.mean()), float(array.std(ddof=1) / math.sqrt(len(array)))
+
+
 def run_trial(
-    data: PreparedData, spec: ModelSpec, clip: float, noise: float, *, delta: float, seed: int = 0
+    data: PreparedData, spec: ModelSpec, clip: float, noise: float, *, delta: float,
+    measurement: MeasurementSpec | None = None, seed: int = 0,
 ) -> TrialMeasurement:
-    """Train with DP-SGD at (clip, noise), everything else unchanged, and measure utility, attacks and epsilon."""
+    """Train with DP-SGD at (clip, noise), everything else unchanged, `repeats` times; measure utility, both
+    games, epsilon and the bounds."""
+    measurement = measurement or MeasurementSpec()
+    check_game(data, measurement)
     start = time.perf_counter()
-    trained = train(spec, data.x_members, data.y_members, data.n_classes, DPParams(clip, noise), seed)
-    utility, attacks, attack_accuracy = _utility_and_attack(trained, data, seed)
+    dp = DPParams(clip, noise)
+    measured = [
+        _measure_once(data, spec, dp, measurement.reference_models, delta, seed + r * REPEAT_SEED_STRIDE)
+        for r in range(measurement.repeats)
+    ]
+    repeat_values = [
+        RepeatValues(utility_validation=u.utility_validation, utility_test=u.utility_test,
+                     attack_accuracy=_game_accuracy(g, measurement.privacy_game))
+        for u, g in measured
+    ]
+    utility, games = measured[0]
+    means = {}
+    for name in ("utility_members", "utility_holdout", "utility_validation", "utility_test", "accuracy_test"):
+        means[name] = float(np.mean([getattr(u, name) for u, _ in measured]))
+    if utility.utility_external is not None:
+        means["utility_external"] = float(np.mean([u.utility_external for u, _ in measured]))
+    attack, attack_se = _mean_and_se([v.attack_accuracy for v in repeat_values])
+    _, validation_se = _mean_and_se([v.utility_validation for v in repeat_values])
+    _, test_se = _mean_and_se([v.utility_test for v in repeat_values])
     n = len(data.y_members)
-    rate = min(1.0, spec.batch_size / n)
-    epsilon = dp_sgd_epsilon(sampling_rate=rate, noise_multiplier=noise, steps=trained.steps, delta=delta)
+    rate = sampling_rate(n, spec.batch_size)
+    steps = dp_sgd_steps(n, spec.batch_size, spec.epochs)
+    guarantee = dp_sgd_guarantee(sampling_rate=rate, noise_multiplier=noise, steps=steps, delta=delta)
     return TrialMeasurement(
-        **utility.model_dump(),
+        **{**utility.model_dump(), **means},
         clip=clip,
         noise=noise,
-        attack_accuracy=attack_accuracy,
-        attack=attacks,
-        epsilon=None if math.isinf(epsilon) else epsilon,
+        privacy_game=measurement.privacy_game,
+        attack_accuracy=attack,
+        attack_accuracy_se=attack_se,
+        utility_validation_se=validation_se,
+        utility_test_se=test_se,
+        games=games,
+        repeats=measurement.repeats,
+        repeat_values=repeat_values,
+        epsilon=guarantee.epsilon,
+        epsilon_rdp=guarantee.epsilon_rdp,
+        epsilon_lower_bound=games.membership.epsilon_lower_bound,
         delta=delta,
-        steps=trained.steps,
+        attack_accuracy_bound=guarantee.attack_accuracy_bound,
+        tpr_bound_at_1pct_fpr=guarantee.tpr_bounds[0.01],
+        tpr_bound_at_0_1pct_fpr=guarantee.tpr_bounds[0.001],
+        steps=steps,
         sampling_rate=rate,
         seconds=time.perf_counter() - start,
     )
@@ -91,6 +258,7 @@ def tune(
     spec: ModelSpec,
     search: SearchSpec,
     *,
+    measurement: MeasurementSpec | None = None,
     tradeoff: float = 0.5,
     delta: float | None = None,
     seed: int = 0,
@@ -98,11 +266,14 @@ def tune(
     on_trial: ProgressCallback | None = None,
     baseline: Baseline | None = None,
 ) -> TuningResult:
-    """Baseline, then trials until the budget (trials and/or seconds) is spent; the recommendation maximises
-    the objective at `tradeoff`. `on_trial(trial, best, budget)` reports progress."""
+    """Baseline (and its gate), then trials until the budget (trials and/or seconds) is spent; the
+    recommendation maximises the objective at `tradeoff`. `on_trial(trial, best, budget)` reports progress."""
     start = time.perf_counter()
-    delta = default_delta(data) if delta is None else delta
-    baseline = baseline or run_baseline(data, spec, seed)
+    measurement = measurement or MeasurementSpec()
+    check_game(data, measurement)
+    delta = default_delta(len(data.y_members)) if delta is None else delta
+    baseline = baseline or run_baseline(data, spec, measurement, seed, delta)
+    check_baseline(baseline, measurement)
     trials: list[Trial] = []
     budget = search.budget()
     while len(trials) < budget:
@@ -111,8 +282,8 @@ def tune(
         point = suggest(search, [((t.clip, t.noise), t.objective) for t in trials], [], seed)
         if point is None:
             break
-        measurement = run_trial(data, spec, point[0], point[1], delta=delta, seed=seed)
-        trial = score(measurement, baseline, tradeoff, index=len(trials))
+        measured = run_trial(data, spec, point[0], point[1], delta=delta, measurement=measurement, seed=seed)
+        trial = score(measured, baseline, tradeoff, index=len(trials))
         trials.append(trial)
         if on_trial is not None:
             on_trial(trial, max(trials, key=lambda t: t.objective), budget)
@@ -120,6 +291,8 @@ def tune(
         dataset=dict(dataset_info or {}),
         model=spec.model_dump(),
         search=search.model_dump(),
+        measurement=measurement,
+        splits=data.split_sizes(),
         tradeoff=tradeoff,
         delta=delta,
         seed=seed,
@@ -130,5 +303,3 @@ def tune(
         recommendation=recommend(trials, baseline, tradeoff),
         seconds=time.perf_counter() - start,
     )
-
-

@@ -1,4 +1,4 @@
-"""The input of every trial: feature matrices of the three splits, already encoded."""
+"""The input of every trial: feature matrices of the splits, already encoded."""
 
 from __future__ import annotations
 
@@ -6,20 +6,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from app.tuning.results import SplitSizes
+
 
 @dataclass(frozen=True)
 class PreparedData:
-    """Members train the target model, test measures utility, nonmembers are the attacker's outsiders.
+    """members train the target model; holdout are in-distribution nonmembers (drawn from the members'
+    population, never trained on); validation selects parameters; test only reports them; external is the
+    attacker's set from elsewhere (the study's other cluster or Butina group), None when the split has none.
 
     Features are float32 (n, d); labels are int64 class indices 0..n_classes-1.
     """
 
     x_members: np.ndarray
     y_members: np.ndarray
+    x_holdout: np.ndarray
+    y_holdout: np.ndarray
+    x_validation: np.ndarray
+    y_validation: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    x_nonmembers: np.ndarray
-    y_nonmembers: np.ndarray
+    x_external: np.ndarray | None
+    y_external: np.ndarray | None
     n_classes: int
     feature_names: list[str] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
@@ -28,9 +36,15 @@ class PreparedData:
     def n_features(self) -> int:
         return int(self.x_members.shape[1])
 
-    def split_sizes(self) -> dict[str, int]:
-        return {
-            "members": len(self.y_members),
-            "test": len(self.y_test),
-            "nonmembers": len(self.y_nonmembers),
-        }
+    @property
+    def has_external(self) -> bool:
+        return self.y_external is not None and len(self.y_external) > 0
+
+    def split_sizes(self) -> SplitSizes:
+        return SplitSizes(
+            members=len(self.y_members),
+            holdout=len(self.y_holdout),
+            validation=len(self.y_validation),
+            test=len(self.y_test),
+            external=len(self.y_external) if self.y_external is not None else None,
+        )

@@ -2,54 +2,140 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+PrivacyGame = Literal["membership", "population"]
+
+
+class Estimate(BaseModel):
+    """A measured value with its 95 % interval."""
+
+    value: float
+    low: float
+    high: float
+
 
 class AttackScores(BaseModel):
-    """One membership-inference attack model, scored on the held-out half of members and nonmembers."""
+    """One membership-inference attack, every record scored once (cross-fitted where the attack is fitted).
 
-    accuracy: float
-    auc: float
-    tpr_at_1pct_fpr: float
-    tpr_at_0_1pct_fpr: float
+    Accuracy: Clopper-Pearson interval. AUC: Hanley-McNeil interval. TPR at a fixed FPR: the ROC read at the
+    largest threshold whose FPR is within the target (chosen on the same records), with a Clopper-Pearson
+    interval on the true positives at that threshold."""
+
+    accuracy: Estimate
+    auc: Estimate
+    tpr_at_1pct_fpr: Estimate
+    tpr_at_0_1pct_fpr: Estimate
+
+
+class MembershipGame(BaseModel):
+    """Members against in-distribution holdout records the target never saw: what DP bounds."""
+
+    attack_accuracy: float = Field(description="Highest accuracy over the attacks (the study's reading); 0.5 is guessing.")
+    attacks: dict[str, AttackScores] = Field(description="rf and nn (ART black-box), loss (threshold), rmia (calibrated).")
+    members: int = Field(description="Members scored (as many holdout records are scored).")
+    reference_models: int = Field(description="K: reference models of the calibrated attack.")
+    epsilon_lower_bound: float = Field(
+        description="Largest epsilon the strongest label-free attack (loss or rmia) proves at 95 % confidence: "
+        "threshold chosen on one half of the records, Clopper-Pearson bounds on TPR and FPR on the other half.")
+    epsilon_lower_bound_attack: str | None = Field(description="The attack the lower bound comes from.")
+
+
+class PopulationGame(BaseModel):
+    """The study's game: members against the external set, with a control model trained without the members."""
+
+    attack_accuracy: float = Field(description="Highest accuracy over the attacks on the target model.")
+    attacks: dict[str, AttackScores]
+    reference_attack_accuracy: float = Field(
+        description="The same attacks on a control model trained like the target on the holdout records, which "
+        "never saw the members: what the difference between members' and external records alone gives.")
+    reference_attacks: dict[str, AttackScores]
+    shift: float = Field(description="reference_attack_accuracy - 0.5: the part of the attack that is population shift.")
+    membership: float = Field(description="attack_accuracy - reference_attack_accuracy: the part left for membership.")
+    members: int
+
+
+class Games(BaseModel):
+    membership: MembershipGame
+    population: PopulationGame | None = Field(description="Present when the split has an external set.")
+
+
+class SplitSizes(BaseModel):
+    members: int
+    holdout: int
+    validation: int
+    test: int
+    external: int | None = Field(description="Null when the split kind has no external attacker's set.")
 
 
 class Utility(BaseModel):
-    """ROC-AUC (binary) or macro one-vs-rest ROC-AUC (multi-class) on each split, and test accuracy."""
+    """ROC-AUC (binary) or macro one-vs-rest ROC-AUC (multi-class) on each split, and test accuracy.
+    Validation selects parameters; test only reports them."""
 
     utility_members: float
+    utility_holdout: float
+    utility_validation: float
     utility_test: float
-    utility_nonmembers: float
+    utility_external: float | None
+    utility_test_interval: Estimate = Field(description="Test ROC-AUC with its Hanley-McNeil 95 % interval.")
     accuracy_test: float
 
 
 class Baseline(Utility):
-    """The model trained without privacy: u_start = utility_test, p_start = attack_accuracy."""
+    """The model trained without privacy: u_start = utility_validation, p_start = attack_accuracy."""
 
-    attack_accuracy: float = Field(description="Highest accuracy over the attack models; 0.5 is guessing.")
-    attack: dict[str, AttackScores]
+    privacy_game: PrivacyGame = Field(description="The game attack_accuracy is read from.")
+    attack_accuracy: float = Field(description="p_start: the privacy game's highest attack accuracy.")
+    games: Games
+    epsilon_lower_bound: float = Field(description="games.membership.epsilon_lower_bound.")
     label_only_attack_accuracy: float | None = Field(
         default=None,
         description="Accuracy of the best attack that sees only the true label (0.5 when members and nonmembers "
-        "have the same label distribution): a floor no training can take the attacks below. Null for baselines "
-        "measured before it was reported.",
+        "have the same label distribution) in the privacy game: a floor no training can take the attacks below.",
     )
+    logistic_regression_utility_test: float | None = Field(
+        description="Test ROC-AUC of a scikit-learn logistic regression fitted on the members: what a simple "
+        "model reaches on this split, as a reference for the baseline.")
+    learns: bool = Field(description="False when the baseline gate finds the baseline does not learn.")
+    weak_reasons: list[str] = Field(default_factory=list, description="Why the gate found it does not learn.")
     seconds: float
 
 
+class RepeatValues(BaseModel):
+    """One repeat's scalars (new initialisation, batches, noise and attack halves)."""
+
+    utility_validation: float
+    utility_test: float
+    attack_accuracy: float
+
+
 class TrialMeasurement(Utility):
-    """What one DP-SGD training at (clip, noise) measured; independent of the trade-off t."""
+    """What DP-SGD training at (clip, noise) measured, averaged over `repeats`; independent of the trade-off t.
+    The utilities and attack_accuracy are means over the repeats; `games` is the first repeat's detail."""
 
     model_config = ConfigDict(extra="ignore")
 
     clip: float
     noise: float
-    attack_accuracy: float
-    attack: dict[str, AttackScores]
-    epsilon: float | None = Field(description="Epsilon at delta; null when noise is 0 (no finite guarantee).")
+    privacy_game: PrivacyGame
+    attack_accuracy: float = Field(description="The privacy game's highest attack accuracy (mean over repeats).")
+    attack_accuracy_se: float | None = Field(description="Standard error over repeats; null for one repeat.")
+    utility_validation_se: float | None
+    utility_test_se: float | None
+    games: Games
+    repeats: int
+    repeat_values: list[RepeatValues]
+    epsilon: float | None = Field(description="PLD epsilon at delta; null when noise is 0 (no finite guarantee).")
+    epsilon_rdp: float | None = Field(description="RDP epsilon at delta, for cross-checking (never below epsilon).")
+    epsilon_lower_bound: float = Field(description="games.membership.epsilon_lower_bound (first repeat).")
     delta: float
+    attack_accuracy_bound: float | None = Field(
+        description="Tight cap on any membership attack's accuracy (balanced prior) from the PLD: (1 + delta(0)) / 2.")
+    tpr_bound_at_1pct_fpr: float | None = Field(
+        description="Cap on any attack's TPR at 1 % FPR from the PLD: min over eps of e^eps * 0.01 + delta(eps).")
+    tpr_bound_at_0_1pct_fpr: float | None
     steps: int
     sampling_rate: float
     seconds: float
@@ -59,22 +145,36 @@ class Trial(TrialMeasurement):
     """A measurement scored against the baseline for one trade-off."""
 
     index: int
-    utility_loss: float = Field(description="u_start - u_i on the test split.")
-    objective: float
+    utility_loss: float = Field(description="u_start - u_i on the test split (reported, never selected on).")
+    objective: float = Field(description="t (u_i - u_start) + (1 - t)(p_start - p_i), u on validation; mean over repeats.")
+    objective_se: float | None = Field(description="Standard error of the objective over repeats; null for one.")
 
 
 class Recommendation(Trial):
     tradeoff: float
-    attack_accuracy_bound: float | None = Field(
-        description="Cap on any attack's accuracy implied by (epsilon, delta): (e^eps + delta) / (e^eps + 1)."
-    )
     notes: list[str]
+
+
+class MeasurementSpec(BaseModel):
+    """How privacy is measured: the game the objective uses, the calibrated attack's K, repeats, the gate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    privacy_game: PrivacyGame = Field(
+        default="membership", description="membership (members vs holdout, what DP bounds) or population (the "
+        "study's members vs external; needs a split with an external set).")
+    repeats: int = Field(default=1, ge=1, le=20, description="Seeds each trial is measured over.")
+    reference_models: int = Field(default=4, ge=2, le=64, description="K of the calibrated attack in search trials.")
+    audit_reference_models: int = Field(default=16, ge=2, le=128, description="K of the calibrated attack for the baseline.")
+    allow_weak_baseline: bool = Field(default=False, description="Tune even when the baseline gate fails.")
 
 
 class TuningResult(BaseModel):
     dataset: dict[str, Any]
     model: dict[str, Any]
     search: dict[str, Any]
+    measurement: MeasurementSpec
+    splits: SplitSizes
     tradeoff: float
     delta: float
     seed: int

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from tensorflow_privacy.privacy.fast_gradient_clipping import layer_registry as 
 from tensorflow_privacy.privacy.keras_models.dp_keras_model import DPModel, DPSequential  # noqa: E402
 from tensorflow_privacy.privacy.optimizers import dp_optimizer_keras  # noqa: E402
 
+from app.tuning.accounting import dp_sgd_steps, sampling_rate  # noqa: E402
 from app.tuning.dense_dp import SinglePassDPSequential, supports_single_pass  # noqa: E402
 from app.tuning.model_spec import ModelSpec, ModelSpecError, check_keras_json  # noqa: E402
 
@@ -180,13 +180,17 @@ def label_tensor(y: np.ndarray, n_classes: int) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def poisson_batches(n: int, batch_size: int, epochs: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Index batches where every example joins each step independently with probability batch_size/n,
-    the sampling the RDP accountant assumes. Empty draws are skipped (probability e^-batch_size)."""
-    rate = min(1.0, batch_size / n)
-    for _ in range(epochs * math.ceil(n / batch_size)):
+def poisson_batches(
+    n: int, batch_size: int, epochs: int, rng: np.random.Generator, *, keep_empty: bool = True
+) -> Iterator[np.ndarray]:
+    """Index batches where every example joins each step independently with probability batch_size/n, the
+    sampling the accountant assumes, for dp_sgd_steps(n, batch_size, epochs) steps. An empty draw is kept
+    (a noise-only step); `keep_empty=False` skips it, for TF Privacy's own clipping, which divides by the
+    realised batch size (the chance of an empty draw is about e^-batch_size)."""
+    rate = sampling_rate(n, batch_size)
+    for _ in range(dp_sgd_steps(n, batch_size, epochs)):
         idx = np.flatnonzero(rng.random(n) < rate)
-        if idx.size:
+        if idx.size or keep_empty:
             yield idx
 
 
@@ -197,12 +201,13 @@ def poisson_dataset(
     epochs: int,
     rng: np.random.Generator,
     noise: tuple[int, float] | None = None,
+    keep_empty: bool = True,
 ) -> tf.data.Dataset:
     """Poisson batches gathered inside the tf.data graph (no Python per step): the batches' indices are
     concatenated once and each step slices its own range. With `noise=(size, stddev)` each element also
     carries that step's DP noise, drawn by tf.data's threads while the previous step trains: sampling
     N(0, (zC)^2) for every parameter at every step costs about as much as a non-private step does."""
-    batches = list(poisson_batches(len(x), batch_size, epochs, rng))
+    batches = list(poisson_batches(len(x), batch_size, epochs, rng, keep_empty=keep_empty))
     order = tf.constant(np.concatenate(batches).astype(np.int64))
     ends = np.cumsum([len(b) for b in batches])
     bounds = tf.constant(np.column_stack([ends - [len(b) for b in batches], ends]).astype(np.int64))
@@ -263,7 +268,6 @@ def _dp_model_for_trial(spec: ModelSpec, n_features: int, n_classes: int, dp: DP
     model.set_weights(_initial_weights(spec, n_features, n_classes, seed))
     for variable, start in zip(model.optimizer.variables, cached.optimizer_start):
         variable.assign(start)
-    model.set_privacy(dp.clip, dp.noise)
     tf.keras.utils.set_random_seed(seed)
     return cached.trained
 
@@ -288,12 +292,16 @@ def train(
         trained = build_model(spec, x.shape[1], n_classes, dp)
     if dp is None:
         trained.model.fit(x, labels, batch_size=spec.batch_size, epochs=spec.epochs, shuffle=True, verbose=0)
-        trained.steps = spec.epochs * math.ceil(len(x) / spec.batch_size)
+        trained.steps = dp_sgd_steps(len(x), spec.batch_size, spec.epochs)
         return trained
     noise = None
-    if isinstance(trained.model, SinglePassDPSequential) and dp.noise > 0:
-        noise = (trained.model.noise_size(), dp.noise * dp.clip)
-    dataset = poisson_dataset(x, labels, spec.batch_size, spec.epochs, np.random.default_rng(seed), noise)
+    single_pass = isinstance(trained.model, SinglePassDPSequential)
+    if single_pass:
+        trained.model.set_privacy(dp.clip, dp.noise, sampling_rate(len(x), spec.batch_size) * len(x))
+        if dp.noise > 0:
+            noise = (trained.model.noise_size(), dp.noise * dp.clip)
+    dataset = poisson_dataset(x, labels, spec.batch_size, spec.epochs, np.random.default_rng(seed), noise,
+                              keep_empty=single_pass)
     trained.model.fit(dataset, epochs=1, verbose=0)
-    trained.steps = spec.epochs * math.ceil(len(x) / spec.batch_size)
+    trained.steps = dp_sgd_steps(len(x), spec.batch_size, spec.epochs)
     return trained

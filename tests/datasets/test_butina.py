@@ -54,6 +54,15 @@ def test_groups_are_distant_and_never_split_a_cluster(hiv_bits: tuple[np.ndarray
     assert cross < within
 
 
+def test_two_groups_have_the_member_side_and_external_shares(hiv_bits: tuple[np.ndarray, np.ndarray]) -> None:
+    bits, _ = hiv_bits
+    groups = butina_groups(bits, cutoff=0.7, fractions=ButinaSplit().fractions)
+    sizes = np.bincount(groups.group, minlength=2)
+    assert len(sizes) == 2 and sizes[0] > sizes[1] > 0
+    assert sizes / sizes.sum() == pytest.approx([0.79, 0.21], abs=0.03)
+    assert (pd.Series(groups.group).groupby(groups.cluster).nunique() == 1).all()
+
+
 def test_butina_split_subsamples_and_keeps_both_classes(hiv_sample: pd.DataFrame) -> None:
     data, report = prepare_dataset(
         hiv_sample, label="HIV_active", split=ButinaSplit(max_compounds=1500), smiles_column="smiles", seed=0
@@ -61,8 +70,13 @@ def test_butina_split_subsamples_and_keeps_both_classes(hiv_sample: pd.DataFrame
     assert report.rows_in == 3000 and report.rows_used == 1500
     assert report.split_details["compounds_clustered"] == 1500
     sizes = report.split_sizes
-    assert sizes["members"] > sizes["test"] > sizes["nonmembers"] >= 20
-    for part in ("members", "test", "nonmembers"):
+    assert sizes.external is not None and sizes.external >= 20
+    side = sizes.members + sizes.holdout + sizes.validation + sizes.test
+    assert side + sizes.external == 1500
+    assert sizes.external / 1500 == pytest.approx(0.21, abs=0.03)
+    for got, share in zip((sizes.members, sizes.holdout, sizes.validation, sizes.test), (0.35, 0.35, 0.15, 0.15)):
+        assert got == pytest.approx(share * side, abs=2)
+    for part in ("members", "holdout", "validation", "test", "external"):
         assert min(report.class_counts[part].values()) > 0
     again, _ = prepare_dataset(
         hiv_sample, label="HIV_active", split=ButinaSplit(max_compounds=1500), smiles_column="smiles", seed=0

@@ -10,15 +10,11 @@ from app.datasets import ColumnSplit, DatasetError, PreparationReport, RandomSpl
 from app.tuning.prepared import PreparedData
 
 
-def _folded(n_members: int = 40, n_test: int = 20, n_nonmembers: int = 20) -> pd.DataFrame:
-    """A table with a user split column, so each row's part is known."""
-    n = n_members + n_test + n_nonmembers
-    return pd.DataFrame(
-        {
-            "fold": ["members"] * n_members + ["test"] * n_test + ["nonmembers"] * n_nonmembers,
-            "y": ["dead", "alive"] * (n // 2),
-        }
-    )
+def _folded() -> pd.DataFrame:
+    """100 rows with a user split column, so each row's part is known: rows 0-39 members, 40-59 test,
+    60-79 external, 80-89 holdout, 90-99 validation."""
+    fold = ["members"] * 40 + ["test"] * 20 + ["external"] * 20 + ["holdout"] * 10 + ["validation"] * 10
+    return pd.DataFrame({"fold": fold, "y": ["dead", "alive"] * 50})
 
 
 def test_shapes_dtypes_and_report(tabular: pd.DataFrame) -> None:
@@ -28,14 +24,38 @@ def test_shapes_dtypes_and_report(tabular: pd.DataFrame) -> None:
     assert data.n_features == 2 + 3 == report.n_features  # x, z, colour one-hot
     assert data.feature_names == ["x", "z", "colour=blue", "colour=green", "colour=red"]
     assert report.split_sizes == data.split_sizes()
-    assert sum(report.split_sizes.values()) == report.rows_used == report.rows_in == 200
+    sizes = report.split_sizes
+    assert sizes.external is None and data.x_external is None and data.y_external is None
+    assert not data.has_external
+    assert sizes.members + sizes.holdout + sizes.validation + sizes.test == report.rows_used == report.rows_in == 200
+    assert (sizes.members, sizes.holdout, sizes.validation, sizes.test) == pytest.approx((70, 70, 30, 30), abs=2)
+    assert set(report.class_counts) == {"members", "holdout", "validation", "test"}
     assert report.class_counts["members"]["1"] == int(data.y_members.sum())
+    assert report.class_counts["holdout"]["1"] == int(data.y_holdout.sum())
+    for part in ("holdout", "validation", "test"):
+        x, y = getattr(data, f"x_{part}"), getattr(data, f"y_{part}")
+        assert x.dtype == np.float32 and y.dtype == np.int64 and x.shape == (len(y), data.n_features)
     assert report.split == RandomSplit()
     assert PreparationReport.model_validate_json(report.model_dump_json()) == report
 
 
+def test_each_row_lands_in_its_part() -> None:
+    df = _folded().assign(x=np.arange(100.0))
+    data, report = prepare_dataset(df, label="y", split=ColumnSplit(column="fold"))
+    assert report.split_sizes.model_dump() == {
+        "members": 40, "holdout": 10, "validation": 10, "test": 20, "external": 20
+    }
+    assert set(report.class_counts) == set(report.split_sizes.model_dump())
+    assert data.has_external and data.y_external is not None
+    raw = df["x"].to_numpy()
+    z = (raw - raw[:40].mean()) / raw[:40].std()
+    for part, rows in [("members", slice(0, 40)), ("test", slice(40, 60)), ("external", slice(60, 80)),
+                       ("holdout", slice(80, 90)), ("validation", slice(90, 100))]:
+        assert np.allclose(getattr(data, f"x_{part}")[:, 0], z[rows], atol=1e-4), part
+
+
 def test_labels_are_indices_of_sorted_class_names() -> None:
-    df = _folded().assign(x=np.arange(80.0))
+    df = _folded().assign(x=np.arange(100.0))
     data, report = prepare_dataset(df, label="y", split=ColumnSplit(column="fold"))
     assert data.class_names == report.class_names == ["alive", "dead"]
     assert data.y_members[:4].tolist() == [1, 0, 1, 0]  # dead, alive, dead, alive
@@ -44,23 +64,24 @@ def test_labels_are_indices_of_sorted_class_names() -> None:
 
 def test_standardization_uses_members_only() -> None:
     rng = np.random.default_rng(0)
-    df = _folded().assign(x=np.concatenate([rng.normal(10, 2, 40), rng.normal(50, 9, 40)]))
+    df = _folded().assign(x=np.concatenate([rng.normal(10, 2, 40), rng.normal(50, 9, 60)]))
     data, _ = prepare_dataset(df, label="y", split=ColumnSplit(column="fold"))
     members = data.x_members[:, 0]
     assert members.mean() == pytest.approx(0.0, abs=1e-5)
     assert members.std() == pytest.approx(1.0, abs=1e-5)
-    # test and nonmembers were scaled with the members' statistics, so they sit far off the members
+    # the other parts were scaled with the members' statistics, so they sit far off the members
     raw = df["x"].to_numpy()
     expected = (raw[40:60] - raw[:40].mean()) / raw[:40].std()
     assert np.allclose(data.x_test[:, 0], expected, atol=1e-4)
-    assert data.x_nonmembers[:, 0].mean() > 10
+    assert data.x_external is not None and data.x_external[:, 0].mean() > 10
+    assert data.x_holdout[:, 0].mean() > 10 and data.x_validation[:, 0].mean() > 10
 
 
 def test_split_column_is_not_a_feature_and_columns_constant_on_members_are_dropped() -> None:
-    df = _folded().assign(x=np.arange(80.0), const=7.0)
+    df = _folded().assign(x=np.arange(100.0), const=7.0)
     members = (df["fold"] == "members").to_numpy()
     # Constant among members only: the model could learn nothing from them, yet other splits differ.
-    df["member_const"] = np.where(members, 1.0, np.arange(80.0))
+    df["member_const"] = np.where(members, 1.0, np.arange(100.0))
     df["member_level"] = np.where(members, "a", "b")
     data, report = prepare_dataset(df, label="y", split=ColumnSplit(column="fold"))
     assert "fold" not in " ".join(data.feature_names)
@@ -70,7 +91,7 @@ def test_split_column_is_not_a_feature_and_columns_constant_on_members_are_dropp
 
 
 def test_unseen_categories_are_all_zeros_and_counted() -> None:
-    colour = ["red", "blue"] * 20 + ["red"] * 10 + ["green"] * 10 + ["purple"] * 5 + ["blue"] * 15
+    colour = ["red", "blue"] * 20 + ["red"] * 10 + ["green"] * 10 + ["purple"] * 5 + ["blue"] * 15 + ["red"] * 20
     df = _folded().assign(colour=colour)
     data, report = prepare_dataset(df, label="y", split=ColumnSplit(column="fold"))
     assert data.feature_names == ["colour=blue", "colour=red"]
@@ -80,9 +101,9 @@ def test_unseen_categories_are_all_zeros_and_counted() -> None:
 
 
 def test_imputation_uses_members_median_and_is_counted() -> None:
-    x = np.arange(80.0)
+    x = np.arange(100.0)
     x[[3, 5, 50, 70, 71]] = np.nan
-    colour = np.array(["a", "b"] * 40, dtype=object)
+    colour = np.array(["a", "b"] * 50, dtype=object)
     colour[[0, 45]] = None
     df = _folded().assign(x=x, colour=colour)
     data, report = prepare_dataset(df, label="y", split=ColumnSplit(column="fold"))
@@ -95,7 +116,7 @@ def test_imputation_uses_members_median_and_is_counted() -> None:
 
 
 def test_column_missing_for_all_members_is_dropped() -> None:
-    df = _folded().assign(x=np.arange(80.0), later=[np.nan] * 40 + list(range(40)))
+    df = _folded().assign(x=np.arange(100.0), later=[np.nan] * 40 + list(range(60)))
     data, report = prepare_dataset(df, label="y", split=ColumnSplit(column="fold"))
     assert report.dropped_columns == ["later"]
     assert data.feature_names == ["x"]

@@ -16,7 +16,17 @@ from app.datasets import (
     SplitSpec,
     parse_split_option,
 )
-from app.datasets.splits import MEMBERS, NONMEMBERS, TEST, assign_split, encode_for_clustering
+from app.datasets.splits import (
+    EXTERNAL,
+    HOLDOUT,
+    MEMBERS,
+    PARTS,
+    TEST,
+    UNUSED,
+    VALIDATION,
+    assign_split,
+    encode_for_clustering,
+)
 from app.datasets.tables import label_classes
 
 
@@ -52,15 +62,47 @@ def test_parse_split_option_rejects(text: str) -> None:
 
 def test_split_spec_is_a_discriminated_union() -> None:
     adapter = TypeAdapter(SplitSpec)
-    spec = adapter.validate_python({"kind": "kmeans", "columns": ["a"], "test_fraction": 0.3})
-    assert isinstance(spec, KMeansSplit) and spec.test_fraction == 0.3
+    spec = adapter.validate_python(
+        {"kind": "kmeans", "columns": ["a"], "members": 0.4, "holdout": 0.4, "validation": 0.1, "test": 0.1}
+    )
+    assert isinstance(spec, KMeansSplit) and spec.member_fractions() == (0.4, 0.4, 0.1, 0.1)
     assert adapter.validate_json(adapter.dump_json(ButinaSplit(cutoff=0.6))) == ButinaSplit(cutoff=0.6)
     with pytest.raises(ValidationError):
-        adapter.validate_python({"kind": "random", "members": 0.5, "test": 0.3, "nonmembers": 0.3})
+        adapter.validate_python({"kind": "random", "members": 0.0, "holdout": 0.5, "validation": 0.25, "test": 0.25})
+    with pytest.raises(ValidationError):  # the old three-part fields are gone
+        adapter.validate_python({"kind": "random", "members": 0.5, "test": 0.25, "nonmembers": 0.25})
     with pytest.raises(ValidationError):
-        adapter.validate_python({"kind": "random", "members": 0.0, "test": 0.5, "nonmembers": 0.5})
+        adapter.validate_python({"kind": "kmeans", "columns": ["a"], "test_fraction": 0.3})
     with pytest.raises(ValidationError):
         adapter.validate_python({"kind": "bogus"})
+
+
+def test_default_fractions_and_holdout_as_large_as_members() -> None:
+    for spec in (RandomSplit(), KMeansSplit(columns=["a"]), ButinaSplit()):
+        assert spec.member_fractions() == (0.35, 0.35, 0.15, 0.15)
+    assert ButinaSplit().fractions == pytest.approx((0.52 + 0.27, 0.21))  # the study's train + test, attacker
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"kind": "random", "members": 0.5, "holdout": 0.3, "validation": 0.15, "test": 0.15},
+        {"kind": "kmeans", "columns": ["a"], "members": 0.3},
+        {"kind": "butina", "holdout": 0.2, "validation": 0.1},
+    ],
+)
+def test_fractions_not_summing_to_one_are_a_clear_error(fields: dict[str, object]) -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        TypeAdapter(SplitSpec).validate_python(fields)
+    assert "members + holdout + validation + test must sum to 1" in str(excinfo.value)
+
+
+def test_butina_fractions_are_member_side_and_external() -> None:
+    assert ButinaSplit(fractions=(0.7, 0.3)).fractions == (0.7, 0.3)
+    with pytest.raises(ValidationError):
+        ButinaSplit(fractions=(0.52, 0.27, 0.21))  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        ButinaSplit(fractions=(0.7, 0.4))
 
 
 # ---------------------------------------------------------------------------------------------- random
@@ -68,27 +110,42 @@ def test_split_spec_is_a_discriminated_union() -> None:
 
 def test_random_split_is_stratified_and_seeded(tabular: pd.DataFrame) -> None:
     labels = _labels(tabular)
-    parts = assign_split(tabular, RandomSplit(members=0.6, test=0.2, nonmembers=0.2), labels, seed=3).part
-    assert np.bincount(parts).tolist() == pytest.approx([120, 40, 40], abs=2)
+    spec = RandomSplit(members=0.4, holdout=0.3, validation=0.15, test=0.15)
+    parts = assign_split(tabular, spec, labels, seed=3).part
+    # the five parts are disjoint and cover every row; a random split has no external part
+    assert set(parts.tolist()) == {MEMBERS, HOLDOUT, VALIDATION, TEST}
+    assert not (parts == UNUSED).any() and not (parts == EXTERNAL).any()
+    # fractions within rounding (one row per class and boundary)
+    assert np.bincount(parts).tolist() == pytest.approx([80, 60, 30, 30], abs=2)
     overall = labels.mean()
-    for code in (MEMBERS, TEST, NONMEMBERS):
+    for code in (MEMBERS, HOLDOUT, VALIDATION, TEST):
         assert labels[parts == code].mean() == pytest.approx(overall, abs=0.03)
-    again = assign_split(tabular, RandomSplit(members=0.6, test=0.2, nonmembers=0.2), labels, seed=3).part
-    other = assign_split(tabular, RandomSplit(members=0.6, test=0.2, nonmembers=0.2), labels, seed=4).part
+    again = assign_split(tabular, spec, labels, seed=3).part
+    other = assign_split(tabular, spec, labels, seed=4).part
     assert np.array_equal(parts, again) and not np.array_equal(parts, other)
 
 
+def test_stratification_keeps_a_rare_class_in_every_part() -> None:
+    labels = np.array([1] * 100 + [0] * 900)  # 10 % positives
+    parts = assign_split(pd.DataFrame({"x": range(1000)}), RandomSplit(), labels, seed=0).part
+    for code, share in zip((MEMBERS, HOLDOUT, VALIDATION, TEST), RandomSplit().member_fractions()):
+        in_part = parts == code
+        assert in_part.sum() == pytest.approx(1000 * share, abs=1)
+        assert labels[in_part].sum() == pytest.approx(100 * share, abs=1)
+
+
 def test_too_small_split() -> None:
-    df = pd.DataFrame({"x": range(30), "y": [0, 1] * 15})
+    df = pd.DataFrame({"x": range(60), "y": [0, 1] * 30})
     with pytest.raises(DatasetError) as excinfo:
-        assign_split(df, RandomSplit(members=0.8, test=0.1, nonmembers=0.1), _labels(df))
+        assign_split(df, RandomSplit(members=0.7, holdout=0.2, validation=0.05, test=0.05), _labels(df))
     assert excinfo.value.code == "split_too_small"
-    assert excinfo.value.details["rows"] < 10
+    details = excinfo.value.details
+    assert details["part"] == "validation" and details["rows"] < 10 and details["min_rows"] == 10
 
 
 def test_single_class_part_is_too_small() -> None:
-    fold = ["members"] * 20 + ["test"] * 10 + ["nonmembers"] * 10
-    df = pd.DataFrame({"x": range(40), "y": [1] + [0] * 39, "fold": fold})
+    fold = ["members"] * 20 + ["holdout"] * 20 + ["validation"] * 10 + ["test"] * 10 + ["external"] * 10
+    df = pd.DataFrame({"x": range(70), "y": [0, 1] * 25 + [0] * 10 + [0, 1] * 5, "fold": fold})  # test: one class
     with pytest.raises(DatasetError) as excinfo:
         assign_split(df, ColumnSplit(column="fold"), _labels(df))
     assert excinfo.value.code == "split_too_small"
@@ -108,16 +165,17 @@ def _two_groups(seed: int = 0) -> pd.DataFrame:
     return df
 
 
-def test_kmeans_larger_cluster_gives_members_and_test() -> None:
+def test_kmeans_larger_cluster_is_the_member_side_and_the_smaller_external() -> None:
     df = _two_groups()
-    spec = KMeansSplit(columns=["city", "income"], test_fraction=0.25)
+    spec = KMeansSplit(columns=["city", "income"], members=0.4, holdout=0.3, validation=0.15, test=0.15)
     result = assign_split(df, spec, _labels(df), seed=0)
     parts = result.part
     assert result.details == {"cluster0_rows": 140, "cluster1_rows": 60}
-    assert set(df.loc[parts == NONMEMBERS, "city"]) == {"B"}
-    assert set(df.loc[parts != NONMEMBERS, "city"]) == {"A"}
-    assert (parts == TEST).sum() == pytest.approx(35, abs=1)
-    assert (parts == MEMBERS).sum() == pytest.approx(105, abs=1)
+    assert set(df.loc[parts == EXTERNAL, "city"]) == {"B"} and (parts == EXTERNAL).sum() == 60
+    assert set(df.loc[parts != EXTERNAL, "city"]) == {"A"}
+    assert not (parts == UNUSED).any()
+    for code, expected in zip((MEMBERS, HOLDOUT, VALIDATION, TEST), (56, 42, 21, 21)):
+        assert (parts == code).sum() == pytest.approx(expected, abs=2)
     again = assign_split(df, spec, _labels(df), seed=0).part
     assert np.array_equal(parts, again)
 
@@ -141,11 +199,29 @@ def test_kmeans_encoding_weighs_binary_columns_once_and_tames_outliers() -> None
 
 def test_column_split() -> None:
     rng = np.random.default_rng(0)
-    df = pd.DataFrame(
-        {"x": rng.normal(size=60), "y": [0, 1] * 30, "fold": ["members"] * 30 + [" test"] * 15 + ["nonmembers"] * 15}
-    )
+    fold = ["members"] * 30 + [" holdout"] * 20 + ["validation "] * 12 + ["test"] * 14 + ["external"] * 16
+    df = pd.DataFrame({"x": rng.normal(size=92), "y": [0, 1] * 46, "fold": fold})
     parts = assign_split(df, ColumnSplit(column="fold"), _labels(df)).part
-    assert np.bincount(parts).tolist() == [30, 15, 15]
+    assert np.bincount(parts).tolist() == [30, 20, 12, 14, 16]
+    assert parts.tolist() == [PARTS.index(value.strip()) for value in fold]
+
+
+def test_column_split_reads_nonmembers_as_external() -> None:
+    fold = ["members"] * 20 + ["holdout"] * 20 + ["validation"] * 10 + ["test"] * 10 + ["nonmembers"] * 10
+    df = pd.DataFrame({"x": range(70), "y": [0, 1] * 35, "fold": fold})
+    parts = assign_split(df, ColumnSplit(column="fold"), _labels(df)).part
+    assert (parts[60:] == EXTERNAL).all() and np.bincount(parts).tolist() == [20, 20, 10, 10, 10]
+
+
+def test_column_split_external_is_optional_but_checked_when_present() -> None:
+    fold = ["members"] * 20 + ["holdout"] * 20 + ["validation"] * 10 + ["test"] * 10
+    df = pd.DataFrame({"x": range(60), "y": [0, 1] * 30, "fold": fold})
+    parts = assign_split(df, ColumnSplit(column="fold"), _labels(df)).part
+    assert not (parts == EXTERNAL).any()
+    small = pd.DataFrame({"x": range(63), "y": [0, 1] * 31 + [0], "fold": fold + ["external"] * 3})
+    with pytest.raises(DatasetError) as excinfo:
+        assign_split(small, ColumnSplit(column="fold"), _labels(small))
+    assert excinfo.value.code == "split_too_small" and excinfo.value.details["part"] == "external"
 
 
 def test_column_split_rejects_other_values() -> None:
@@ -154,6 +230,8 @@ def test_column_split_rejects_other_values() -> None:
         assign_split(df, ColumnSplit(column="fold"), _labels(df))
     assert excinfo.value.code == "invalid_split_column"
     assert excinfo.value.details == {"column": "fold", "count": 30, "row": 31}
+    for value in ("members", "holdout", "validation", "test", "external"):
+        assert value in excinfo.value.message
     with pytest.raises(DatasetError) as excinfo:
         assign_split(df, ColumnSplit(column="part"), _labels(df))
     assert excinfo.value.code == "missing_column"

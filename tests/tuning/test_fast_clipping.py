@@ -17,6 +17,16 @@ def _batch(n: int = 32, d: int = 6) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+def _build(spec: ModelSpec, n_features: int, dp: DPParams, method: str, batch: int):  # type: ignore[no-untyped-def]
+    """A DP model that divides the noisy sum by `batch`. TF Privacy (ghost, per-example) divides by the realised
+    batch size; single pass divides by the expected one given to set_privacy (1.0 until then), so it is told the
+    compared batch's size: like for like."""
+    trained = build_model(spec, n_features, 2, dp, clipping=method)
+    if trained.clipping == "single_pass":
+        trained.model.set_privacy(dp.clip, dp.noise, float(batch))
+    return trained
+
+
 def _one_step_update(trained, weights, x, y) -> np.ndarray:  # type: ignore[no-untyped-def]
     trained.model.set_weights(weights)
     trained.model.train_on_batch(x, label_tensor(y, 2))
@@ -43,8 +53,8 @@ def _manual_clipped_mean_gradient(model: tf.keras.Model, x: np.ndarray, y: np.nd
 def test_fast_clipping_equals_dp_optimizer_at_noise_zero(method: str, clip: float) -> None:
     x, y = _batch()
     tf.keras.utils.set_random_seed(0)
-    fast = build_model(SPEC, x.shape[1], 2, DPParams(clip=clip, noise=0.0), clipping=method)
-    reference = build_model(SPEC, x.shape[1], 2, DPParams(clip=clip, noise=0.0), clipping="per_example")
+    fast = _build(SPEC, x.shape[1], DPParams(clip=clip, noise=0.0), method, len(x))
+    reference = _build(SPEC, x.shape[1], DPParams(clip=clip, noise=0.0), "per_example", len(x))
     assert fast.clipping == method and reference.clipping == "per_example"
     weights = fast.model.get_weights()
     expected = -_manual_clipped_mean_gradient(fast.model, x, y, clip)
@@ -56,6 +66,19 @@ def test_fast_clipping_equals_dp_optimizer_at_noise_zero(method: str, clip: floa
     np.testing.assert_allclose(fast_update, expected, rtol=1e-4, atol=1e-6)
     if clip < 1:  # clipping was active: every per-example norm was cut to `clip`
         assert np.linalg.norm(fast_update) <= clip + 1e-6
+
+
+def test_single_pass_divides_by_the_expected_batch_size() -> None:
+    """Told an expected batch twice the realised one, single pass moves the weights half as far as TF Privacy."""
+    x, y = _batch()
+    dp = DPParams(clip=0.05, noise=0.0)
+    tf.keras.utils.set_random_seed(0)
+    fast = _build(SPEC, x.shape[1], dp, "single_pass", 2 * len(x))
+    reference = _build(SPEC, x.shape[1], dp, "per_example", len(x))
+    weights = fast.model.get_weights()
+    np.testing.assert_allclose(
+        _one_step_update(fast, weights, x, y), 0.5 * _one_step_update(reference, weights, x, y), rtol=1e-4, atol=1e-7
+    )
 
 
 def test_single_pass_is_chosen_for_dense_stacks_and_ghost_otherwise() -> None:
@@ -76,11 +99,12 @@ def test_noise_standard_deviation_is_multiplier_times_clip(method: str) -> None:
     spec = SPEC.model_copy(update={"hidden": [64]})
     clip, noise = 0.5, 2.0
     tf.keras.utils.set_random_seed(0)
-    clean = build_model(spec, x.shape[1], 2, DPParams(clip=clip, noise=0.0), clipping=method)
-    noisy = build_model(spec, x.shape[1], 2, DPParams(clip=clip, noise=noise), clipping=method)
+    clean = _build(spec, x.shape[1], DPParams(clip=clip, noise=0.0), method, len(x))
+    noisy = _build(spec, x.shape[1], DPParams(clip=clip, noise=noise), method, len(x))
     weights = clean.model.get_weights()
     difference = _one_step_update(noisy, weights, x, y) - _one_step_update(clean, weights, x, y)
-    # The sum of clipped gradients gets N(0, (z C)^2) per coordinate, then is divided by the batch size.
+    # The sum of clipped gradients gets N(0, (z C)^2) per coordinate, then is divided by the batch size
+    # (the realised one for ghost, the expected one, set to the same here, for single pass).
     measured = float(np.std(difference) * len(x))
     assert difference.size > 2000
     assert measured == pytest.approx(noise * clip, rel=0.08)

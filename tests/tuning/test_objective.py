@@ -1,26 +1,7 @@
-import math
-
 import pytest
 
-from app.tuning.objective import attack_accuracy_bound, objective, pareto_front, recommend, score
-from app.tuning.results import AttackScores, Baseline, TrialMeasurement
-
-
-def _baseline(utility: float = 0.9, attack: float = 0.7) -> Baseline:
-    scores = AttackScores(accuracy=attack, auc=attack, tpr_at_1pct_fpr=0.1, tpr_at_0_1pct_fpr=0.01)
-    return Baseline(
-        utility_members=utility, utility_test=utility, utility_nonmembers=utility, accuracy_test=0.8,
-        attack_accuracy=attack, attack={"rf": scores}, seconds=1.0,
-    )
-
-
-def _measurement(utility: float, attack: float, clip: float = 1.0, noise: float = 1.0) -> TrialMeasurement:
-    scores = AttackScores(accuracy=attack, auc=attack, tpr_at_1pct_fpr=0.0, tpr_at_0_1pct_fpr=0.0)
-    return TrialMeasurement(
-        utility_members=utility, utility_test=utility, utility_nonmembers=utility, accuracy_test=0.8,
-        clip=clip, noise=noise, attack_accuracy=attack, attack={"rf": scores}, epsilon=2.0, delta=1e-3,
-        steps=10, sampling_rate=0.1, seconds=0.5,
-    )
+from app.tuning.objective import objective, pareto_front, recommend, score
+from tests.factories import baseline as _baseline, measurement as _measurement, point
 
 
 def test_objective_is_the_studys_formula() -> None:
@@ -48,8 +29,27 @@ def test_recommendation_follows_the_tradeoff_without_rerunning() -> None:
     assert recommend([private, useful], base, 0.9).index == 1
     rec = recommend([private, useful], base, 0.9)
     assert rec.tradeoff == 0.9 and rec.notes
-    assert rec.attack_accuracy_bound == pytest.approx((math.exp(2.0) + 1e-3) / (math.exp(2.0) + 1))
+    assert rec.attack_accuracy_bound == useful.attack_accuracy_bound
     assert recommend([], base, 0.5) is None
+
+
+def test_objective_selects_on_validation_and_reports_test() -> None:
+    base = _baseline(0.9, 0.7).model_copy(update={"utility_validation": 0.8, "utility_test": 0.95})
+    trial = score(_measurement(0.7, 0.6, repeats=[(0.75, 0.6)], utility_validation=0.75), base, 0.5, 0)
+    # u on validation: 0.5 * (0.75 - 0.8) + 0.5 * (0.7 - 0.6); the loss is read on test: 0.95 - 0.7
+    assert trial.objective == pytest.approx(0.5 * -0.05 + 0.5 * 0.1)
+    assert trial.utility_loss == pytest.approx(0.25)
+
+
+def test_objective_over_repeats_is_the_mean_with_its_standard_error() -> None:
+    base = _baseline(0.9, 0.7)
+    m = _measurement(0.85, 0.6, repeats=[(0.84, 0.62), (0.86, 0.58), (0.85, 0.60)])
+    trial = score(m, base, 0.5, 0)
+    per_repeat = [0.5 * (u - 0.9) + 0.5 * (0.7 - a) for u, a in [(0.84, 0.62), (0.86, 0.58), (0.85, 0.60)]]
+    mean = sum(per_repeat) / 3
+    se = (sum((o - mean) ** 2 for o in per_repeat) / 2 / 3) ** 0.5
+    assert trial.objective == pytest.approx(mean) and trial.objective_se == pytest.approx(se)
+    assert score(_measurement(0.85, 0.6), base, 0.5, 0).objective_se is None
 
 
 def test_pareto_front_drops_dominated_trials() -> None:
@@ -63,18 +63,28 @@ def test_pareto_front_drops_dominated_trials() -> None:
     assert pareto_front(trials) == [0, 1, 3]
 
 
-def test_attack_bound() -> None:
-    assert attack_accuracy_bound(None, 1e-5) is None
-    assert attack_accuracy_bound(0.0, 0.0) == pytest.approx(0.5)
-    assert attack_accuracy_bound(1000.0, 0.0) == 1.0
-
-
-def test_recommendation_flags_attacks_above_the_dp_bound() -> None:
+def test_recommendation_flags_a_membership_attack_above_the_dp_bound_as_a_bug() -> None:
     base = _baseline(0.9, 0.7)
-    trial = score(_measurement(0.85, 0.60), base, 0.5, 0)  # epsilon 2 allows at most ~0.881
-    assert not any("distribution shift" in n for n in recommend([trial], base, 0.5).notes)
-    tight = trial.model_copy(update={"epsilon": 0.2})  # bound ~0.550 < 0.60 measured
-    assert any("distribution shift" in n for n in recommend([tight], base, 0.5).notes)
+    trial = score(_measurement(0.85, 0.60), base, 0.5, 0)  # bound 0.9, attack 0.60 [0.55, 0.65]
+    assert not any("report it as a bug" in n for n in recommend([trial], base, 0.5).notes)
+    within = trial.model_copy(update={"attack_accuracy_bound": 0.58})  # the interval reaches below the bound
+    assert not any("report it as a bug" in n for n in recommend([within], base, 0.5).notes)
+    tight = trial.model_copy(update={"attack_accuracy_bound": 0.52})  # interval low 0.55 > 0.52
+    assert any("report it as a bug" in n for n in recommend([tight], base, 0.5).notes)
+
+
+def test_population_game_recommendation_states_the_shift_the_control_reaches() -> None:
+    from app.tuning.results import PopulationGame
+    from tests.factories import attack, games
+
+    base = _baseline(0.9, 0.7).model_copy(update={"privacy_game": "population"})
+    population = PopulationGame(attack_accuracy=0.62, attacks={"rf": attack(0.62)}, reference_attack_accuracy=0.60,
+                                reference_attacks={"rf": attack(0.60)}, shift=0.10, membership=0.02, members=100)
+    g = games(0.51).model_copy(update={"population": population})
+    trial = score(_measurement(0.85, 0.62).model_copy(update={"privacy_game": "population", "games": g}),
+                  base, 0.5, 0)
+    [note] = [n for n in recommend([trial], base, 0.5).notes if "control model" in n]
+    assert "0.600" in note and "+0.020" in note and "0.510" in note
 
 
 def test_recommendation_reports_a_label_only_floor_above_guessing() -> None:

@@ -1,0 +1,2 @@
+"""Membership-inference attacks and the games they play: ART black-box (rf, nn), loss threshold, RMIA; intervals;
+the empirical epsilon."""

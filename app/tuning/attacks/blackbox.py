@@ -1,0 +1,69 @@
+"""The study's attack: ART's MembershipInferenceBlackBox on probabilities we compute ourselves, cross-fitted."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from art.attacks.inference.membership_inference import MembershipInferenceBlackBox
+from art.estimators.classification import BlackBoxClassifier
+from art.estimators.classification.classifier import ClassifierMixin
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.neural_network import MLPClassifier
+
+BLACKBOX_MODELS = ("rf", "nn")
+
+
+class MemberProbabilityModel(ClassifierMixin):
+    """Hands a seeded scikit-learn classifier to ART as `attack_model`.
+
+    ART fits a custom attack model on 0/1 membership labels and reads `predict()` as the membership score,
+    so `predict` returns P(member) with shape (n, 1). This also keeps torch out: ART's own "nn" imports it.
+    """
+
+    def __init__(self, classifier: Any) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def fit(self, x: np.ndarray, y: np.ndarray, **kwargs: Any) -> None:
+        self.classifier.fit(x, np.asarray(y).ravel())
+
+    def predict(self, x: np.ndarray, **kwargs: Any) -> np.ndarray:
+        proba = self.classifier.predict_proba(x)
+        return proba[:, list(self.classifier.classes_).index(1)].reshape(-1, 1)
+
+
+def _attack_model(kind: str, seed: int) -> MemberProbabilityModel:
+    if kind == "rf":
+        return MemberProbabilityModel(RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1))
+    if kind == "nn":
+        return MemberProbabilityModel(
+            MLPClassifier(hidden_layer_sizes=(64,), max_iter=300, early_stopping=False, random_state=seed)
+        )
+    raise ValueError(f"unknown attack model '{kind}'")
+
+
+def _never_called(x: np.ndarray) -> np.ndarray:
+    raise RuntimeError("the attack must be given precomputed probabilities")
+
+
+def blackbox_scores(
+    kind: str, proba: np.ndarray, labels: np.ndarray, truth: np.ndarray, fold: np.ndarray, n_classes: int, seed: int
+) -> np.ndarray:
+    """P(member) for every record, cross-fitted: the attack fitted on one fold scores the other, then the
+    folds swap, so no record is scored by an attack that saw its membership. Features: the target's
+    probabilities and the true label, as in the study."""
+    estimator = BlackBoxClassifier(predict_fn=_never_called, input_shape=(proba.shape[1],), nb_classes=n_classes)
+    scores = np.empty(len(truth), dtype=np.float64)
+    for scored in (0, 1):
+        fit = fold != scored
+        members, nonmembers = fit & (truth == 1), fit & (truth == 0)
+        attack = MembershipInferenceBlackBox(estimator, attack_model=_attack_model(kind, seed + scored))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the MLP's ConvergenceWarning at max_iter: the budget is the study's
+            attack.fit(None, labels[members], None, labels[nonmembers], pred=proba[members],
+                       test_pred=proba[nonmembers])
+        rows = fold == scored
+        scores[rows] = attack.infer(None, labels[rows], pred=proba[rows], probabilities=True).ravel()
+    return scores

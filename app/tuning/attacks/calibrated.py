@@ -1,0 +1,39 @@
+"""Label-free membership scores: the loss threshold (Yeom et al. 2018) and RMIA (Zarifzadeh et al. 2024).
+
+RMIA compares the target's probability of a record's true label with what reference models give it:
+ratio(x) = Pr(y_x | x, target) / Pr(y_x), where Pr(y_x) is the mean over K reference models trained like the
+target on random halves of the attack pool (so x is in about half of them: the paper's online setting).
+The score of x is the share of population records z that x dominates, ratio(x) / ratio(z) >= gamma.
+For a fixed population the score is monotone in ratio(x), so its ROC equals that of ratio(x); the population
+makes the score a calibrated probability, which the accuracy threshold uses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Probabilities are floored here before dividing: a model that is certain of the wrong label gives 0.
+PROBABILITY_FLOOR = 1e-12
+RMIA_GAMMA = 1.0
+
+
+def true_label_probability(proba: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return np.maximum(proba[np.arange(len(labels)), labels], PROBABILITY_FLOOR)
+
+
+def loss_scores(proba: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """-(cross-entropy loss) of each record: members tend to have a lower loss."""
+    return np.log(true_label_probability(proba, labels))
+
+
+def rmia_scores(
+    target: np.ndarray, references: np.ndarray, population_target: np.ndarray, population_references: np.ndarray,
+    gamma: float = RMIA_GAMMA,
+) -> np.ndarray:
+    """RMIA scores of records from true-label probabilities: `target` (n,), `references` (K, n), and the same
+    for the population records z (m,) and (K, m)."""
+    ratio_x = target / np.maximum(references.mean(axis=0), PROBABILITY_FLOOR)
+    ratio_z = population_target / np.maximum(population_references.mean(axis=0), PROBABILITY_FLOOR)
+    ordered = np.sort(ratio_z)
+    # Share of z with ratio(x) / ratio(z) >= gamma, i.e. ratio(z) <= ratio(x) / gamma.
+    return np.searchsorted(ordered, ratio_x / gamma, side="right") / len(ordered)

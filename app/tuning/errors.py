@@ -1,0 +1,14 @@
+"""The engine's one error type: a job or input the engine cannot measure. It carries a stable code and a
+message that names the problem; the service maps it to a failed job or a 4xx, the CLI to one line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TuningError(ValueError):
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
