@@ -23,7 +23,17 @@ def _add_search_options(parser: argparse.ArgumentParser, default_trials: int) ->
     parser.add_argument("--tradeoff", type=float, default=0.5, help="t in [0, 1]: weight of utility vs privacy")
     parser.add_argument("--max-clip", type=float, default=10.0)
     parser.add_argument("--max-noise", type=float, default=10.0)
-    parser.add_argument("--delta", type=float, default=None, help="delta for epsilon (default 1/n members)")
+    parser.add_argument("--delta", type=float, default=None,
+                        help="delta for epsilon (default min(1e-5, 1/(10 n)), n members)")
+    parser.add_argument("--privacy-game", choices=["membership", "population"], default="membership",
+                        help="the game the objective reads: membership (members vs holdout, what DP bounds) or "
+                        "population (the study's members vs external set)")
+    parser.add_argument("--repeats", type=int, default=1, help="seeds each trial is measured over")
+    parser.add_argument("--reference-models", type=int, default=4, help="K of the calibrated attack per trial")
+    parser.add_argument("--audit-reference-models", type=int, default=16,
+                        help="K of the calibrated attack for the baseline")
+    parser.add_argument("--allow-weak-baseline", action="store_true",
+                        help="tune even when the non-private baseline does not learn")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="write the full result as JSON here")
 
@@ -67,12 +77,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is not None:
         return int(handler(args) or 0)
     from app.datasets.errors import DatasetError
+    from app.tuning.errors import TuningError
     from app.tuning.model_spec import ModelSpecError
 
     try:
+        _measurement_spec(args)  # bad options fail before any data is read
         if args.command == "tune":
             return _run_tune(args)
         return _run_demo(args)
+    except TuningError as exc:
+        print(f"dptune: error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 2
     except (DatasetError, ModelSpecError, ValueError) as exc:
         print(f"dptune: error: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 2
@@ -129,31 +144,55 @@ def _run_demo(args: argparse.Namespace) -> int:
     return _tune_and_report(data, ModelSpec(), _search_spec(args), args, info)
 
 
+def _measurement_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from app.tuning.results import MeasurementSpec
+
+    try:
+        return MeasurementSpec(
+            privacy_game=args.privacy_game, repeats=args.repeats, reference_models=args.reference_models,
+            audit_reference_models=args.audit_reference_models, allow_weak_baseline=args.allow_weak_baseline,
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise ValueError(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}") from None
+
+
 def _tune_and_report(data, spec, search, args, info) -> int:  # type: ignore[no-untyped-def]
-    from app.tuning.engine import run_baseline, tune
+    from app.tuning.accounting import default_delta
+    from app.tuning.engine import check_baseline, check_game, run_baseline, tune
 
     if not 0.0 <= args.tradeoff <= 1.0:
         raise ValueError(f"--tradeoff must be in [0, 1], got {args.tradeoff}")
-    print("training the non-private baseline ...", file=sys.stderr)
-    baseline = run_baseline(data, spec, args.seed)
+    measurement = _measurement_spec(args)
+    check_game(data, measurement)
+    delta = default_delta(len(data.y_members)) if args.delta is None else args.delta
+    print(f"training the non-private baseline and {measurement.audit_reference_models} reference models ...",
+          file=sys.stderr)
+    baseline = run_baseline(data, spec, measurement, args.seed, delta)
     print(
-        f"baseline: test AUC {baseline.utility_test:.3f}, attack accuracy {baseline.attack_accuracy:.3f} "
-        f"({baseline.seconds:.1f} s)",
+        f"baseline: test AUC {baseline.utility_test:.3f}, membership attack {baseline.games.membership.attack_accuracy:.3f}"
+        + (f", population attack {baseline.games.population.attack_accuracy:.3f} (control "
+           f"{baseline.games.population.reference_attack_accuracy:.3f})" if baseline.games.population else "")
+        + f" ({baseline.seconds:.1f} s)",
         file=sys.stderr,
     )
+    check_baseline(baseline, measurement)
 
     def progress(trial, best, budget) -> None:  # type: ignore[no-untyped-def]
         total = budget if budget < 10**9 else "?"
         print(
             f"trial {trial.index + 1}/{total}  clip {trial.clip:6.3f} noise {trial.noise:6.3f}  "
-            f"AUC {trial.utility_test:.3f} attack {trial.attack_accuracy:.3f}  "
+            f"val AUC {trial.utility_validation:.3f} attack {trial.attack_accuracy:.3f} "
+            f"eps {_eps(trial.epsilon)}  "
             f"| best #{best.index + 1} objective {best.objective:+.4f}",
             file=sys.stderr,
             flush=True,
         )
 
     result = tune(
-        data, spec, search, tradeoff=args.tradeoff, delta=args.delta, seed=args.seed,
+        data, spec, search, measurement=measurement, tradeoff=args.tradeoff, delta=delta, seed=args.seed,
         dataset_info=info, on_trial=progress, baseline=baseline,
     )
     print(format_summary(result))
@@ -165,31 +204,60 @@ def _tune_and_report(data, spec, search, args, info) -> int:  # type: ignore[no-
 
 
 def format_summary(result) -> str:  # type: ignore[no-untyped-def]
+    """Baseline against recommendation: both games (the population game next to its control), the accountant's
+    epsilon and bounds, and what the attacks prove. Intervals are 95 %."""
     b, r = result.baseline, result.recommendation
     rows = [
         ("", "baseline", "recommended"),
         ("clip", "-", f"{r.clip:.3f}" if r else "-"),
         ("noise multiplier", "0 (no DP)", f"{r.noise:.3f}" if r else "-"),
-        ("AUC members", f"{b.utility_members:.3f}", f"{r.utility_members:.3f}" if r else "-"),
-        ("AUC test", f"{b.utility_test:.3f}", f"{r.utility_test:.3f}" if r else "-"),
-        ("AUC nonmembers", f"{b.utility_nonmembers:.3f}", f"{r.utility_nonmembers:.3f}" if r else "-"),
-        ("attack accuracy", f"{b.attack_accuracy:.3f}", f"{r.attack_accuracy:.3f}" if r else "-"),
-        ("epsilon", "inf", _eps(r)),
-        ("attack accuracy bound", "1", f"{r.attack_accuracy_bound:.3f}" if r and r.attack_accuracy_bound else "-"),
+        ("AUC validation (selects)", f"{b.utility_validation:.3f}", f"{r.utility_validation:.3f}" if r else "-"),
+        ("AUC test (reports)", _interval(b.utility_test_interval), _interval(r.utility_test_interval) if r else "-"),
+        ("AUC logistic regression", _num(b.logistic_regression_utility_test), ""),
+        ("membership game: attack", _strongest(b.games.membership.attacks), _strongest(r.games.membership.attacks) if r else "-"),
+        ("  rmia TPR at 1% FPR", _interval(b.games.membership.attacks["rmia"].tpr_at_1pct_fpr),
+         _interval(r.games.membership.attacks["rmia"].tpr_at_1pct_fpr) if r else "-"),
+        ("  epsilon lower bound", f"{b.epsilon_lower_bound:.3g}", f"{r.epsilon_lower_bound:.3g}" if r else "-"),
+    ]
+    if b.games.population is not None:
+        rows += [
+            ("population game: attack", _strongest(b.games.population.attacks),
+             _strongest(r.games.population.attacks) if r and r.games.population else "-"),
+            ("  control (never saw members)", _strongest(b.games.population.reference_attacks),
+             _strongest(r.games.population.reference_attacks) if r and r.games.population else "-"),
+        ]
+    rows += [
+        ("epsilon (PLD) / RDP", "inf", f"{_eps(r.epsilon if r else None)} / {_eps(r.epsilon_rdp if r else None)}" if r else "-"),
+        ("attack accuracy bound", "1", _num(r.attack_accuracy_bound) if r else "-"),
+        ("TPR bound at 1% FPR", "1", _num(r.tpr_bound_at_1pct_fpr) if r else "-"),
     ]
     width = max(len(row[0]) for row in rows)
-    lines = [f"{a:<{width}}  {b_:>12}  {c:>12}" for a, b_, c in rows]
-    lines.append(f"trials: {len(result.trials)}, trade-off t = {result.tradeoff}, delta = {result.delta:.3g}, "
-                 f"{result.seconds:.0f} s")
+    lines = [f"{a:<{width}}  {b_:>22}  {c:>22}" for a, b_, c in rows]
+    s = result.splits
+    lines.append(f"splits: members {s.members}, holdout {s.holdout}, validation {s.validation}, test {s.test}, "
+                 f"external {s.external if s.external is not None else '-'}")
+    lines.append(f"trials: {len(result.trials)}, trade-off t = {result.tradeoff}, objective game "
+                 f"{result.measurement.privacy_game}, delta = {result.delta:.3g}, {result.seconds:.0f} s")
     if r:
         lines += [f"note: {n}" for n in r.notes]
     return "\n".join(lines)
 
 
-def _eps(r) -> str:  # type: ignore[no-untyped-def]
-    if r is None:
-        return "-"
-    return "inf" if r.epsilon is None else f"{r.epsilon:.3g}"
+def _interval(e) -> str:  # type: ignore[no-untyped-def]
+    return f"{e.value:.3f} [{e.low:.3f}, {e.high:.3f}]"
+
+
+def _strongest(attacks) -> str:  # type: ignore[no-untyped-def]
+    name, scores = max(attacks.items(), key=lambda item: item[1].accuracy.value)
+    return f"{_interval(scores.accuracy)} {name}"
+
+
+def _num(value) -> str:  # type: ignore[no-untyped-def]
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _eps(epsilon) -> str:  # type: ignore[no-untyped-def]
+    return "inf" if epsilon is None else f"{epsilon:.3g}"
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ def attack(accuracy: float) -> AttackScores:
 def games(accuracy: float) -> Games:
     return Games(
         membership=MembershipGame(attack_accuracy=accuracy, attacks={"rf": attack(accuracy)}, members=100,
-                                  reference_models=2, epsilon_lower_bound=0.0, epsilon_lower_bound_attack=None),
+                                  reference_models=2, calibration_seconds=0.1, epsilon_lower_bound=0.0, epsilon_lower_bound_attack=None),
         population=None,
     )
 

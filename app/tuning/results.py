@@ -37,6 +37,7 @@ class MembershipGame(BaseModel):
     attacks: dict[str, AttackScores] = Field(description="rf and nn (ART black-box), loss (threshold), rmia (calibrated).")
     members: int = Field(description="Members scored (as many holdout records are scored).")
     reference_models: int = Field(description="K: reference models of the calibrated attack.")
+    calibration_seconds: float = Field(description="Seconds the calibrated attack took (training its K models).")
     epsilon_lower_bound: float = Field(
         description="Largest epsilon the strongest label-free attack (loss or rmia) proves at 95 % confidence: "
         "threshold chosen on one half of the records, Clopper-Pearson bounds on TPR and FPR on the other half.")

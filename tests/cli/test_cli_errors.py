@@ -29,3 +29,34 @@ def test_nested_parquet_gives_no_traceback(tmp_path) -> None:  # type: ignore[no
     assert done.returncode in (1, 2)
     assert "dptune: error:" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_bad_measurement_options_fail_before_reading_data(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    done = _run("tune", str(tmp_path / "absent.csv"), "--label", "y", "--repeats", "0")
+    assert done.returncode == 2
+    assert "--repeats" in done.stderr and "Traceback" not in done.stderr
+
+
+def _noise_table(tmp_path, rows: int = 800):  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "noise.csv"
+    pd.DataFrame({"a": rng.normal(size=rows), "b": rng.normal(size=rows),
+                  "y": rng.integers(0, 2, rows)}).to_csv(path, index=False)
+    return path
+
+
+def test_a_baseline_that_does_not_learn_fails_in_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    done = _run("tune", str(_noise_table(tmp_path)), "--label", "y", "--trials", "1", "--epochs", "1",
+                "--audit-reference-models", "2")
+    assert done.returncode == 2, done.stderr
+    [line] = [line for line in done.stderr.splitlines() if line.startswith("dptune: error:")]
+    assert "baseline_not_learning" in line and "includes chance" in line and "allow_weak_baseline" in line
+    assert "Traceback" not in done.stderr
+
+
+def test_the_population_game_needs_an_external_set(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    done = _run("tune", str(_noise_table(tmp_path)), "--label", "y", "--privacy-game", "population")
+    assert done.returncode == 2
+    assert "no_external_set" in done.stderr and "Traceback" not in done.stderr

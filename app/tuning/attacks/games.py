@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import time
+
 import numpy as np
 
 from app.tuning.attacks.blackbox import BLACKBOX_MODELS, blackbox_scores
@@ -103,6 +105,7 @@ def membership_game(
     pool_y = np.concatenate([y_members, y_holdout])
     size = len(y_members)
     game_x = np.vstack([x_members[games.member_rows], x_holdout[games.nonmember_rows]])
+    started = time.perf_counter()
     references, population_references = [], []
     permutation = np.arange(len(pool_y))
     for k in range(reference_models):
@@ -118,6 +121,7 @@ def membership_game(
         true_label_probability(proba, labels), np.array(references),
         true_label_probability(target_population, y_population), np.array(population_references),
     )
+    calibration_seconds = time.perf_counter() - started
     epsilon, attack = empirical_epsilon(
         {name: scores[name] for name in LABEL_FREE_ATTACKS}, games.truth, games.fold == 0, delta
     )
@@ -127,6 +131,7 @@ def membership_game(
         attacks=attacks,
         members=len(games.member_rows),
         reference_models=reference_models,
+        calibration_seconds=calibration_seconds,
         epsilon_lower_bound=epsilon,
         epsilon_lower_bound_attack=attack,
     )
