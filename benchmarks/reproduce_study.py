@@ -4,7 +4,8 @@
                                          [--workers 2] [--trials 30] [--seeds 5]
 
 Writes DIR/figures/*.png, DIR/results/reproduction.json and DIR/reproduction.md (DIR defaults to docs/).
---quick runs the same pipeline at tiny scale (a smoke test, not a measurement).
+--quick runs the same pipeline at tiny scale (a smoke test, not a measurement): a 2 x 2 grid, 3 trials per search,
+one seed.
 Trials run in `--workers` processes with one TensorFlow thread each.
 """
 
@@ -28,25 +29,29 @@ import numpy as np  # noqa: E402
 from app.tuning.model_spec import ModelSpec  # noqa: E402
 from app.tuning.objective import MEANINGFUL_EPSILON, objective  # noqa: E402
 from app.tuning.prepared import PreparedData  # noqa: E402
-from app.tuning.results import Baseline, TrialMeasurement  # noqa: E402
+from app.tuning.results import Baseline, MeasurementSpec, TrialMeasurement  # noqa: E402
 from app.tuning.search import SearchSpec, grid_points, suggest  # noqa: E402
 
 HIV_CSV = ROOT.parent / "shared" / "data" / "moleculenet-hiv" / "HIV.csv"
 TRADEOFFS = ("0.25", "0.5", "0.75")
 MAX_BOUNDS = (5.0, 10.0, 20.0, 100.0)
+# The study's game is the population game (members against the other cluster, its "nonmembers"): the objective reads
+# it. K of the calibrated attack (membership game, recorded next to it) kept small: each reference model is a training.
+MEASUREMENT = MeasurementSpec(privacy_game="population", reference_models=2, audit_reference_models=4)
 
-# The study's figures (Tables 11-14). Table 11's columns are SGD and Adam.
+# The study's figures (Tables 11-14). Table 11's columns are SGD and Adam. The study's "utility on nonmembers" is
+# utility on the other cluster, which dptune calls the external set: it is kept under utility_external.
 STUDY = {
     "synthea_sgd": {
-        "baseline": {"utility_members": 0.990, "utility_test": 0.984, "utility_nonmembers": 0.986, "attack_accuracy": 0.622},
+        "baseline": {"utility_members": 0.990, "utility_test": 0.984, "utility_external": 0.986, "attack_accuracy": 0.622},
         "tradeoffs": {"0.25": (0.046, 0.496), "0.5": (0.037, 0.497), "0.75": (0.002, 0.518)},
     },
     "synthea_adam": {
-        "baseline": {"utility_members": 0.998, "utility_test": 0.992, "utility_nonmembers": 0.995, "attack_accuracy": 0.639},
+        "baseline": {"utility_members": 0.998, "utility_test": 0.992, "utility_external": 0.995, "attack_accuracy": 0.639},
         "tradeoffs": {"0.25": (0.003, 0.508), "0.5": (0.002, 0.504), "0.75": (0.0, 0.51)},
     },
     "hiv": {
-        "baseline": {"utility_members": 0.978, "utility_test": 0.966, "utility_nonmembers": 0.987, "attack_accuracy": 0.767},
+        "baseline": {"utility_members": 0.978, "utility_test": 0.966, "utility_external": 0.987, "attack_accuracy": 0.767},
         "tradeoffs": {"0.25": (0.012, 0.488), "0.5": (0.004, 0.494), "0.75": (0.001, 0.490)},
     },
 }
@@ -116,14 +121,14 @@ def _measure(point: tuple[float, float], delta: float) -> TrialMeasurement:
     from app.tuning.engine import run_trial
 
     assert _DATA is not None and _SPEC is not None
-    return run_trial(_DATA, _SPEC, point[0], point[1], delta=delta, seed=0)
+    return run_trial(_DATA, _SPEC, point[0], point[1], delta=delta, measurement=MEASUREMENT, seed=0)
 
 
-def _baseline_task() -> Baseline:
+def _baseline_task(delta: float) -> Baseline:
     from app.tuning.engine import run_baseline
 
     assert _DATA is not None and _SPEC is not None
-    return run_baseline(_DATA, _SPEC, seed=0)
+    return run_baseline(_DATA, _SPEC, MEASUREMENT, seed=0, delta=delta)
 
 
 def _search_task(method: str, max_bound: float, tradeoff: float, trials: int, seed: int, baseline: Baseline,
@@ -137,13 +142,13 @@ def _search_task(method: str, max_bound: float, tradeoff: float, trials: int, se
         assert point is not None
         m = _measure(point, delta)
         done.append(m)
-        observed.append((point, objective(m.utility_test, m.attack_accuracy, baseline, tradeoff)))
+        observed.append((point, objective(m.utility_validation, m.attack_accuracy, baseline, tradeoff)))
     return done
 
 
 def trials_to_reach(measurements: list[TrialMeasurement], baseline: Baseline, target: float) -> int | None:
     for i, m in enumerate(measurements, start=1):
-        if objective(m.utility_test, m.attack_accuracy, baseline, 0.5) >= target:
+        if objective(m.utility_validation, m.attack_accuracy, baseline, 0.5) >= target:
             return i
     return None
 
@@ -155,7 +160,7 @@ def objective_standard_error(attack_accuracy: float, n_eval: int, tradeoff: floa
 
 
 def best_at(measurements: list[TrialMeasurement], baseline: Baseline, tradeoff: float) -> TrialMeasurement:
-    return max(measurements, key=lambda m: objective(m.utility_test, m.attack_accuracy, baseline, tradeoff))
+    return max(measurements, key=lambda m: objective(m.utility_validation, m.attack_accuracy, baseline, tradeoff))
 
 
 def run_setup(name: str, setup: Setup, args: argparse.Namespace, command: str) -> dict:
@@ -165,28 +170,34 @@ def run_setup(name: str, setup: Setup, args: argparse.Namespace, command: str) -
     prep_seconds = time.perf_counter() - started
     delta = 1.0 / len(data.y_members)
     trials = 3 if args.quick else args.trials
-    seeds = list(range(2 if args.quick else args.seeds))
+    seeds = list(range(1 if args.quick else args.seeds))
     bounds = (10.0,) if args.quick else MAX_BOUNDS
     print(f"[{name}] prepared {data.split_sizes()} in {prep_seconds:.0f} s", flush=True)
     with ProcessPoolExecutor(max_workers=args.workers, initializer=_init_worker, initargs=(data, setup.spec)) as pool:
-        baseline = pool.submit(_baseline_task).result()
-        print(f"[{name}] baseline {baseline.model_dump(include={'utility_test', 'attack_accuracy'})}", flush=True)
+        baseline = pool.submit(_baseline_task, delta).result()
+        print(f"[{name}] baseline {baseline.model_dump(include={'utility_validation', 'utility_test', 'attack_accuracy'})}"
+              f" (membership game {baseline.games.membership.attack_accuracy:.3f})", flush=True)
         points = grid_points(setup.grid)
         grid_future = [pool.submit(_measure, p, delta) for p in points]
         runs: dict[tuple[str, float, float, int], object] = {}
+
+        def submit(method: str, bound: float, tradeoff: float, seed: int) -> None:
+            if (method, bound, tradeoff, seed) not in runs:  # the same run is needed by several tables: run it once
+                runs[(method, bound, tradeoff, seed)] = pool.submit(_search_task, method, bound, tradeoff, trials, seed,
+                                                                    baseline, delta)
+
         for t in TRADEOFFS:  # Tables 13/14: one optimizer run per t (seed 0, max 10)
-            runs[("bayes", 10.0, float(t), 0)] = pool.submit(_search_task, "bayes", 10.0, float(t), trials, 0, baseline, delta)
+            submit("bayes", 10.0, float(t), 0)
         for bound in bounds:  # Figures 43/44/46: convergence per max clip/noise at t = 0.5
-            runs.setdefault(("bayes", bound, 0.5, 0), pool.submit(_search_task, "bayes", bound, 0.5, trials, 0, baseline, delta))
+            submit("bayes", bound, 0.5, 0)
         for seed in seeds:  # search cost: bayes vs random on the same budget
             for method in ("bayes", "random"):
-                runs.setdefault((method, 10.0, 0.5, seed),
-                                pool.submit(_search_task, method, 10.0, 0.5, trials, seed, baseline, delta))
+                submit(method, 10.0, 0.5, seed)
         grid = [f.result() for f in grid_future]
         print(f"[{name}] grid done ({len(grid)} trainings) at {time.perf_counter() - started:.0f} s", flush=True)
         results = {k: f.result() for k, f in runs.items()}  # type: ignore[attr-defined]
     grid_best = best_at(grid, baseline, 0.5)
-    grid_best_objective = objective(grid_best.utility_test, grid_best.attack_accuracy, baseline, 0.5)
+    grid_best_objective = objective(grid_best.utility_validation, grid_best.attack_accuracy, baseline, 0.5)
     target = grid_best_objective - 0.02 * abs(grid_best_objective)  # 98 % of it (also when it is negative)
 
     tradeoffs = {}
@@ -213,7 +224,8 @@ def run_setup(name: str, setup: Setup, args: argparse.Namespace, command: str) -
     reach = {m: [trials_to_reach(results[(m, 10.0, 0.5, s)], baseline, target) for s in seeds] for m in ("bayes", "random")}
     # The grid best is the best of hundreds of noisy trials; "within one standard error of it" is a target the
     # noise does not decide.
-    n_eval = 2 * (min(len(data.y_members), len(data.y_nonmembers)) // 2)  # balanced_attack_split's held-out half
+    assert baseline.games.population is not None
+    n_eval = 2 * baseline.games.population.members  # the population game scores every member and external record once
     se = objective_standard_error(grid_best.attack_accuracy, n_eval)
     reach_se = {m: [trials_to_reach(results[(m, 10.0, 0.5, s)], baseline, grid_best_objective - se) for s in seeds]
                 for m in ("bayes", "random")}
@@ -229,11 +241,17 @@ def run_setup(name: str, setup: Setup, args: argparse.Namespace, command: str) -
         "commit": commit,
         "wall_seconds": round(time.perf_counter() - started, 1),
         "prep_seconds": round(prep_seconds, 1),
-        "split_sizes": data.split_sizes(),
+        "split_sizes": data.split_sizes().model_dump(),
         "model": setup.spec.model_dump(exclude={"keras_json"}),
         "grid": {"note": setup.grid_note, "points": len(points)},
-        "baseline": baseline.model_dump(include={"utility_members", "utility_test", "utility_nonmembers", "attack_accuracy",
-                                                 "accuracy_test", "attack", "label_only_attack_accuracy"}),
+        "baseline": {
+            **baseline.model_dump(include={"utility_members", "utility_holdout", "utility_validation", "utility_test",
+                                           "utility_external", "attack_accuracy", "privacy_game", "accuracy_test",
+                                           "label_only_attack_accuracy"}),
+            # The control model (never saw the members) in the same game, and the membership game next to it.
+            "reference_attack_accuracy": baseline.games.population.reference_attack_accuracy,
+            "membership_attack_accuracy": baseline.games.membership.attack_accuracy,
+        },
         # Accuracy of always predicting the test split's most common class: the floor for accuracy_test.
         "test_majority_rate": float(np.bincount(data.y_test).max() / len(data.y_test)),
         "tradeoffs": tradeoffs,
@@ -255,7 +273,8 @@ def run_setup(name: str, setup: Setup, args: argparse.Namespace, command: str) -
         },
     }
     plot_setup(name, setup, baseline, grid, results, bounds, trials, args.out / "figures")
-    raw = {"baseline": baseline.model_dump(exclude={"attack"}), "grid": [_raw(m) for m in grid],
+    raw = {"baseline": {**baseline.model_dump(exclude={"games"}),
+                        "membership_attack_accuracy": baseline.games.membership.attack_accuracy}, "grid": [_raw(m) for m in grid],
            "searches": [{"method": k[0], "max_bound": k[1], "tradeoff": k[2], "seed": k[3],
                          "trials": [_raw(m) for m in v]} for k, v in results.items()]}
     raw_path = args.out / "results" / f"reproduction-{name}-trials.json"
@@ -266,8 +285,10 @@ def run_setup(name: str, setup: Setup, args: argparse.Namespace, command: str) -
 
 def _raw(m: TrialMeasurement) -> dict:
     """Every trial's measurement, enough to recompute the tables with another objective or target."""
-    return {"clip": round(m.clip, 5), "noise": round(m.noise, 5), "utility_test": round(m.utility_test, 5),
-            "attack_accuracy": round(m.attack_accuracy, 5), "epsilon": None if m.epsilon is None else round(m.epsilon, 5)}
+    return {"clip": round(m.clip, 5), "noise": round(m.noise, 5), "utility_validation": round(m.utility_validation, 5),
+            "utility_test": round(m.utility_test, 5), "attack_accuracy": round(m.attack_accuracy, 5),
+            "membership_attack_accuracy": round(m.games.membership.attack_accuracy, 5),
+            "epsilon": None if m.epsilon is None else round(m.epsilon, 5)}
 
 
 def _git_commit() -> str | None:
@@ -325,7 +346,7 @@ def plot_setup(name, setup, baseline, grid, results, bounds, trials, figures: Pa
         run = results[("bayes", bound, 0.5, 0)]
         best, xs, ys = -np.inf, [], {"objective": [], "utility": [], "privacy": []}
         for i, m in enumerate(run, start=1):
-            o = objective(m.utility_test, m.attack_accuracy, baseline, 0.5)
+            o = objective(m.utility_validation, m.attack_accuracy, baseline, 0.5)
             if o > best:  # mark only new bests, as the study's figures do
                 best = o
                 xs.append(i)
@@ -394,8 +415,9 @@ def write_markdown(results: dict, args: argparse.Namespace, command: str) -> str
               if "accuracy_test" in b else []),
             "| baseline (Table 11/12) | ours | study |",
             "|---|---|---|",
-            *(f"| {name} | {_fmt(b[name])} | [{_fmt(sb[name])}] |" for name in
-              ("utility_members", "utility_test", "utility_nonmembers", "attack_accuracy")),
+            # Results written before the external set was named keep the study's name, utility_nonmembers.
+            *(f"| {name} | {_fmt(b.get(name, b.get('utility_nonmembers') if name == 'utility_external' else None))} "
+              f"| [{_fmt(sb[name])}] |" for name in ("utility_members", "utility_test", "utility_external", "attack_accuracy")),
             "",
             *([f"Label-only floor (beyond the study): an attack that sees only the true label reaches "
                f"{_fmt(b['label_only_attack_accuracy'])} on these members and nonmembers; no privacy setting takes "

@@ -1,29 +1,37 @@
-"""Where one trial's seconds go: data preparation, training, evaluation, attack, accounting.
+"""Where one trial's seconds go: target training, evaluation, the control model, the K reference models, each
+attack of each game, the empirical epsilon, and the PLD guarantee.
 
-    python benchmarks/trial_breakdown.py [--setup synthea|hiv] [--repeats 3] [--json OUT]
+    python benchmarks/trial_breakdown.py [--setup synthea|hiv] [--repeats 3] [--reference-models 4] [--json OUT]
 
-Runs the same steps as app.tuning.engine.run_trial, timing each (the median over --repeats trials), on the built-in synthea-covid data set
-(default model, 50/10, SGD, 10 epochs) or on HIV.csv (Butina split, 200/100, dropout 0.1).
+Runs app.tuning.engine.run_trial itself (one repeat, noise 1, clip 1) with its steps timed in place (the median
+over --repeats trials), on the built-in synthea-covid data set (its k-means split, which has an external set, so
+both games are played; default model, 50/10, SGD, 10 epochs) or on HIV.csv (Butina split, 200/100, dropout 0.1).
+Smallest: --repeats 1 --reference-models 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.tuning.accounting import dp_sgd_epsilon  # noqa: E402
-from app.tuning.attack import ATTACK_MODELS, balanced_attack_split, membership_attacks  # noqa: E402
+from app.tuning import engine  # noqa: E402
+from app.tuning.accounting import default_delta  # noqa: E402
+from app.tuning.attacks import games  # noqa: E402
 from app.tuning.model_spec import ModelSpec  # noqa: E402
-from app.tuning.train import DPParams, train  # noqa: E402
-from app.tuning.utility import accuracy, roc_auc  # noqa: E402
+from app.tuning.results import MeasurementSpec  # noqa: E402
+
+# Steps that are attack work (for the share); the rest is training, evaluation and accounting.
+ATTACK_PREFIXES = ("membership.", "population.")
 
 
 def prepare(setup: str):  # type: ignore[no-untyped-def]
@@ -38,60 +46,111 @@ def prepare(setup: str):  # type: ignore[no-untyped-def]
     return data, ModelSpec(hidden=[200, 100], dropout=0.1)
 
 
-def one_trial(data, spec: ModelSpec) -> tuple[dict[str, float], float]:  # type: ignore[no-untyped-def]
-    t = {}
-    start = time.perf_counter()
-    trained = train(spec, data.x_members, data.y_members, data.n_classes, DPParams(1.0, 1.0), seed=0)
-    t["training"] = time.perf_counter() - start
+class Timers:
+    """Wraps the engine's and the games' steps in place, so the trial that runs is run_trial's own code."""
 
-    start = time.perf_counter()
-    p_m, p_t, p_n = (trained.predict_proba(x) for x in (data.x_members, data.x_test, data.x_nonmembers))
-    for p, y in ((p_m, data.y_members), (p_t, data.y_test), (p_n, data.y_nonmembers)):
-        roc_auc(p, y)
-        accuracy(p, y)
-    t["evaluation"] = time.perf_counter() - start
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.game: str | None = None  # the game being played, while one is
+        self.trainings_outside_games = 0
 
-    start = time.perf_counter()
-    split = balanced_attack_split(len(data.y_members), len(data.y_nonmembers), 0)
-    membership_attacks(p_m, data.y_members, p_n, data.y_nonmembers, data.n_classes, split, 0)
-    t["attack"] = time.perf_counter() - start
-    # The same two attack models one after the other, for comparison with the threads (not part of the total).
-    start = time.perf_counter()
-    for kind in ATTACK_MODELS:
-        membership_attacks(p_m, data.y_members, p_n, data.y_nonmembers, data.n_classes, split, 0, (kind,))
-    sequential = time.perf_counter() - start
+    def _timed(self, module, name: str, label) -> None:  # type: ignore[no-untyped-def]
+        original = getattr(module, name)
 
+        @functools.wraps(original)
+        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            key = label(args, kwargs)
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                if key is not None:
+                    self.seconds[key] += time.perf_counter() - start
+
+        setattr(module, name, wrapper)
+
+    def _game(self, module, name: str, game: str) -> None:  # type: ignore[no-untyped-def]
+        original = getattr(module, name)
+
+        @functools.wraps(original)
+        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            self.game = game
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.game = None
+
+        setattr(module, name, wrapper)
+
+    def _training(self, args, kwargs) -> str:  # type: ignore[no-untyped-def]
+        if self.game == "membership":
+            return "reference_models_training"  # the calibrated attack's K models (train_like)
+        self.trainings_outside_games += 1
+        # _measure_once trains the target, then (with an external set) the control model on the holdout.
+        return "target_training" if self.trainings_outside_games == 1 else "control_training"
+
+    def install(self) -> None:
+        self._timed(engine, "train", self._training)
+        self._timed(engine, "_probabilities", lambda a, k: "evaluation")
+        self._timed(engine, "_utility", lambda a, k: "evaluation")
+        self._timed(engine, "dp_sgd_guarantee", lambda a, k: "pld_guarantee")
+        self._timed(games, "blackbox_scores", lambda a, k: f"{self.game}.{a[0]}")
+        self._timed(games, "loss_scores", lambda a, k: f"{self.game}.loss" if self.game else None)
+        self._timed(games, "rmia_scores", lambda a, k: f"{self.game}.rmia_scores")
+        self._timed(games, "empirical_epsilon", lambda a, k: f"{self.game}.epsilon_lower_bound")
+        self._timed(games, "_scored", lambda a, k: f"{self.game}.intervals")
+        self._game(engine, "membership_game", "membership")
+        self._game(engine, "population_game", "population")
+
+    def reset(self) -> None:
+        self.seconds.clear()
+        self.trainings_outside_games = 0
+
+
+def one_trial(timers: Timers, data, spec: ModelSpec, measurement: MeasurementSpec) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    timers.reset()
     start = time.perf_counter()
-    dp_sgd_epsilon(sampling_rate=spec.batch_size / len(data.y_members), noise_multiplier=1.0,
-                   steps=trained.steps, delta=1 / len(data.y_members))
-    t["accounting"] = time.perf_counter() - start
-    return t, sequential
+    engine.run_trial(data, spec, 1.0, 1.0, delta=default_delta(len(data.y_members)), measurement=measurement, seed=0)
+    total = time.perf_counter() - start
+    t = dict(timers.seconds)
+    # other: predictions of the control and reference models, drawing the games' records.
+    t["other"] = total - sum(t.values())
+    t["total"] = total
+    return t
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--setup", choices=["synthea", "hiv"], default="synthea")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--reference-models", type=int, default=MeasurementSpec().reference_models,
+                        help="K of the calibrated attack (the search trials' default unless given)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     start = time.perf_counter()
     data, spec = prepare(args.setup)
     preparation = time.perf_counter() - start
-    timed = [one_trial(data, spec) for _ in range(args.repeats)]
-    runs = [t for t, _ in timed]
-    median = {k: sorted(r[k] for r in runs)[len(runs) // 2] for k in runs[0]}
-    attack_sequential = sorted(seq for _, seq in timed)[len(timed) // 2]
-    total = sum(median.values())
+    measurement = MeasurementSpec(reference_models=args.reference_models)
+    timers = Timers()
+    timers.install()
+    runs = [one_trial(timers, data, spec, measurement) for _ in range(args.repeats)]
+    keys = sorted({k for r in runs for k in r})
+    median = {k: sorted(r.get(k, 0.0) for r in runs)[len(runs) // 2] for k in keys}
+    total = median["total"]
+    attacks = sum(v for k, v in median.items() if k.startswith(ATTACK_PREFIXES))
     out = {
         "setup": args.setup,
-        "split_sizes": data.split_sizes(),
+        "split_sizes": data.split_sizes().model_dump(),
+        "reference_models": args.reference_models,
         "data_preparation_seconds_once_per_job": round(preparation, 3),
+        # membership.* / population.*: each attack (population: on the target and the control model together).
         "trial_seconds_median": {k: round(v, 3) for k, v in median.items()},
         # The first trial of a worker builds and traces the model; later ones reuse it (models without dropout).
-        "first_trial_training_seconds": round(runs[0]["training"], 3),
-        "attack_models_one_after_the_other_seconds": round(attack_sequential, 3),
+        "first_trial_training_seconds": round(runs[0]["target_training"], 3),
         "trial_total_seconds": round(total, 3),
-        "attack_and_evaluation_share": round((median["attack"] + median["evaluation"]) / total, 3),
+        # Attacks (not their models' training) and evaluation, as a share of the trial.
+        "attack_and_evaluation_share": round((attacks + median.get("evaluation", 0.0)) / total, 3),
+        "training_share": round(sum(v for k, v in median.items() if k.endswith("_training")) / total, 3),
         "cpus": os.cpu_count(),
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
