@@ -21,11 +21,18 @@ from app.settings import Settings
 logger = logging.getLogger("dptune.api")
 
 # Measured metrics of the engine's result models that can be NaN (an AUC on a split holding one class, and
-# what is computed from it). JSON has no NaN: the API sends null, and the schema says so.
-_RESULT_COMPONENTS = ("AttackScores", "Baseline", "Trial", "TrialRead", "Recommendation", "RecommendationRead")
+# what is computed from it). JSON has no NaN: the API sends null, and the schema says so. AttackScores'
+# metrics are Estimates, whose value/low/high are the numbers.
+_RESULT_COMPONENTS = (
+    "Estimate", "Baseline", "Trial", "TrialRead", "Recommendation", "RecommendationRead", "MembershipGame",
+    "PopulationGame", "RepeatValues",
+)
 _METRIC_FIELDS = frozenset({
-    "utility_members", "utility_test", "utility_nonmembers", "accuracy_test", "attack_accuracy", "accuracy", "auc",
-    "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr", "utility_loss", "objective",
+    "value", "low", "high",  # Estimate
+    "utility_members", "utility_holdout", "utility_validation", "utility_test", "utility_external", "accuracy_test",
+    "attack_accuracy", "reference_attack_accuracy", "shift", "membership", "label_only_attack_accuracy",
+    "logistic_regression_utility_test", "attack_accuracy_se", "utility_validation_se", "utility_test_se",
+    "utility_loss", "objective", "objective_se",
 })
 
 

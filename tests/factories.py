@@ -16,10 +16,10 @@ def attack(accuracy: float) -> AttackScores:
                         tpr_at_0_1pct_fpr=point(0.001))
 
 
-def games(accuracy: float) -> Games:
+def games(accuracy: float, reference_models: int = 2) -> Games:
     return Games(
         membership=MembershipGame(attack_accuracy=accuracy, attacks={"rf": attack(accuracy)}, members=100,
-                                  reference_models=2, calibration_seconds=0.1, epsilon_lower_bound=0.0, epsilon_lower_bound_attack=None),
+                                  reference_models=reference_models, calibration_seconds=0.1, epsilon_lower_bound=0.0, epsilon_lower_bound_attack=None),
         population=None,
     )
 

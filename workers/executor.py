@@ -97,11 +97,16 @@ class EngineExecutor:
         return data, report
 
     def run_baseline(self, unit: WorkUnit) -> BaselineOutcome:
-        from app.tuning.engine import default_delta, run_baseline
+        """The baseline (which first checks that the privacy game can be played on this split), then the gate
+        (check_baseline: a baseline that does not learn is not tuned, unless the job allows it). Both raise
+        TuningError, which fails the job with its code."""
+        from app.tuning.engine import check_baseline, default_delta, run_baseline
 
         data, report = self.prepared(unit)
-        baseline = run_baseline(data, ModelSpec.model_validate(unit.model), unit.seed)
-        delta = unit.requested_delta if unit.requested_delta is not None else default_delta(data)
+        delta = unit.requested_delta if unit.requested_delta is not None else default_delta(len(data.y_members))
+        baseline = run_baseline(data, ModelSpec.model_validate(unit.model), unit.measurement, seed=unit.seed,
+                                delta=delta)  # as engine.tune() does, so the service gives the CLI's numbers
+        check_baseline(baseline, unit.measurement)
         return BaselineOutcome(baseline=baseline, delta=delta, preparation=report.model_dump(mode="json"))
 
     def run_trial(self, unit: WorkUnit) -> TrialMeasurement:
@@ -110,7 +115,7 @@ class EngineExecutor:
         assert unit.clip is not None and unit.noise is not None and unit.delta is not None
         data, _ = self.prepared(unit)
         return run_trial(data, ModelSpec.model_validate(unit.model), unit.clip, unit.noise, delta=unit.delta,
-                         seed=unit.seed)
+                         measurement=unit.measurement, seed=unit.seed)
 
     def forget_except(self, dataset_ids: set[str]) -> None:
         self.cache.forget_except(dataset_ids)

@@ -28,6 +28,7 @@ from app.jobs import queue
 from app.jobs import repository as job_repository
 from app.jobs.queue import WorkUnit
 from app.settings import Settings
+from app.tuning.errors import TuningError
 from app.tuning.model_spec import ModelSpecError
 from workers.executor import Executor
 
@@ -222,6 +223,8 @@ class Worker:
         logger.info("worker %s: %s started (attempt %d)%s", self.worker_id, unit.describe(), unit.attempt,
                     "" if unit.kind == "baseline" else f" at clip {unit.clip:.4g}, noise {unit.noise:.4g}")
         error: str | None = None
+        error_code: str | None = None  # the job's error_code when a baseline fails (queue.fail_baseline)
+        standalone = False  # a TuningError's message is stored as is, others after "the baseline failed: "
         outcome: object = None
         try:
             with LeaseKeeper(self, unit):
@@ -230,19 +233,22 @@ class Worker:
         except (WorkerInterrupted, KeyboardInterrupt):
             self._release(unit)
             raise WorkerInterrupted("interrupted") from None
+        except TuningError as exc:  # the engine's checks: baseline_not_learning, no_external_set, ...
+            error, error_code, standalone = exc.message, exc.code, True
         except DatasetError as exc:
-            error = exc.message
+            error, error_code = exc.message, exc.code
         except ModelSpecError as exc:
-            error = str(exc)
+            error, error_code = str(exc), "invalid_model"
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
         seconds = time.perf_counter() - started
-        self._write_result(unit, outcome, error, seconds)
+        self._write_result(unit, outcome, error, seconds, error_code, standalone)
 
-    def _write_result(self, unit: WorkUnit, outcome: object, error: str | None, seconds: float) -> None:
+    def _write_result(self, unit: WorkUnit, outcome: object, error: str | None, seconds: float,
+                      error_code: str | None = None, standalone: bool = False) -> None:
         for attempt in range(WRITE_RETRIES):
             try:
-                written = self._write_once(unit, outcome, error)
+                written = self._write_once(unit, outcome, error, error_code, standalone)
                 break
             except SQLAlchemyError as exc:
                 if attempt == WRITE_RETRIES - 1:
@@ -261,7 +267,8 @@ class Worker:
         else:
             logger.info("worker %s: %s done in %.1f s", self.worker_id, unit.describe(), seconds)
 
-    def _write_once(self, unit: WorkUnit, outcome: object, error: str | None) -> bool:
+    def _write_once(self, unit: WorkUnit, outcome: object, error: str | None, error_code: str | None = None,
+                    standalone: bool = False) -> bool:
         from app.tuning.results import TrialMeasurement
         from workers.executor import BaselineOutcome
 
@@ -269,7 +276,7 @@ class Worker:
             now = self.clock()
             if error is not None:
                 if unit.kind == "baseline":
-                    return queue.fail_baseline(session, unit, error, now)
+                    return queue.fail_baseline(session, unit, error, now, error_code, prefix=not standalone)
                 return queue.fail_trial(session, unit, error, now)
             if isinstance(outcome, BaselineOutcome):
                 return queue.complete_baseline(session, unit, outcome.baseline, outcome.delta,

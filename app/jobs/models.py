@@ -61,6 +61,8 @@ class JobRecord(Base):
     search: Mapped[dict[str, Any]] = mapped_column(JSON)
     tradeoff: Mapped[float] = mapped_column(Float)
     requested_delta: Mapped[float | None] = mapped_column(Float)
+    # app.tuning.results.MeasurementSpec; NULL (rows from before revision 0003) means its defaults.
+    measurement: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     seed: Mapped[int] = mapped_column(BigInteger)
     # Trial count the job ends at: search.budget() at first, lowered to the trials started so far once the
     # time budget is spent or a grid is exhausted.
@@ -71,7 +73,7 @@ class JobRecord(Base):
     trials_version: Mapped[int] = mapped_column(Integer, default=0)
 
     baseline: Mapped[dict[str, Any] | None] = mapped_column(JsonText)  # app.tuning.results.Baseline
-    delta: Mapped[float | None] = mapped_column(Float)  # requested_delta or 1/n members, set with the baseline
+    delta: Mapped[float | None] = mapped_column(Float)  # requested_delta or default_delta(n), set with the baseline
     preparation: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # PreparationReport of the split
     baseline_worker: Mapped[str | None] = mapped_column(String(128))
     baseline_lease_token: Mapped[str | None] = mapped_column(String(36))
@@ -79,6 +81,9 @@ class JobRecord(Base):
     baseline_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
     error: Mapped[str | None] = mapped_column(Text)
+    # Why a failed job failed, for programs: the engine's TuningError code (baseline_not_learning,
+    # no_external_set), a DatasetError code, or baseline_failed / baseline_abandoned / no_trial_succeeded.
+    error_code: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     baseline_finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,7 +29,7 @@ from app.datasets import repository as dataset_repository
 from app.jobs import repository
 from app.jobs.models import COUNTED_TRIAL_STATUSES, JobRecord, JobStatus, RecommendationRecord, TrialRecord, TrialStatus
 from app.tuning.objective import pareto_front, recommend, score
-from app.tuning.results import Baseline, Trial, TrialMeasurement
+from app.tuning.results import Baseline, MeasurementSpec, Trial, TrialMeasurement
 from app.tuning.search import Point, SearchSpec, suggest
 
 logger = logging.getLogger("dptune.queue")
@@ -38,6 +38,10 @@ logger = logging.getLogger("dptune.queue")
 MAX_ATTEMPTS = 3
 OPEN_BUDGET = SearchSpec(trials=None, seconds=1.0).budget()  # what budget() gives for a time-only search
 MAX_ERROR_CHARS = 2000
+# error_code of a failed job when no more specific code is known (see fail_baseline).
+BASELINE_FAILED = "baseline_failed"
+BASELINE_ABANDONED = "baseline_abandoned"
+NO_TRIAL_SUCCEEDED = "no_trial_succeeded"
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class WorkUnit:
     seed: int
     requested_delta: float | None
     delta: float | None = None  # set for trials (fixed by the baseline)
+    measurement: MeasurementSpec = field(default_factory=MeasurementSpec)  # the job's, for baseline and trials
     trial_index: int | None = None
     clip: float | None = None
     noise: float | None = None
@@ -117,7 +122,8 @@ def claim_leftover(session: Session, worker: str, now: datetime, lease: timedelt
     while (job := repository.lock_job_needing_baseline(session, now)) is not None:
         if job.baseline_attempts >= MAX_ATTEMPTS:
             _finish_job(session, job, JobStatus.failed, now,
-                        f"the baseline was abandoned: its worker stopped {job.baseline_attempts} times")
+                        f"the baseline was abandoned: its worker stopped {job.baseline_attempts} times",
+                        BASELINE_ABANDONED)
             continue
         job.status = JobStatus.running.value
         job.started_at = job.started_at or now
@@ -258,11 +264,15 @@ def complete_baseline(
     return True
 
 
-def fail_baseline(session: Session, unit: WorkUnit, message: str, now: datetime) -> bool:
+def fail_baseline(session: Session, unit: WorkUnit, message: str, now: datetime, code: str | None = None,
+                  prefix: bool = True) -> bool:
+    """Fail the job. `code` is the error's own (a TuningError's or DatasetError's), else baseline_failed.
+    `prefix=False` for a TuningError, whose message is written to stand alone."""
     job = repository.lock_job_by_baseline_token(session, unit.lease_token)
     if job is None:
         return False
-    _finish_job(session, job, JobStatus.failed, now, f"the baseline failed: {_clip(message)}")
+    error = f"the baseline failed: {_clip(message)}" if prefix else _clip(message)
+    _finish_job(session, job, JobStatus.failed, now, error, code or BASELINE_FAILED)
     return True
 
 
@@ -328,7 +338,8 @@ def maybe_finalize(session: Session, job: JobRecord, now: datetime) -> bool:
     if not trials:
         failures = repository.failed_trials(session, job.id, limit=1)
         first = f"; the first: {failures[0].error}" if failures else ""
-        return _finish_job(session, job, JobStatus.failed, now, f"no trial succeeded ({counted} ran){first}")
+        return _finish_job(session, job, JobStatus.failed, now, f"no trial succeeded ({counted} ran){first}",
+                           NO_TRIAL_SUCCEEDED)
     baseline = Baseline.model_validate(job.baseline)
     recommendation = recommend(trials, baseline, job.tradeoff)
     assert recommendation is not None
@@ -346,9 +357,10 @@ def maybe_finalize(session: Session, job: JobRecord, now: datetime) -> bool:
     return True
 
 
-def _finish_job(session: Session, job: JobRecord, status: JobStatus, now: datetime, error: str | None) -> bool:
+def _finish_job(session: Session, job: JobRecord, status: JobStatus, now: datetime, error: str | None,
+                error_code: str | None = None) -> bool:
     session.flush()
-    if not repository.mark_job_finished(session, job.id, status, now, error):
+    if not repository.mark_job_finished(session, job.id, status, now, error, error_code):
         return False
     session.refresh(job)
     if status != JobStatus.succeeded:
@@ -387,6 +399,7 @@ def _trial_unit(session: Session, job: JobRecord, trial: TrialRecord) -> WorkUni
         seed=job.seed,
         requested_delta=job.requested_delta,
         delta=job.delta,
+        measurement=job_measurement(job),
         trial_index=trial.trial_index,
         clip=trial.clip,
         noise=trial.noise,
@@ -404,7 +417,13 @@ def _baseline_unit(session: Session, job: JobRecord) -> WorkUnit:
         model=dict(job.model),
         seed=job.seed,
         requested_delta=job.requested_delta,
+        measurement=job_measurement(job),
     )
+
+
+def job_measurement(job: JobRecord) -> MeasurementSpec:
+    """The job's MeasurementSpec; NULL (a job from before revision 0003) means its defaults."""
+    return MeasurementSpec.model_validate(job.measurement) if job.measurement is not None else MeasurementSpec()
 
 
 def _dataset_ref(session: Session, job: JobRecord) -> DatasetRef:

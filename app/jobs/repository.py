@@ -348,12 +348,13 @@ def bump_trials_version(session: Session, job_id: str) -> None:
     )
 
 
-def mark_job_finished(session: Session, job_id: str, status: JobStatus, now: datetime, error: str | None) -> bool:
+def mark_job_finished(session: Session, job_id: str, status: JobStatus, now: datetime, error: str | None,
+                      error_code: str | None = None) -> bool:
     """The one transition out of running; conditional, so a job is finalised exactly once."""
     result = session.execute(
         update(JobRecord)
         .where(JobRecord.id == job_id, JobRecord.status == JobStatus.running.value)
-        .values(status=status.value, finished_at=now, error=error,
+        .values(status=status.value, finished_at=now, error=error, error_code=error_code,
                 baseline_lease_token=None, baseline_lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.datasets.splits import SplitSpec
 from app.jobs.models import JobStatus
 from app.tuning.model_spec import ModelSpec
-from app.tuning.results import Baseline, Recommendation, Trial
+from app.tuning.results import Baseline, MeasurementSpec, PrivacyGame, Recommendation, Trial
 from app.tuning.search import SearchSpec
+
+# JobCreate takes MeasurementSpec's fields at its top level; their bounds and descriptions are MeasurementSpec's
+# own (one definition), copied so the two models never share a FieldInfo.
+MEASUREMENT_FIELDS = tuple(MeasurementSpec.model_fields)
+
+
+def _measurement_field(name: str) -> Any:
+    return copy.deepcopy(MeasurementSpec.model_fields[name])
+
 
 class JobCreate(BaseModel):
     """A tuning job. Every field but dataset_id has a default."""
@@ -23,8 +34,17 @@ class JobCreate(BaseModel):
     model: ModelSpec = Field(default_factory=ModelSpec)
     search: SearchSpec = Field(default_factory=SearchSpec)
     tradeoff: float = Field(default=0.5, ge=0.0, le=1.0, description="t: weight of utility against privacy.")
-    delta: float | None = Field(default=None, gt=0.0, lt=1.0, description="Default: 1 / number of members.")
+    delta: float | None = Field(default=None, gt=0.0, lt=1.0,
+                                description="Default: min(1e-5, 1/(10 n)), n the number of members.")
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    privacy_game: PrivacyGame = _measurement_field("privacy_game")
+    repeats: int = _measurement_field("repeats")
+    reference_models: int = _measurement_field("reference_models")
+    audit_reference_models: int = _measurement_field("audit_reference_models")
+    allow_weak_baseline: bool = _measurement_field("allow_weak_baseline")
+
+    def measurement(self) -> MeasurementSpec:
+        return MeasurementSpec(**{name: getattr(self, name) for name in MEASUREMENT_FIELDS})
 
     @field_validator("tradeoff", "delta")
     @classmethod
@@ -59,6 +79,8 @@ class JobRead(BaseModel):
     tradeoff: float
     delta: float | None = Field(description="The delta epsilon is reported at (known once the baseline ran).")
     seed: int
+    measurement: MeasurementSpec = Field(description="How privacy is measured (the job's privacy_game, repeats, "
+                                         "reference_models, audit_reference_models, allow_weak_baseline).")
     progress: Progress
     created_at: datetime
     started_at: datetime | None
@@ -69,6 +91,10 @@ class JobRead(BaseModel):
     best_trial: Trial | None = Field(description="The trial with the best objective at the job's trade-off so far.")
     failures: list[TrialFailure] = Field(default_factory=list, description="Failed trials (first 20).")
     error: str | None
+    error_code: str | None = Field(
+        description="Why a failed job failed: baseline_not_learning, no_external_set (the engine's checks), a data "
+        "set error's code (e.g. split_too_small), baseline_failed (any other baseline error), baseline_abandoned "
+        "or no_trial_succeeded; null unless the job failed.")
 
 
 class TrialRead(Trial):

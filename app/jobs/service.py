@@ -23,7 +23,15 @@ from app.settings import Settings
 from app.tuning.accounting import SAMPLING_ASSUMPTION
 from app.tuning.model_spec import ModelSpec
 from app.tuning.objective import pareto_front, recommend, score
-from app.tuning.results import Baseline, Recommendation, Trial, TrialMeasurement, TuningResult
+from app.tuning.results import (
+    Baseline,
+    MeasurementSpec,
+    Recommendation,
+    SplitSizes,
+    Trial,
+    TrialMeasurement,
+    TuningResult,
+)
 from app.tuning.search import SearchSpec
 
 SPLIT_ADAPTER: TypeAdapter[SplitSpec] = TypeAdapter(SplitSpec)
@@ -49,6 +57,8 @@ def create_job(session: Session, settings: Settings, owner_id: str, request: Job
         raise not_found("dataset", request.dataset_id)  # also another owner's: 404, not 403
     split = request.split or default_split(dataset)
     check_split(split, dataset)
+    measurement = request.measurement()
+    check_game(split, measurement)
     active = repository.count_active_jobs(session, owner_id)
     if active >= settings.max_active_jobs_per_owner:
         raise ApiError(429, "too_many_active_jobs", f"{active} of your jobs are queued or running, the most allowed; "
@@ -64,6 +74,7 @@ def create_job(session: Session, settings: Settings, owner_id: str, request: Job
         search=search.model_dump(mode="json"),
         tradeoff=request.tradeoff,
         requested_delta=request.delta,
+        measurement=measurement.model_dump(mode="json"),
         seed=request.seed,
         budget=budget,
         parallelism=search.parallelism,
@@ -99,6 +110,16 @@ def check_split(split: SplitSpec, dataset: DatasetRecord) -> None:
     if dataset.label in named:
         raise ApiError(422, "invalid_split", f"the label '{dataset.label}' cannot be a split column",
                        {"column": dataset.label})
+
+
+def check_game(split: SplitSpec, measurement: MeasurementSpec) -> None:
+    """The population game needs an external set. A random split never has one; k-means and Butina always do;
+    a column split has one only when some rows say external, which the engine's check_game finds at the
+    baseline (the job then fails with the same code)."""
+    if measurement.privacy_game == "population" and isinstance(split, RandomSplit):
+        raise ApiError(422, "no_external_set", "the population privacy game compares members with an external "
+                       "set, and a random split has none: use privacy_game 'membership', or a kmeans, butina or "
+                       "column split with external rows", {"privacy_game": "population", "split": split.kind})
 
 
 # ---------------------------------------------------------------------------------------------- read
@@ -145,6 +166,7 @@ def job_view(session: Session, job: JobRecord, now: datetime | None = None, coun
         tradeoff=job.tradeoff,
         delta=job.delta if job.delta is not None else job.requested_delta,
         seed=job.seed,
+        measurement=queue.job_measurement(job),
         progress=Progress(done=done, running=running, total=total, failed=counts[TrialStatus.failed.value],
                           baseline_done=baseline is not None),
         created_at=job.created_at,
@@ -156,6 +178,7 @@ def job_view(session: Session, job: JobRecord, now: datetime | None = None, coun
         best_trial=_as_trial(best, baseline, job.tradeoff) if best is not None and baseline is not None else None,
         failures=failures,
         error=job.error,
+        error_code=job.error_code,
     )
 
 
@@ -242,11 +265,13 @@ def tuning_result(session: Session, job: JobRecord) -> TuningResult:
     if dataset is not None:
         info["source"] = f"builtin:{dataset.builtin_name}" if dataset.builtin_name else dataset.original_filename
     info.update(job.preparation or {})
-    assert job.delta is not None
+    assert job.delta is not None and job.preparation is not None
     return TuningResult(
         dataset=info,
         model=ModelSpec.model_validate(job.model).model_dump(),
         search=SearchSpec.model_validate(job.search).model_dump(),
+        measurement=queue.job_measurement(job),
+        splits=SplitSizes.model_validate(job.preparation["split_sizes"]),
         tradeoff=job.tradeoff,
         delta=job.delta,
         seed=job.seed,

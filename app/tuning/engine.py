@@ -175,11 +175,15 @@ def check_baseline(baseline: Baseline, measurement: MeasurementSpec) -> None:
         return
     reference = (f"; a logistic regression reaches test ROC-AUC {baseline.logistic_regression_utility_test:.3f} on "
                  "the same split" if baseline.logistic_regression_utility_test is not None else "")
+    advice = []
+    if any("includes chance" in r for r in baseline.weak_reasons):
+        advice.append("change the learning rate, the epochs or the model until it learns")
+    if any("rarer class" in r for r in baseline.weak_reasons):
+        advice.append("use more data, or larger validation and test shares of the split, so its AUC can be measured")
     raise TuningError(
         "baseline_not_learning",
-        f"the non-private baseline does not learn: {'; '.join(baseline.weak_reasons)}{reference}. Change the "
-        "learning rate, the epochs or the model (or use more data) until it does, or set allow_weak_baseline to "
-        "tune anyway",
+        f"the non-private baseline cannot be shown to learn: {'; '.join(baseline.weak_reasons)}{reference}. "
+        f"{'; '.join(advice).capitalize()}, or set allow_weak_baseline to tune anyway",
         {"utility_test": baseline.utility_test, "utility_test_low": baseline.utility_test_interval.low,
          "logistic_regression_utility_test": baseline.logistic_regression_utility_test,
          "reasons": baseline.weak_reasons},

@@ -153,7 +153,7 @@ def test_upgrading_from_0001_gives_old_rows_to_the_local_owner(backend: str, tmp
                 "INSERT INTO jobs (id, dataset_id, status, split, model, search, tradeoff, seed, budget, parallelism, "
                 "trials_version, baseline_attempts, created_at) VALUES ('oldjob', 'old', 'succeeded', '{}', '{}', "
                 "'{}', 0.5, 0, 1, 1, 0, 0, '2026-01-01 00:00:00')"))
-        assert upgrade_schema(database) == "0002"
+        assert upgrade_schema(database) == "0003"
         with database.engine.connect() as connection:
             assert connection.execute(text("SELECT owner_id FROM datasets")).scalar_one() == "local"
             assert connection.execute(text("SELECT owner_id FROM jobs")).scalar_one() == "local"

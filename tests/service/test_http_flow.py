@@ -7,13 +7,13 @@ from fastapi.testclient import TestClient
 
 from app.db import Database
 from app.settings import Settings
-from tests.service.conftest import assert_error_shape, row_counts, stored_files, tiny_job
+from tests.service.conftest import TINY_ROWS, assert_error_shape, row_counts, stored_files, tiny_job
 from tests.service.helpers import run_worker_until_done, upload_tiny
 
 
 def test_upload_job_poll_recommendation(client: TestClient, settings: Settings, database: Database) -> None:
     dataset = upload_tiny(client, name="tiny patients")
-    assert dataset["rows"] == 200 and dataset["label"] == "outcome" and dataset["format"] == "csv"
+    assert dataset["rows"] == TINY_ROWS and dataset["label"] == "outcome" and dataset["format"] == "csv"
     assert dataset["class_counts"] and len(str(dataset["sha256"])) == 64
     assert stored_files(settings) == [f"datasets/{dataset['id']}.csv"]
     assert client.get(f"/v1/datasets/{dataset['id']}").json() == dataset
@@ -39,7 +39,8 @@ def test_upload_job_poll_recommendation(client: TestClient, settings: Settings, 
     assert polled["progress"] == {"done": 3, "running": 0, "total": 3, "failed": 0, "baseline_done": True}
     assert polled["baseline"]["utility_test"] > 0.5
     assert polled["elapsed_seconds"] > 0 and polled["eta_seconds"] is None
-    assert polled["delta"] == 1 / 100  # 1 / members
+    members = polled["baseline"]["games"]["membership"]["members"]
+    assert polled["delta"] == min(1e-5, 1 / (10 * members))  # engine.default_delta
 
     trials = client.get(f"/v1/jobs/{job['id']}/trials", params={"limit": 2}).json()
     assert trials["total"] == 3 and [t["index"] for t in trials["items"]] == [0, 1]
@@ -54,9 +55,9 @@ def test_upload_job_poll_recommendation(client: TestClient, settings: Settings, 
     assert recommendation["tradeoff"] == 0.5 and recommendation["notes"]
     assert set(recommendation["pareto_front"]) <= {0, 1, 2} and recommendation["pareto_front"]
 
-    # Another trade-off re-scores the stored trials: t = 1 is pure utility.
+    # Another trade-off re-scores the stored trials: t = 1 is pure utility (on validation, which selects).
     utility_only = client.get(f"/v1/jobs/{job['id']}/recommendation", params={"tradeoff": 1.0}).json()
-    top_utility = max(all_trials, key=lambda t: (t["utility_test"], -t["index"]))
+    top_utility = max(all_trials, key=lambda t: (t["utility_validation"], -t["index"]))
     assert utility_only["index"] == top_utility["index"] and utility_only["tradeoff"] == 1.0
     assert_error_shape(client.get(f"/v1/jobs/{job['id']}/recommendation", params={"tradeoff": 1.5}), 422)
 

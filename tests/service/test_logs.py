@@ -42,8 +42,8 @@ def log_lines() -> Iterator[io.StringIO]:
 
 
 def _csv_with_secrets() -> bytes:
-    frame = tiny_frame(200)
-    frame["note"] = ["plain"] * 199 + [SECRET_TEXT]  # a categorical feature with one distinctive value
+    frame = tiny_frame()
+    frame["note"] = ["plain"] * (len(frame) - 1) + [SECRET_TEXT]  # a categorical feature with one distinctive value
     frame.loc[7, "income"] = float(SECRET_NUMBER)
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)

@@ -16,17 +16,18 @@ from app.jobs import queue
 from app.jobs.models import RecommendationRecord, TrialRecord
 from app.jobs.queue import WorkUnit
 from app.settings import Settings
-from app.tuning.results import AttackScores, Baseline, TrialMeasurement
+from app.tuning.results import MeasurementSpec, TrialMeasurement
 from tests.service.conftest import row_counts, tiny_job
-from tests.service.helpers import jobs_done, run_worker_until_done, upload_tiny
+from tests.service.helpers import jobs_done, make_baseline, make_measurement, run_worker_until_done, upload_tiny
 from workers.executor import BaselineOutcome
 from workers.worker import Worker, WorkerInterrupted
 
-ATTACK = {"rf": AttackScores(accuracy=0.6, auc=0.6, tpr_at_1pct_fpr=0.0, tpr_at_0_1pct_fpr=0.0)}
+SPLIT_SIZES = {"members": 100, "holdout": 100, "validation": 50, "test": 50, "external": None}
 
 
 class FakeExecutor:
-    """Instant, deterministic results: utility falls with noise, attack accuracy too."""
+    """Instant, deterministic results: utility falls with noise, attack accuracy too. Records the measurement
+    spec each unit carried."""
 
     def __init__(self, fail_baseline: Exception | None = None, fail_trials: dict[int, BaseException] | None = None,
                  gate: threading.Event | None = None) -> None:
@@ -34,28 +35,25 @@ class FakeExecutor:
         self.fail_trials = fail_trials or {}
         self.gate = gate
         self.trials_run: list[int] = []
+        self.measurements: list[MeasurementSpec] = []
 
     def run_baseline(self, unit: WorkUnit) -> BaselineOutcome:
+        self.measurements.append(unit.measurement)
         if self.fail_baseline is not None:
             raise self.fail_baseline
-        baseline = Baseline(utility_members=0.9, utility_test=0.8, utility_nonmembers=0.8, accuracy_test=0.75,
-                            attack_accuracy=0.6, attack=ATTACK, seconds=0.01)
-        return BaselineOutcome(baseline=baseline, delta=0.01, preparation={"rows_used": 200})
+        return BaselineOutcome(baseline=make_baseline(), delta=0.01,
+                               preparation={"rows_used": 200, "split_sizes": SPLIT_SIZES})
 
     def run_trial(self, unit: WorkUnit) -> TrialMeasurement:
         assert unit.trial_index is not None and unit.clip is not None and unit.noise is not None
         self.trials_run.append(unit.trial_index)
+        self.measurements.append(unit.measurement)
         if self.gate is not None:
             self.gate.wait(timeout=10)
         failure = self.fail_trials.get(unit.trial_index)
         if failure is not None:
             raise failure
-        utility = 0.8 - 0.02 * unit.noise + 0.001 * unit.clip
-        return TrialMeasurement(
-            utility_members=utility, utility_test=utility, utility_nonmembers=utility, accuracy_test=0.7,
-            clip=unit.clip, noise=unit.noise, attack_accuracy=0.6 - 0.01 * unit.noise, attack=ATTACK,
-            epsilon=1.0, delta=0.01, steps=10, sampling_rate=0.1, seconds=0.01,
-        )
+        return make_measurement(unit.clip, unit.noise, measurement=unit.measurement)
 
     def forget_except(self, dataset_ids: set[str]) -> None:
         pass
