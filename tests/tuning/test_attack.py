@@ -268,3 +268,15 @@ def test_membership_game_finds_nothing_in_a_model_that_ignores_its_data(seed: in
         assert auc.low <= 0.5 <= auc.high, name
         assert abs(game.attacks[name].accuracy.value - 0.5) < 0.1, name
     assert game.epsilon_lower_bound == 0.0 and game.epsilon_lower_bound_attack is None
+
+
+def test_rmia_tie_break_orders_records_that_dominate_the_whole_population() -> None:
+    target = np.array([0.9, 0.99, 0.95, 0.1])
+    references = np.full((2, 4), 0.1)  # ratio(x) = 9, 9.9, 9.5, 1
+    population_target, population_references = np.array([0.2, 0.3]), np.full((2, 2), 0.1)  # ratio(z) = 2, 3
+    paper = rmia_scores(target, references, population_target, population_references)
+    assert list(paper) == [1.0, 1.0, 1.0, 0.0]  # three records tie at the top
+    strict = rmia_scores(target, references, population_target, population_references, break_ties=True)
+    assert list(np.argsort(strict)) == [3, 0, 2, 1]  # the order of ratio(x)
+    assert np.all((strict >= 0) & (strict <= 1))
+    assert np.all(np.abs(strict - paper) < 1 / len(population_target))

@@ -28,12 +28,21 @@ def loss_scores(proba: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def rmia_scores(
     target: np.ndarray, references: np.ndarray, population_target: np.ndarray, population_references: np.ndarray,
-    gamma: float = RMIA_GAMMA,
+    gamma: float = RMIA_GAMMA, break_ties: bool = False,
 ) -> np.ndarray:
     """RMIA scores of records from true-label probabilities: `target` (n,), `references` (K, n), and the same
-    for the population records z (m,) and (K, m)."""
+    for the population records z (m,) and (K, m).
+
+    A population of m records gives only m + 1 distinct scores: every record that dominates all of z scores 1,
+    which hides the order among the strongest candidates, exactly where low-FPR readings look. `break_ties`
+    orders records within a score by ratio(x) itself (the score moves by less than 1 / m and stays in [0, 1]),
+    the order the score is monotone in anyway."""
     ratio_x = target / np.maximum(references.mean(axis=0), PROBABILITY_FLOOR)
     ratio_z = population_target / np.maximum(population_references.mean(axis=0), PROBABILITY_FLOOR)
     ordered = np.sort(ratio_z)
     # Share of z with ratio(x) / ratio(z) >= gamma, i.e. ratio(z) <= ratio(x) / gamma.
-    return np.searchsorted(ordered, ratio_x / gamma, side="right") / len(ordered)
+    dominated = np.searchsorted(ordered, ratio_x / gamma, side="right")
+    if not break_ties:
+        return dominated / len(ordered)
+    rank = np.argsort(np.argsort(ratio_x, kind="stable"), kind="stable")  # 0 .. n-1
+    return (dominated + (rank + 1) / (len(ratio_x) + 1)) / (len(ordered) + 1)

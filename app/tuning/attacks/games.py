@@ -119,7 +119,7 @@ def membership_game(
         population_references.append(true_label_probability(predict(x_population), y_population))
     scores["rmia"] = rmia_scores(
         true_label_probability(proba, labels), np.array(references),
-        true_label_probability(target_population, y_population), np.array(population_references),
+        true_label_probability(target_population, y_population), np.array(population_references), break_ties=True,
     )
     calibration_seconds = time.perf_counter() - started
     epsilon, attack = empirical_epsilon(
