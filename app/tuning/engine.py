@@ -57,7 +57,8 @@ def _utility(proba: dict[str, np.ndarray], data: PreparedData) -> Utility:
     if math.isnan(utility_test):
         raise TuningError("single_class_split", "the test split holds a single class, so its ROC-AUC (the utility) "
                           "is undefined")
-    positives = _rare_class_count(data.y_test, data.n_classes)
+    # Hanley-McNeil needs the positives (class 1) of a binary AUC; multi-class: the rarest class, conservatively.
+    positives = int((data.y_test == 1).sum()) if data.n_classes == 2 else _rare_class_count(data.y_test, data.n_classes)
     return Utility(
         utility_members=roc_auc(proba["members"], data.y_members),
         utility_holdout=roc_auc(proba["holdout"], data.y_holdout),
@@ -132,8 +133,9 @@ def weak_baseline_reasons(utility: Utility, data: PreparedData) -> list[str]:
     reasons = []
     interval = utility.utility_test_interval
     if interval.low <= 0.5:
+        where = "includes chance (0.5)" if interval.high >= 0.5 else "lies below chance (0.5)"
         reasons.append(f"its test ROC-AUC is {interval.value:.3f} (95 % interval {interval.low:.3f}-{interval.high:.3f}), "
-                       "which includes chance (0.5)")
+                       f"which {where}")
     for name, y in (("validation", data.y_validation), ("test", data.y_test)):
         rare = _rare_class_count(y, data.n_classes)
         if rare < MIN_RARE_CLASS_RECORDS:
@@ -176,7 +178,7 @@ def check_baseline(baseline: Baseline, measurement: MeasurementSpec) -> None:
     reference = (f"; a logistic regression reaches test ROC-AUC {baseline.logistic_regression_utility_test:.3f} on "
                  "the same split" if baseline.logistic_regression_utility_test is not None else "")
     advice = []
-    if any("includes chance" in r for r in baseline.weak_reasons):
+    if any("chance" in r for r in baseline.weak_reasons):
         advice.append("change the learning rate, the epochs or the model until it learns")
     if any("rarer class" in r for r in baseline.weak_reasons):
         advice.append("use more data, or larger validation and test shares of the split, so its AUC can be measured")

@@ -118,10 +118,8 @@ def test_upgrading_from_0001_gives_old_rows_to_the_local_owner(backend: str, tmp
                                                                request: pytest.FixtureRequest) -> None:
     """An installation from before owners: its data sets and jobs belong to 'local', whose key `dptune serve`
     makes on localhost, so nothing is lost from view."""
-    from alembic import command
-
-    from app.db import alembic_config
     from tests.service.conftest import _pg_admin_connect
+    from tests.service.helpers import upgrade_to
 
     cleanup = None
     if backend == "sqlite":
@@ -140,10 +138,7 @@ def test_upgrading_from_0001_gives_old_rows_to_the_local_owner(backend: str, tmp
             admin.close()  # type: ignore[attr-defined]
     database = Database(settings)
     try:
-        config = alembic_config(database.url)
-        with database.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0001")
+        upgrade_to(database, "0001")
         with database.engine.begin() as connection:
             connection.execute(text(
                 "INSERT INTO datasets (id, name, source, file_format, storage_key, size_bytes, sha256, label, rows, "

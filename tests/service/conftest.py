@@ -120,6 +120,24 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def new_database_settings(backend: str, data_dir: Path, request: pytest.FixtureRequest) -> Iterator[Settings]:
+    """Settings of a database no migration has touched (a PostgreSQL database of its own), for upgrade tests."""
+    if backend == "sqlite":
+        yield make_settings(data_dir)
+        return
+    request.getfixturevalue("postgres_url")  # skips when PostgreSQL is not there
+    admin, user = _pg_admin_connect()
+    name = "dptune_test_new_database"
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
+    admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[attr-defined]
+    try:
+        yield make_settings(data_dir, f"postgresql+psycopg://{user}@{PG_HOST}:{PG_PORT}/{name}")
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
+        admin.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 

@@ -74,3 +74,15 @@ def make_measurement(clip: float, noise: float, *, utility: float | None = None,
     )
     values.update(overrides)
     return factories.measurement(u, a, clip, noise, epsilon=1.0, repeats=[(u, a)] * spec.repeats, **values)
+
+
+def upgrade_to(database: Database, revision: str) -> None:
+    """Bring an empty database to one old schema revision, as an earlier dptune left it."""
+    from alembic import command
+
+    from app.db import alembic_config
+
+    config = alembic_config(database.url)
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)

@@ -28,3 +28,54 @@ def test_migrations_match_the_models(settings: Settings) -> None:
         assert diffs == []
     finally:
         database.dispose()
+
+
+def test_rows_from_before_measurement_v2_are_brought_to_it(new_database_settings: Settings) -> None:
+    """Old split specs read as five-way ones; old results, which v2 cannot read, are removed: a finished job
+    fails with measured_before_v2, a running one is queued again. The API reads every job afterwards."""
+    import json
+
+    from sqlalchemy import text
+
+    from app.jobs import service
+    from app.jobs.models import JobRecord
+
+    from tests.service.helpers import upgrade_to
+
+    database = Database(new_database_settings)
+    try:
+        upgrade_to(database, "0002")
+        old_baseline = json.dumps({"utility_test": 0.9, "attack_accuracy": 0.6, "attack": {}})
+        old_split = json.dumps({"kind": "kmeans", "columns": ["a"], "test_fraction": 0.2})
+        with database.engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO datasets (id, owner_id, name, source, file_format, storage_key, size_bytes, sha256, "
+                "label, rows, columns, class_counts, default_split, created_at) VALUES ('d', 'local', 'd', 'upload', "
+                "'csv', 'datasets/d.csv', 1, 'x', 'y', 1, '[\"a\", \"y\"]', '{}', :split, '2026-01-01 00:00:00')"),
+                {"split": json.dumps({"kind": "random", "members": 0.5, "test": 0.25, "nonmembers": 0.25})})
+            for job_id, status in (("done", "succeeded"), ("busy", "running")):
+                connection.execute(text(
+                    "INSERT INTO jobs (id, dataset_id, owner_id, status, split, model, search, tradeoff, seed, budget, "
+                    "parallelism, trials_version, baseline_attempts, baseline, delta, created_at) VALUES (:id, 'd', "
+                    "'local', :status, :split, '{}', '{\"trials\": 2}', 0.5, 0, 2, 1, 0, 1, :baseline, 0.001, "
+                    "'2026-01-01 00:00:00')"), {"id": job_id, "status": status, "split": old_split,
+                                                "baseline": old_baseline})
+                connection.execute(text(
+                    "INSERT INTO trials (job_id, trial_index, status, clip, noise, measurement, attempts, started_at) "
+                    "VALUES (:id, 0, 'succeeded', 1.0, 1.0, '{}', 1, '2026-01-01 00:00:00')"), {"id": job_id})
+        assert upgrade_schema(database) == "0003"
+        with database.session(write=False) as session:
+            done, busy = session.get(JobRecord, "done"), session.get(JobRecord, "busy")
+            assert done is not None and busy is not None
+            assert done.split == {"kind": "kmeans", "columns": ["a"]}
+            assert (done.status, done.error_code, done.baseline) == ("failed", "measured_before_v2", None)
+            assert "Submit the same job again" in (done.error or "")
+            assert (busy.status, busy.baseline, busy.baseline_attempts) == ("queued", None, 0)
+            assert session.execute(text("SELECT COUNT(*) FROM trials")).scalar_one() == 0
+            default = session.execute(text("SELECT default_split FROM datasets")).scalar_one()
+            assert (json.loads(default) if isinstance(default, str) else default) == {"kind": "random"}
+            for job in (done, busy):  # what GET /v1/jobs/{id} builds
+                view = service.job_view(session, job)
+                assert view.split.kind == "kmeans" and view.baseline is None
+    finally:
+        database.dispose()

@@ -166,3 +166,21 @@ def test_too_few_rare_class_records_fail_the_gate_and_population_needs_an_extern
     with pytest.raises(TuningError) as failure:
         run_baseline(data, SPEC, FAST.model_copy(update={"privacy_game": "population"}), seed=0)
     assert failure.value.code == "no_external_set"
+
+
+def test_a_test_auc_below_chance_is_named_as_such() -> None:
+    from app.tuning.engine import weak_baseline_reasons
+    from app.tuning.results import Estimate, Utility
+
+    data = _data(external=False)
+
+    def utility(value: float, low: float, high: float) -> Utility:
+        return Utility(utility_members=0.9, utility_holdout=value, utility_validation=value, utility_test=value,
+                       utility_external=None, utility_test_interval=Estimate(value=value, low=low, high=high),
+                       accuracy_test=0.5)
+
+    assert weak_baseline_reasons(utility(0.80, 0.72, 0.88), data) == []
+    [below] = weak_baseline_reasons(utility(0.35, 0.28, 0.42), data)
+    assert "lies below chance" in below and "0.350" in below
+    [around] = weak_baseline_reasons(utility(0.52, 0.45, 0.59), data)
+    assert "includes chance" in around
