@@ -183,10 +183,11 @@ def _tune_and_report(data, spec, search, args, info) -> int:  # type: ignore[no-
     def progress(trial, best, budget) -> None:  # type: ignore[no-untyped-def]
         total = budget if budget < 10**9 else "?"
         print(
-            f"trial {trial.index + 1}/{total}  clip {trial.clip:6.3f} noise {trial.noise:6.3f}  "
+            # "#i" is the trial's index, as in the JSON and the notes; "k/n" counts trials run.
+            f"trial #{trial.index} ({trial.index + 1}/{total})  clip {trial.clip:6.3f} noise {trial.noise:6.3f}  "
             f"val AUC {trial.utility_validation:.3f} attack {trial.attack_accuracy:.3f} "
             f"eps {_eps(trial.epsilon)}  "
-            f"| best #{best.index + 1} objective {best.objective:+.4f}",
+            f"| best #{best.index} objective {best.objective:+.4f}",
             file=sys.stderr,
             flush=True,
         )
@@ -236,7 +237,7 @@ def format_summary(result) -> str:  # type: ignore[no-untyped-def]
     s = result.splits
     lines.append(f"splits: members {s.members}, holdout {s.holdout}, validation {s.validation}, test {s.test}, "
                  f"external {s.external if s.external is not None else '-'}")
-    lines.append(f"trials: {len(result.trials)}, trade-off t = {result.tradeoff}, objective game "
+    lines.append(f"trials: {len(result.trials)}{f' (recommended: #{r.index})' if r else ''}, trade-off t = {result.tradeoff}, objective game "
                  f"{result.measurement.privacy_game}, delta = {result.delta:.3g}, {result.seconds:.0f} s")
     if r:
         lines += [f"note: {n}" for n in r.notes]
