@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.tuning.model_spec import ModelSpecError
 
     try:
-        _measurement_spec(args)  # bad options fail before any data is read
+        args.measurement = _measurement_spec(args)  # bad options fail before any data is read
         if args.command == "tune":
             return _run_tune(args)
         return _run_demo(args)
@@ -161,12 +161,11 @@ def _measurement_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def _tune_and_report(data, spec, search, args, info) -> int:  # type: ignore[no-untyped-def]
     from app.tuning.accounting import default_delta
-    from app.tuning.engine import check_baseline, check_game, run_baseline, tune
+    from app.tuning.engine import check_baseline, run_baseline, tune
 
     if not 0.0 <= args.tradeoff <= 1.0:
         raise ValueError(f"--tradeoff must be in [0, 1], got {args.tradeoff}")
-    measurement = _measurement_spec(args)
-    check_game(data, measurement)
+    measurement = args.measurement
     delta = default_delta(len(data.y_members)) if args.delta is None else args.delta
     print(f"training the non-private baseline and {measurement.audit_reference_models} reference models ...",
           file=sys.stderr)

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from dp_accounting import dp_event, pld, rdp
+from dp_accounting import dp_event, rdp
 from dp_accounting.pld import privacy_loss_distribution
 
 SAMPLING_ASSUMPTION = (
@@ -42,15 +42,6 @@ def _event(rate: float, noise_multiplier: float, steps: int) -> dp_event.DpEvent
     )
 
 
-def dp_sgd_epsilon(*, sampling_rate: float, noise_multiplier: float, steps: int, delta: float) -> float:
-    """PLD epsilon of `steps` Poisson-subsampled Gaussian mechanisms; inf when there is no noise."""
-    if noise_multiplier <= 0:
-        return math.inf
-    accountant = pld.PLDAccountant()
-    accountant.compose(_event(sampling_rate, noise_multiplier, steps))
-    return float(accountant.get_epsilon(delta))
-
-
 def dp_sgd_epsilon_rdp(*, sampling_rate: float, noise_multiplier: float, steps: int, delta: float) -> float:
     """RDP epsilon (looser than PLD): the cross-check."""
     if noise_multiplier <= 0:
@@ -70,9 +61,10 @@ class Guarantee:
     tpr_bounds: dict[float, float | None]
 
 
-# Past this RDP epsilon the guarantee is weak anyway, and the PLD's support (hence its cost: 34 s and 1.6 GB
-# at noise 0.1) grows with the privacy loss; its discretisation is coarsened in proportion. Rounding stays
-# pessimistic, so epsilon is still an upper bound (at noise 0.1 it moves from 1210.479 to 1210.495).
+# Past this RDP epsilon the guarantee is weak anyway, and the PLD's support (hence its cost: 28 s and 1.7 GB
+# at noise 0.1 on the demo's shape) grows with the privacy loss; its discretisation is coarsened in proportion.
+# Rounding stays pessimistic, so epsilon is still an upper bound (at noise 0.1 it moves from 1217.50 to 1217.53;
+# benchmarks/pld_cost.py).
 COARSE_PLD_ABOVE_EPSILON = 20.0
 PLD_DISCRETIZATION = 1e-4
 

@@ -12,7 +12,6 @@ from tensorflow_privacy.privacy.analysis.compute_dp_sgd_privacy_lib import compu
 from app.tuning.accounting import (
     REPORTED_FPRS,
     default_delta,
-    dp_sgd_epsilon,
     dp_sgd_epsilon_rdp,
     dp_sgd_guarantee,
     dp_sgd_steps,
@@ -59,7 +58,7 @@ def test_steps_and_sampling_rate() -> None:
 
 @pytest.mark.parametrize("z", [0.8, 1.51, 3.0])
 def test_pld_epsilon_equals_dp_accounting_and_is_below_rdp(z: float) -> None:
-    ours = dp_sgd_epsilon(sampling_rate=Q, noise_multiplier=z, steps=T, delta=DELTA)
+    ours = dp_sgd_guarantee(sampling_rate=Q, noise_multiplier=z, steps=T, delta=DELTA).epsilon
     ours_rdp = dp_sgd_epsilon_rdp(sampling_rate=Q, noise_multiplier=z, steps=T, delta=DELTA)
     assert ours == pytest.approx(_direct_pld_epsilon(Q, z, T, DELTA), rel=1e-6)
     assert ours_rdp == pytest.approx(_direct_rdp_epsilon(Q, z, T, DELTA), rel=1e-6)
@@ -122,7 +121,6 @@ def test_no_noise_gives_none_everywhere() -> None:
     g = dp_sgd_guarantee(sampling_rate=Q, noise_multiplier=0.0, steps=T, delta=DELTA)
     assert g.epsilon is None and g.epsilon_rdp is None and g.attack_accuracy_bound is None
     assert g.tpr_bounds == {fpr: None for fpr in REPORTED_FPRS}
-    assert math.isinf(dp_sgd_epsilon(sampling_rate=Q, noise_multiplier=0.0, steps=T, delta=DELTA))
     assert math.isinf(dp_sgd_epsilon_rdp(sampling_rate=Q, noise_multiplier=0.0, steps=T, delta=DELTA))
 
 
@@ -139,13 +137,14 @@ def test_epsilon_matches_tensorflow_privacys_statement(noise: float) -> None:
     ours_rdp = dp_sgd_epsilon_rdp(
         sampling_rate=batch / n, noise_multiplier=noise, steps=dp_sgd_steps(n, batch, epochs), delta=delta
     )
-    ours = dp_sgd_epsilon(
+    ours = dp_sgd_guarantee(
         sampling_rate=batch / n, noise_multiplier=noise, steps=dp_sgd_steps(n, batch, epochs), delta=delta
-    )
+    ).epsilon
     assert ours_rdp == pytest.approx(float(match.group(1)), rel=1e-2)
     assert ours <= ours_rdp * (1 + 1e-6)
 
 
 def test_epsilon_decreases_with_noise() -> None:
     kwargs = dict(sampling_rate=0.03, steps=300, delta=1e-4)
-    assert dp_sgd_epsilon(noise_multiplier=0.8, **kwargs) > dp_sgd_epsilon(noise_multiplier=2.0, **kwargs)
+    assert (dp_sgd_guarantee(noise_multiplier=0.8, **kwargs).epsilon  # type: ignore[arg-type]
+            > dp_sgd_guarantee(noise_multiplier=2.0, **kwargs).epsilon)  # type: ignore[arg-type]
