@@ -34,8 +34,25 @@ def _add_search_options(parser: argparse.ArgumentParser, default_trials: int) ->
                         help="K of the calibrated attack for the baseline")
     parser.add_argument("--allow-weak-baseline", action="store_true",
                         help="tune even when the non-private baseline does not learn")
+    parser.add_argument("--max-epsilon", type=_optional_epsilon, default=10.0,
+                        help="no trial trains with a larger epsilon (default 10); 'none' asks for no guarantee")
+    parser.add_argument("--target-epsilon", type=float, default=None,
+                        help="calibrate every trial's noise to this epsilon and search the clipping norm")
+    parser.add_argument("--confirm-repeats", type=int, default=3,
+                        help="fresh seeds the chosen point is measured again with")
+    parser.add_argument("--max-utility-loss", type=float, default=None,
+                        help="recommend only points losing at most this much validation ROC-AUC")
+    parser.add_argument("--save-model", type=Path, default=None, metavar="DIR",
+                        help="train the recommended configuration once more and write model.keras and "
+                        "privacy.json to DIR")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="write the full result as JSON here")
+
+
+def _optional_epsilon(text: str) -> float | None:
+    if text.strip().lower() in {"none", "null"}:
+        return None
+    return float(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--epochs", type=int, default=10)
     tune.add_argument("--batch-size", type=int, default=32)
     tune.add_argument("--keras-json", type=Path, default=None, help="a model.to_json() file instead of an MLP")
+    tune.add_argument("--tune-on", type=Path, default=None, metavar="PROXY",
+                      help="search on this public or synthetic proxy (same columns); DATA is then read once, by "
+                      "the final training (needs --save-model)")
     _add_search_options(tune, default_trials=25)
 
     demo = sub.add_parser("demo", help="run the built-in synthea-covid data set end to end")
@@ -82,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         args.measurement = _measurement_spec(args)  # bad options fail before any data is read
+        args.guarantee = _guarantee_spec(args)
+        if getattr(args, "tune_on", None) is not None and args.save_model is None:
+            raise ValueError("--tune-on needs --save-model DIR: with a proxy, the private data is read only by "
+                             "the final training")
         if args.command == "tune":
             return _run_tune(args)
         return _run_demo(args)
@@ -122,13 +146,23 @@ def _run_tune(args: argparse.Namespace) -> int:
         keras_json=args.keras_json.read_text() if args.keras_json else None,
     )
     search = _search_spec(args)
-    frame = read_table(args.data)
-    validate_table(frame, args.label, args.smiles)
     split = parse_split_option(args.split)
-    started = time.perf_counter()
-    data, report = prepare_dataset(frame, label=args.label, split=split, smiles_column=args.smiles, seed=args.seed)
-    print(f"prepared {report.rows_used} rows in {time.perf_counter() - started:.1f} s: {report.split_sizes}", file=sys.stderr)
-    info = {"source": args.data.name, **report.model_dump(mode="json")}
+
+    def load(path: Path):  # type: ignore[no-untyped-def]
+        frame = read_table(path)
+        validate_table(frame, args.label, args.smiles)
+        started = time.perf_counter()
+        data, report = prepare_dataset(frame, label=args.label, split=split, smiles_column=args.smiles,
+                                       seed=args.seed)
+        print(f"prepared {report.rows_used} rows of {path.name} in {time.perf_counter() - started:.1f} s: "
+              f"{report.split_sizes}", file=sys.stderr)
+        return data, {"source": path.name, **report.model_dump(mode="json")}
+
+    if args.tune_on is not None:
+        data, info = load(args.tune_on)
+        info["private_source"] = args.data.name
+        return _tune_and_report(data, spec, search, args, info, final_data=lambda: load(args.data)[0])
+    data, info = load(args.data)
     return _tune_and_report(data, spec, search, args, info)
 
 
@@ -142,6 +176,20 @@ def _run_demo(args: argparse.Namespace) -> int:
     info = {"source": "builtin:synthea-covid", **report.model_dump(mode="json")}
     print(f"synthea-covid (built-in, seed {args.seed}): {report.split_sizes}", file=sys.stderr)
     return _tune_and_report(data, ModelSpec(), _search_spec(args), args, info)
+
+
+def _guarantee_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from app.tuning.results import GuaranteeSpec
+
+    try:
+        return GuaranteeSpec(max_epsilon=args.max_epsilon, target_epsilon=args.target_epsilon,
+                             confirm_repeats=args.confirm_repeats, max_utility_loss=args.max_utility_loss)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = f"--{str(error['loc'][0]).replace('_', '-')}: " if error["loc"] else ""
+        raise ValueError(f"{where}{error['msg']}") from None
 
 
 def _measurement_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -159,14 +207,20 @@ def _measurement_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         raise ValueError(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}") from None
 
 
-def _tune_and_report(data, spec, search, args, info) -> int:  # type: ignore[no-untyped-def]
+def _tune_and_report(data, spec, search, args, info, final_data=None) -> int:  # type: ignore[no-untyped-def]
+    """Tune on `data`; with --save-model, train the final model on `final_data()` (a proxy run: the private
+    data, read here for the first and only time) or on `data`."""
     from app.tuning.accounting import default_delta
-    from app.tuning.engine import check_baseline, run_baseline, tune
+    from app.tuning.engine import check_baseline, run_baseline, space_for, tune
 
     if not 0.0 <= args.tradeoff <= 1.0:
         raise ValueError(f"--tradeoff must be in [0, 1], got {args.tradeoff}")
     measurement = args.measurement
     delta = default_delta(len(data.y_members)) if args.delta is None else args.delta
+    space = space_for(search, args.guarantee, spec, len(data.y_members), delta)  # a bad budget fails here, fast
+    noise = (f"noise calibrated to epsilon {args.guarantee.target_epsilon:g}: {space.fixed_noise:.4g}"
+             if space.fixed_noise is not None else f"noise in [{space.min_noise:.4g}, {space.max_noise:.4g}]")
+    print(f"search space: clip in [{space.min_clip:g}, {space.max_clip:g}] (log scale), {noise}", file=sys.stderr)
     print(f"training the non-private baseline and {measurement.audit_reference_models} reference models ...",
           file=sys.stderr)
     baseline = run_baseline(data, spec, measurement, args.seed, delta)
@@ -192,9 +246,12 @@ def _tune_and_report(data, spec, search, args, info) -> int:  # type: ignore[no-
         )
 
     result = tune(
-        data, spec, search, measurement=measurement, tradeoff=args.tradeoff, delta=delta, seed=args.seed,
-        dataset_info=info, on_trial=progress, baseline=baseline,
+        data, spec, search, measurement=measurement, guarantee=args.guarantee, tradeoff=args.tradeoff, delta=delta,
+        seed=args.seed, dataset_info=info, on_trial=progress, baseline=baseline,
+        tuned_on="proxy" if final_data is not None else "private",
     )
+    if args.save_model is not None and result.recommendation is not None:
+        result = _final_model(result, spec, args, final_data() if final_data is not None else data)
     print(format_summary(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -203,18 +260,43 @@ def _tune_and_report(data, spec, search, args, info) -> int:  # type: ignore[no-
     return 0
 
 
+def _final_model(result, spec, args, data):  # type: ignore[no-untyped-def]
+    from app.tuning.accounting import default_delta
+    from app.tuning.final_model import final_training, save_final_model, train_final
+
+    recommendation = result.recommendation
+    delta = default_delta(len(data.y_members)) if args.delta is None else args.delta
+    config = final_training(recommendation.training, result.guarantee, spec, len(data.y_members), delta)
+    print(f"training the final model once (clip {config.clip:.4g}, noise {config.noise:.4g}) ...", file=sys.stderr)
+    tuned_on = "proxy" if "private_source" in result.dataset else "private"
+    model, statement = train_final(data, spec, config, tuned_on)
+    for path in save_final_model(args.save_model, model, statement):
+        print(f"wrote {path}", file=sys.stderr)
+    updated = recommendation.model_copy(update={"training": config})
+    return result.model_copy(update={"final_model": statement, "recommendation": updated})
+
+
 def format_summary(result) -> str:  # type: ignore[no-untyped-def]
-    """Baseline against recommendation: both games (the population game next to its control), the accountant's
-    epsilon and bounds, and what the attacks prove. Intervals are 95 %."""
+    """The recommendation's headline first; then baseline against the recommendation, whose figures are the
+    confirmation's means over fresh seeds with 95 % intervals; both games, the accountant's epsilon and bounds,
+    and what the attacks prove."""
     b, r = result.baseline, result.recommendation
+    c = r.confirmation if r else None
+    lines = [r.headline if r else f"NO RECOMMENDATION: {result.no_recommendation_reason}."]
     rows = [
         ("", "baseline", "recommended"),
-        ("clip", "-", f"{r.clip:.3f}" if r else "-"),
-        ("noise multiplier", "0 (no DP)", f"{r.noise:.3f}" if r else "-"),
-        ("AUC validation (selects)", f"{b.utility_validation:.3f}", f"{r.utility_validation:.3f}" if r else "-"),
-        ("AUC test (reports)", _interval(b.utility_test_interval), _interval(r.utility_test_interval) if r else "-"),
+        ("clip", "-", f"{r.clip:.4g}" if r else "-"),
+        ("noise multiplier", "0 (no DP)", f"{r.noise:.4g}" if r else "-"),
+        ("AUC validation (selects)", _interval(b.utility_validation_interval) if b.utility_validation_interval
+         else f"{b.utility_validation:.3f}", _interval(c.utility_validation) if c else _num(r and r.utility_validation)),
+        ("AUC test (reports)", _interval(b.utility_test_interval), _interval(c.utility_test) if c else
+         (_interval(r.utility_test_interval) if r else "-")),
+        ("utility loss (test)", "", _interval(c.utility_loss) if c else _num(r and r.utility_loss)),
         ("AUC logistic regression", _num(b.logistic_regression_utility_test), ""),
-        ("membership game: attack", _strongest(b.games.membership.attacks), _strongest(r.games.membership.attacks) if r else "-"),
+        (f"{result.measurement.privacy_game} game: attack (mean)", f"{b.attack_accuracy:.3f}",
+         _interval(c.attack_accuracy) if c else _num(r and r.attack_accuracy)),
+        ("membership game: strongest", _strongest(b.games.membership.attacks),
+         _strongest(r.games.membership.attacks) if r else "-"),
         ("  rmia TPR at 1% FPR", _interval(b.games.membership.attacks["rmia"].tpr_at_1pct_fpr),
          _interval(r.games.membership.attacks["rmia"].tpr_at_1pct_fpr) if r else "-"),
         ("  epsilon lower bound", f"{b.epsilon_lower_bound:.3g}", f"{r.epsilon_lower_bound:.3g}" if r else "-"),
@@ -227,19 +309,32 @@ def format_summary(result) -> str:  # type: ignore[no-untyped-def]
              _strongest(r.games.population.reference_attacks) if r and r.games.population else "-"),
         ]
     rows += [
-        ("epsilon (PLD) / RDP", "inf", f"{_eps(r.epsilon if r else None)} / {_eps(r.epsilon_rdp if r else None)}" if r else "-"),
+        ("epsilon (PLD) / RDP", "inf", f"{_eps(r.epsilon)} / {_eps(r.epsilon_rdp)}" if r else "-"),
         ("attack accuracy bound", "1", _num(r.attack_accuracy_bound) if r else "-"),
         ("TPR bound at 1% FPR", "1", _num(r.tpr_bound_at_1pct_fpr) if r else "-"),
     ]
     width = max(len(row[0]) for row in rows)
-    lines = [f"{a:<{width}}  {b_:>22}  {c:>22}" for a, b_, c in rows]
+    lines += [f"{a:<{width}}  {b_:>22}  {c_:>22}" for a, b_, c_ in rows]
+    if c:
+        lines.append(f"recommended figures: means over {c.repeats} fresh seeds (confirmation, K = {c.reference_models}"
+                     f"), 95 % t-intervals; the search trial #{r.index} measured it once")
     s = result.splits
     lines.append(f"splits: members {s.members}, holdout {s.holdout}, validation {s.validation}, test {s.test}, "
                  f"external {s.external if s.external is not None else '-'}")
-    lines.append(f"trials: {len(result.trials)}{f' (recommended: #{r.index})' if r else ''}, trade-off t = {result.tradeoff}, objective game "
-                 f"{result.measurement.privacy_game}, delta = {result.delta:.3g}, {result.seconds:.0f} s")
+    lines.append(f"trials: {len(result.trials)}{f' (recommended: #{r.index}, {r.selection.method})' if r else ''}, "
+                 f"failed {len(result.failed_trials)}, stopped by {result.stop_reason}, mode {result.mode}, trade-off "
+                 f"t = {result.tradeoff}, objective game {result.measurement.privacy_game}, delta = {result.delta:.3g}, "
+                 f"{result.seconds:.0f} s")
     if r:
+        t = r.training
+        lines.append(f"training: clip {t.clip:.4g}, noise {t.noise:.4g}, {t.epochs} epochs, batch {t.batch_size}, "
+                     f"{t.optimizer} lr {t.learning_rate:g}, n {t.n}, q {t.sampling_rate:.4g}, {t.steps} steps, "
+                     f"epsilon {_eps(t.epsilon)} at delta {t.delta:.3g}")
+        lines.append(f"tuning cost: {r.tuning_cost}")
         lines += [f"note: {n}" for n in r.notes]
+    if result.final_model is not None:
+        lines.append(f"final model: trained once, epsilon {_eps(result.final_model.epsilon)} at delta "
+                     f"{result.final_model.delta:.3g} (privacy.json)")
     return "\n".join(lines)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
-from dp_accounting import dp_event, rdp
+from dp_accounting import dp_event, mechanism_calibration, pld, rdp
 from dp_accounting.pld import privacy_loss_distribution
 
 SAMPLING_ASSUMPTION = (
@@ -108,3 +109,37 @@ def dp_sgd_guarantee(*, sampling_rate: float, noise_multiplier: float, steps: in
         attack_accuracy_bound=min(1.0, (1.0 + delta_at_zero) / 2.0),
         tpr_bounds=tpr,
     )
+
+
+# Calibration runs the PLD at this discretisation (about 4-8 s on the demo's shape, against 30 s and more at
+# PLD_DISCRETIZATION); a coarser PLD only over-states epsilon, so the noise it finds is safe, and at 1e-3 the
+# finely accounted epsilon lands within 0.1 % of the target (0.9995 for a target of 1).
+CALIBRATION_DISCRETIZATION = 1e-3
+# Relative tolerance of the noise multiplier calibration's bisection.
+CALIBRATION_TOLERANCE = 1e-4
+
+
+@lru_cache(maxsize=256)
+def noise_for_epsilon(*, epsilon: float, sampling_rate: float, steps: int, delta: float) -> float:
+    """The smallest noise multiplier whose DP-SGD training (Poisson rate, steps) is (epsilon, delta)-DP by the
+    PLD accountant: dp_accounting's calibrate_dp_mechanism, as Opacus' make_private_with_epsilon and TF
+    Privacy's compute_noise do with RDP. RDP's (fast) answer brackets the PLD's, so the PLD bisects a narrow
+    interval and never evaluates a tiny noise, whose PLD is huge."""
+    if not (math.isfinite(epsilon) and epsilon > 0):
+        raise ValueError(f"epsilon must be a positive finite number, got {epsilon}")
+
+    def event(noise: float) -> dp_event.DpEvent:
+        return _event(sampling_rate, noise, steps)
+
+    def calibrate(discretization: float, bracket: mechanism_calibration.BracketInterval) -> float:
+        return float(mechanism_calibration.calibrate_dp_mechanism(
+            lambda: pld.PLDAccountant(value_discretization_interval=discretization), event, epsilon, delta,
+            bracket, tol=CALIBRATION_TOLERANCE,
+        ))
+
+    # RDP over-states epsilon, so its noise is an upper end; the PLD's lies below it (0.8-0.95 of it here).
+    upper = float(mechanism_calibration.calibrate_dp_mechanism(
+        rdp.RdpAccountant, event, epsilon, delta, mechanism_calibration.LowerEndpointAndGuess(0.05, 1.0),
+        tol=CALIBRATION_TOLERANCE,
+    ))
+    return calibrate(CALIBRATION_DISCRETIZATION, mechanism_calibration.ExplicitBracketInterval(upper * 0.5, upper))

@@ -13,17 +13,21 @@ from collections.abc import Callable
 
 import numpy as np
 
-from app.tuning.accounting import SAMPLING_ASSUMPTION, default_delta, dp_sgd_guarantee, dp_sgd_steps, sampling_rate
+from app.tuning.accounting import default_delta, dp_sgd_guarantee, dp_sgd_steps, sampling_rate
 from app.tuning.attacks.games import label_only_attack_accuracy, membership_game, population_game
 from app.tuning.attacks.statistics import auc_interval, estimate
 from app.tuning.errors import TuningError
 from app.tuning.model_spec import ModelSpec
-from app.tuning.objective import pareto_front, recommend, score
+from app.tuning.objective import score
 from app.tuning.prepared import PreparedData
-from app.tuning.results import (
-    Baseline, Games, MeasurementSpec, RepeatValues, Trial, TrialMeasurement, TuningResult, Utility,
+from app.tuning.recommendation import (
+    TuneSource, build_recommendation, build_result, choose, confirmation_summary, observations, training_config,
 )
-from app.tuning.search import SearchSpec, suggest
+from app.tuning.results import (
+    Baseline, Confirmation, FailedTrial, Games, GuaranteeSpec, MeasurementSpec, RepeatValues, Trial,
+    TrialMeasurement, TuningResult, Utility,
+)
+from app.tuning.search import SearchSpace, SearchSpec, search_space, search_step
 from app.tuning.train import DPParams, train
 from app.tuning.utility import accuracy, roc_auc
 
@@ -59,10 +63,15 @@ def _utility(proba: dict[str, np.ndarray], data: PreparedData) -> Utility:
                           "is undefined")
     # Hanley-McNeil needs the positives (class 1) of a binary AUC; multi-class: the rarest class, conservatively.
     positives = int((data.y_test == 1).sum()) if data.n_classes == 2 else _rare_class_count(data.y_test, data.n_classes)
+    utility_validation = roc_auc(proba["validation"], data.y_validation)
+    validation_positives = (int((data.y_validation == 1).sum()) if data.n_classes == 2
+                            else _rare_class_count(data.y_validation, data.n_classes))
     return Utility(
         utility_members=roc_auc(proba["members"], data.y_members),
         utility_holdout=roc_auc(proba["holdout"], data.y_holdout),
-        utility_validation=roc_auc(proba["validation"], data.y_validation),
+        utility_validation=utility_validation,
+        utility_validation_interval=estimate(utility_validation, auc_interval(
+            utility_validation, validation_positives, len(data.y_validation) - validation_positives)),
         utility_test=utility_test,
         utility_external=roc_auc(proba["external"], data.y_external) if "external" in proba else None,
         utility_test_interval=estimate(utility_test, auc_interval(utility_test, positives, len(data.y_test) - positives)),
@@ -257,6 +266,30 @@ def run_trial(
 
 
 ProgressCallback = Callable[[Trial, Trial, int], None]
+# Confirmation seeds start here, far from the search's (seed + r * REPEAT_SEED_STRIDE for small r), so the
+# confirmed figures are fresh draws, not the search's own.
+CONFIRM_SEED_OFFSET = 7_919_000
+
+
+def space_for(search: SearchSpec, guarantee: GuaranteeSpec, spec: ModelSpec, n_members: int, delta: float) -> SearchSpace:
+    """The search space the guarantee allows for this training (its sampling rate and steps)."""
+    return search_space(search, max_epsilon=guarantee.max_epsilon, target_epsilon=guarantee.target_epsilon,
+                        sampling_rate=sampling_rate(n_members, spec.batch_size),
+                        steps=dp_sgd_steps(n_members, spec.batch_size, spec.epochs), delta=delta)
+
+
+def confirm(data: PreparedData, spec: ModelSpec, clip: float, noise: float, *, baseline: Baseline,
+            tradeoff: float, delta: float, measurement: MeasurementSpec, repeats: int,
+            seed: int) -> tuple[TrialMeasurement, Confirmation]:
+    """The chosen point measured again with `repeats` fresh seeds, its calibrated attack at the audit's K."""
+    start = time.perf_counter()
+    confirming = measurement.model_copy(update={"repeats": repeats,
+                                                "reference_models": measurement.audit_reference_models})
+    first = seed + CONFIRM_SEED_OFFSET
+    measured = run_trial(data, spec, clip, noise, delta=delta, measurement=confirming, seed=first)
+    seeds = [first + r * REPEAT_SEED_STRIDE for r in range(repeats)]
+    return measured, confirmation_summary(measured, baseline, tradeoff, seeds, measurement.audit_reference_models,
+                                          time.perf_counter() - start)
 
 
 def tune(
@@ -265,47 +298,64 @@ def tune(
     search: SearchSpec,
     *,
     measurement: MeasurementSpec | None = None,
+    guarantee: GuaranteeSpec | None = None,
     tradeoff: float = 0.5,
     delta: float | None = None,
     seed: int = 0,
     dataset_info: dict[str, object] | None = None,
     on_trial: ProgressCallback | None = None,
     baseline: Baseline | None = None,
+    tuned_on: TuneSource = "private",
 ) -> TuningResult:
-    """Baseline (and its gate), then trials until the budget (trials and/or seconds) is spent; the
-    recommendation maximises the objective at `tradeoff`. `on_trial(trial, best, budget)` reports progress."""
+    """Baseline (and its gate), then the search inside the guarantee's space until its budget (trials, seconds
+    or the grid) is spent; then the recommendation (best posterior mean, confirmed on fresh seeds).
+    `on_trial(trial, best, budget)` reports progress. The final model is trained by final_model.train_final."""
     start = time.perf_counter()
     measurement = measurement or MeasurementSpec()
+    guarantee = guarantee or GuaranteeSpec()
     check_game(data, measurement)
     delta = default_delta(len(data.y_members)) if delta is None else delta
+    n_members = len(data.y_members)
+    space = space_for(search, guarantee, spec, n_members, delta)  # before the baseline: a bad budget fails fast
     baseline = baseline or run_baseline(data, spec, measurement, seed, delta)
     check_baseline(baseline, measurement)
     trials: list[Trial] = []
+    failed: list[FailedTrial] = []
     budget = search.budget()
-    while len(trials) < budget:
-        if search.seconds is not None and time.perf_counter() - start >= search.seconds:
+    while True:
+        step = search_step(search, space, observations(trials, failed), [], seed=seed,
+                           elapsed_seconds=time.perf_counter() - start)
+        if step.point is None:
             break
-        point = suggest(search, [((t.clip, t.noise), t.objective) for t in trials], [], seed)
-        if point is None:
-            break
-        measured = run_trial(data, spec, point[0], point[1], delta=delta, measurement=measurement, seed=seed)
-        trial = score(measured, baseline, tradeoff, index=len(trials))
+        clip, noise = step.point
+        index = len(trials) + len(failed)
+        try:
+            measured = run_trial(data, spec, clip, noise, delta=delta, measurement=measurement, seed=seed)
+        except TuningError:
+            raise  # the job's own configuration: every trial would fail alike
+        except Exception as exc:  # one point failed (as in the service): the search moves away from it
+            failed.append(FailedTrial(index=index, clip=clip, noise=noise, error=f"{type(exc).__name__}: {exc}"))
+            continue
+        trial = score(measured, baseline, tradeoff, index=index)
         trials.append(trial)
         if on_trial is not None:
             on_trial(trial, max(trials, key=lambda t: t.objective), budget)
-    return TuningResult(
-        dataset=dict(dataset_info or {}),
-        model=spec.model_dump(),
-        search=search.model_dump(),
-        measurement=measurement,
-        splits=data.split_sizes(),
-        tradeoff=tradeoff,
-        delta=delta,
-        seed=seed,
-        accounting=SAMPLING_ASSUMPTION,
-        baseline=baseline,
-        trials=trials,
-        pareto_front=pareto_front(trials),
-        recommendation=recommend(trials, baseline, tradeoff),
-        seconds=time.perf_counter() - start,
+    if not trials:
+        first = f"; the first: {failed[0].error}" if failed else ""
+        raise TuningError("no_trial_succeeded", f"no trial succeeded ({len(failed)} ran){first}")
+    choice = choose(trials, baseline, tradeoff, space, guarantee, seed)
+    recommendation = None
+    if choice.trial is not None:
+        confirmed, confirmation = confirm(
+            data, spec, choice.trial.clip, choice.trial.noise, baseline=baseline, tradeoff=tradeoff, delta=delta,
+            measurement=measurement, repeats=guarantee.confirm_repeats, seed=seed)
+        recommendation = build_recommendation(
+            choice, baseline, tradeoff, guarantee,
+            training_config(spec, choice.trial.clip, choice.trial.noise, n_members, delta),
+            confirmed=confirmed, confirmation=confirmation, tuned_on=tuned_on)
+    return build_result(
+        dataset=dict(dataset_info or {}), spec=spec, search=search, space=space, guarantee=guarantee,
+        measurement=measurement, splits=data.split_sizes(), tradeoff=tradeoff, delta=delta, seed=seed,
+        baseline=baseline, trials=trials, failed=failed, stop_reason=step.stop, recommendation=recommendation,
+        no_recommendation_reason=choice.reason, final_model=None, seconds=time.perf_counter() - start,
     )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.tuning.search import SearchSpace
 
 PrivacyGame = Literal["membership", "population"]
 
@@ -81,6 +83,9 @@ class Utility(BaseModel):
     utility_test: float
     utility_external: float | None
     utility_test_interval: Estimate = Field(description="Test ROC-AUC with its Hanley-McNeil 95 % interval.")
+    utility_validation_interval: Estimate | None = Field(
+        default=None, description="Validation ROC-AUC with its Hanley-McNeil 95 % interval (the objective's "
+        "sampling error; null in results from before it was recorded).")
     accuracy_test: float
 
 
@@ -149,10 +154,128 @@ class Trial(TrialMeasurement):
     utility_loss: float = Field(description="u_start - u_i on the test split (reported, never selected on).")
     objective: float = Field(description="t (u_i - u_start) + (1 - t)(p_start - p_i), u on validation; mean over repeats.")
     objective_se: float | None = Field(description="Standard error of the objective over repeats; null for one.")
+    objective_sampling_se: float | None = Field(
+        default=None, description="Standard error of the objective from the records measured: the validation "
+        "AUC's Hanley-McNeil error and the attack accuracy's binomial error, weighted by t and 1 - t (seed to "
+        "seed variation comes on top). What the search's Gaussian process uses when objective_se is null.")
+
+
+class FailedTrial(BaseModel):
+    index: int
+    clip: float
+    noise: float
+    error: str
+
+
+class GuaranteeSpec(BaseModel):
+    """What the recommendation must guarantee, and how it is confirmed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_epsilon: float | None = Field(
+        default=10.0, gt=0, le=100, allow_inf_nan=False,
+        description="Budget mode: no trial trains with an epsilon (PLD, at delta) above this; its noise floor "
+        "comes from the accountant. null asks for no guarantee (noise 0 is searched; the study's original "
+        "method).")
+    target_epsilon: float | None = Field(
+        default=None, gt=0, le=100, allow_inf_nan=False,
+        description="Target-epsilon mode: every trial's noise is calibrated to exactly this epsilon and only "
+        "the clipping norm is searched.")
+    confirm_repeats: int = Field(default=3, ge=2, le=20, description="Fresh seeds the chosen point is measured "
+                                 "again with, on validation and test, before it is recommended.")
+    max_utility_loss: float | None = Field(
+        default=None, ge=0, le=1, allow_inf_nan=False,
+        description="If given, only points losing at most this much validation ROC-AUC against the baseline "
+        "are recommended; when none does, the job succeeds with recommendation null and the reason.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GuaranteeSpec:
+        if (self.target_epsilon is not None and self.max_epsilon is not None
+                and self.target_epsilon > self.max_epsilon):
+            raise ValueError(f"target_epsilon {self.target_epsilon:g} exceeds max_epsilon {self.max_epsilon:g}")
+        return self
+
+    @property
+    def mode(self) -> TuningMode:
+        if self.target_epsilon is not None:
+            return "target_epsilon"
+        return "budget" if self.max_epsilon is not None else "no_guarantee"
+
+
+TuningMode = Literal["budget", "target_epsilon", "no_guarantee"]
+
+
+class TrainingConfig(BaseModel):
+    """Everything the epsilon of one DP-SGD training depends on: train exactly this to get it."""
+
+    clip: float
+    noise: float
+    epochs: int
+    batch_size: int
+    learning_rate: float = Field(description="The learning rate used (the optimizer's default when none was set).")
+    optimizer: str
+    n: int = Field(description="Records trained on (the members).")
+    sampling_rate: float = Field(description="Poisson sampling rate batch_size / n.")
+    steps: int = Field(description="epochs * ceil(n / batch_size).")
+    delta: float
+    epsilon: float | None = Field(description="PLD epsilon at delta; null without noise (no guarantee).")
+    epsilon_rdp: float | None
+    accountant: str = Field(description="How epsilon was computed, and what it assumes.")
+    model: dict[str, Any] = Field(description="The model spec (app.tuning.model_spec.ModelSpec).")
+
+
+class PrivacyStatement(TrainingConfig):
+    """privacy.json, beside the published model: its guarantee and what the guarantee covers."""
+
+    tuning_cost: str = Field(description="Whether the search on the data is covered by epsilon.")
+    tuned_on: Literal["private", "proxy"] = Field(description="Where the search, baseline and attacks ran.")
+    seed_source: str = Field(description="Where the final training's seed came from.")
+    rng: str = Field(description="The generator the DP noise was drawn with.")
+    tf_privacy_statement: str = Field(description="TensorFlow Privacy's compute_dp_sgd_privacy_statement for "
+                                      "the same training (PLD accounting), for comparison.")
+
+
+class Confirmation(BaseModel):
+    """The chosen point measured again on fresh seeds: means with 95 % t-intervals over the repeats."""
+
+    repeats: int
+    seeds: list[int]
+    reference_models: int = Field(description="K of the calibrated attack in the confirmation (the audit's K).")
+    utility_validation: Estimate
+    utility_test: Estimate = Field(description="The untouched test split: the utility to expect.")
+    utility_loss: Estimate = Field(description="Baseline test ROC-AUC minus utility_test.")
+    attack_accuracy: Estimate = Field(description="The privacy game's highest attack accuracy.")
+    objective: Estimate
+    epsilon_lower_bound: float = Field(description="What the strongest attack proves (first repeat, K above).")
+    seconds: float
+
+
+class Selection(BaseModel):
+    """How the recommended point was chosen among the trials."""
+
+    method: Literal["posterior_mean", "best_observed"] = Field(
+        description="posterior_mean: the Gaussian process's best posterior mean over the tried points, then the "
+        "lowest epsilon within one standard error of it; best_observed: too few trials for a model.")
+    best_posterior_index: int | None = Field(description="The trial with the best posterior mean.")
+    posterior_mean: float | None = Field(description="Posterior mean objective of the recommended trial.")
+    standard_error: float | None = Field(description="The objective's standard error the model estimates for one "
+                                         "trial: the width of the 'within one SE' set.")
+    within_one_se: list[int] = Field(default_factory=list, description="Trials whose posterior mean is within one "
+                                     "standard error of the best; the lowest epsilon among them is recommended.")
+    feasible: int = Field(description="Trials that met max_epsilon and max_utility_loss.")
 
 
 class Recommendation(Trial):
+    """The recommended trial. After confirmation its measured fields are the confirmation's (means over its
+    repeats at the same point), and `index` names the search trial that proposed it."""
+
     tradeoff: float
+    mode: TuningMode
+    headline: str = Field(description="One line: the parameters and the guarantee they give, or that there is none.")
+    selection: Selection
+    training: TrainingConfig = Field(description="The complete configuration the guarantee is for.")
+    confirmation: Confirmation | None = Field(description="Null when not confirmed (e.g. re-scored at another t).")
+    tuning_cost: str
     notes: list[str]
 
 
@@ -171,6 +294,9 @@ class MeasurementSpec(BaseModel):
 
 
 class TuningResult(BaseModel):
+    mode: TuningMode
+    guarantee: GuaranteeSpec
+    search_space: SearchSpace
     dataset: dict[str, Any]
     model: dict[str, Any]
     search: dict[str, Any]
@@ -183,5 +309,14 @@ class TuningResult(BaseModel):
     baseline: Baseline
     trials: list[Trial]
     pareto_front: list[int] = Field(description="Indices of trials no other trial beats on both utility and attack.")
+    failed_trials: list[FailedTrial] = Field(default_factory=list)
+    stop_reason: str | None = Field(default=None, description="Why the search stopped: budget, time or "
+                                    "grid_exhausted.")
     recommendation: Recommendation | None
+    no_recommendation_reason: str | None = Field(
+        default=None, description="Why recommendation is null: no trial met max_utility_loss (with the best "
+        "feasible figures), or no trial succeeded.")
+    final_model: PrivacyStatement | None = Field(default=None, description="The published model's privacy.json, "
+                                                 "when a final model was trained.")
     seconds: float
+

@@ -1,7 +1,13 @@
-"""Where to train next: Bayesian optimisation (scikit-optimize GP), grid, or random search over (clip, noise).
+"""Where to train next: Bayesian optimisation (scikit-optimize GP), grid, or random search, inside the space
+the privacy guarantee allows; and the one search loop's step.
 
-Pure and stateless: the next point is a function of the search spec and the trials so far, so any process
-can rebuild the optimizer from stored trials (running ones enter through a constant liar).
+Pure and stateless: the next point is a function of the search spec, the space and the trials so far, so any
+process can rebuild the optimizer from stored trials (running ones enter through a constant liar). The CLI's
+`tune()`, the service's queue and the benchmarks all call `search_step`.
+
+The space: clip on a log scale in [min_clip, max_clip]; noise in [min_noise, max_noise], where min_noise is the
+noise whose training is max_epsilon-DP (0 only when the user asks for no guarantee), or one calibrated noise
+(target-epsilon mode), in which case only clip is searched.
 """
 
 from __future__ import annotations
@@ -9,13 +15,23 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.tuning.accounting import noise_for_epsilon
+from app.tuning.errors import TuningError
+
 Point = tuple[float, float]
+StopReason = Literal["budget", "time", "grid_exhausted"]
 MAX_GRID_POINTS = 1_000_000
+# One trial's objective has an SD of 0.010-0.014 over seeds on the study's data (docs/privacy.md); used for
+# the Gaussian process's noise floor until trials report standard errors of their own.
+DEFAULT_OBJECTIVE_SE = 0.01
+# Fewer finished trials than this give the Gaussian process nothing to smooth: the best observation is used.
+MIN_TRIALS_FOR_MODEL = 3
 
 
 class SearchSpec(BaseModel):
@@ -24,10 +40,12 @@ class SearchSpec(BaseModel):
     method: Literal["bayes", "grid", "random"] = "bayes"
     trials: int | None = Field(default=25, ge=1, le=10_000, description="Trial budget; null for time only.")
     seconds: float | None = Field(default=None, gt=0, description="Time budget in seconds; null for none.")
-    min_clip: float = Field(default=0.1, gt=0)
+    min_clip: float = Field(default=0.1, gt=0, description="Smallest clipping norm (clip is searched on a log scale).")
     max_clip: float = Field(default=10.0, gt=0, le=1e6)
-    max_noise: float = Field(default=10.0, ge=0, le=1e6)
-    grid_step: float = Field(default=0.5, gt=0)
+    max_noise: float = Field(default=10.0, ge=0, le=1e6, description="Largest noise multiplier. The smallest "
+                             "follows from max_epsilon (the accountant's noise for that epsilon).")
+    grid_step: float = Field(default=0.5, gt=0, description="Grid search: step of clip and noise (linear, as in "
+                             "the study).")
     initial_points: int = Field(default=8, ge=1, le=1000, description="Space-filling (LHS) points before the GP.")
     parallelism: int = Field(default=1, ge=1, le=256, description="Trials of one job running at once.")
 
@@ -45,79 +63,201 @@ class SearchSpec(BaseModel):
             raise ValueError(f"the grid would have over {MAX_GRID_POINTS:,} points; use a larger grid_step")
         return self
 
-    def grid_axes(self) -> tuple[np.ndarray, np.ndarray]:
-        clips = np.arange(self.min_clip, self.max_clip, self.grid_step)
-        noises = np.arange(0.0, self.max_noise, self.grid_step) if self.max_noise > 0 else np.array([0.0])
-        return clips, noises
-
-    def grid_size(self) -> int:
+    def grid_size(self, min_noise: float = 0.0, fixed_noise: bool = False) -> int:
         """Points of the grid, counted without listing them (a tiny step must not exhaust memory)."""
-        clips = math.ceil((self.max_clip - self.min_clip) / self.grid_step)
-        noises = math.ceil(self.max_noise / self.grid_step) if self.max_noise > 0 else 1
-        if clips * noises > MAX_GRID_POINTS:
-            return clips * noises
-        axis_clips, axis_noises = self.grid_axes()  # exact where float steps land on a bound
-        return len(axis_clips) * len(axis_noises)
+        clips = max(1, math.ceil((self.max_clip - self.min_clip) / self.grid_step))
+        noises = 1 if fixed_noise or self.max_noise <= min_noise else math.ceil((self.max_noise - min_noise) / self.grid_step)
+        return clips * noises
 
     def budget(self) -> int:
-        """Trial count: the budget, capped by the grid's size for grid search (time-only budgets are unbounded)."""
+        """Trial count: the budget, capped by the widest grid for grid search (time-only budgets are unbounded).
+        The grid the guarantee allows may be smaller; the search then stops with grid_exhausted."""
         cap = self.grid_size() if self.method == "grid" else 10**9
         return min(self.trials, cap) if self.trials is not None else cap
 
 
-def grid_points(spec: SearchSpec) -> list[Point]:
-    """The study's grid: clip from min_clip and noise from 0, in steps of grid_step, below the maxima.
-    Defaults give 20 x 20 = 400 points, as in the study."""
-    clips, noises = spec.grid_axes()
-    return [(round(float(c), 6), round(float(z), 6)) for c in clips for z in noises]
+class SearchSpace(BaseModel):
+    """Where the search looks, as the guarantee allows: clip on a log scale, noise in a range or fixed."""
+
+    min_clip: float
+    max_clip: float
+    min_noise: float = Field(description="The accountant's noise for max_epsilon; 0 only without a guarantee.")
+    max_noise: float
+    fixed_noise: float | None = Field(default=None, description="Target-epsilon mode: the calibrated noise "
+                                      "multiplier every trial trains with (only clip is searched).")
+
+    def dimensions(self) -> list[Any]:
+        from skopt.space import Real
+
+        clip = Real(self.min_clip, self.max_clip, prior="log-uniform", name="clip")
+        if self.fixed_noise is not None:
+            return [clip]
+        return [clip, Real(self.min_noise, max(self.max_noise, self.min_noise + 1e-9), name="noise")]
+
+    def to_point(self, values: Sequence[float]) -> Point:
+        noise = self.fixed_noise if self.fixed_noise is not None else float(values[1])
+        return float(values[0]), float(noise)
+
+    def to_values(self, point: Point) -> list[float]:
+        return [point[0]] if self.fixed_noise is not None else [point[0], point[1]]
 
 
-def random_points(spec: SearchSpec, count: int, seed: int) -> list[Point]:
-    """Row-wise draws, so the first k points do not depend on how many are asked for."""
+def search_space(search: SearchSpec, *, max_epsilon: float | None, target_epsilon: float | None,
+                 sampling_rate: float, steps: int, delta: float) -> SearchSpace:
+    """The space for the guarantee asked for. Raises TuningError when max_noise cannot meet max_epsilon."""
+    if target_epsilon is not None:
+        noise = noise_for_epsilon(epsilon=target_epsilon, sampling_rate=sampling_rate, steps=steps, delta=delta)
+        return SearchSpace(min_clip=search.min_clip, max_clip=search.max_clip, min_noise=noise, max_noise=noise,
+                           fixed_noise=noise)
+    min_noise = 0.0
+    if max_epsilon is not None:
+        min_noise = noise_for_epsilon(epsilon=max_epsilon, sampling_rate=sampling_rate, steps=steps, delta=delta)
+        if min_noise > search.max_noise:
+            raise TuningError(
+                "max_noise_below_budget",
+                f"max_epsilon {max_epsilon:g} needs a noise multiplier of at least {min_noise:.3f} at this sampling "
+                f"rate ({sampling_rate:.4g}) and step count ({steps}), above max_noise {search.max_noise:g}; raise "
+                "max_noise or max_epsilon",
+                {"min_noise": min_noise, "max_noise": search.max_noise, "max_epsilon": max_epsilon},
+            )
+    return SearchSpace(min_clip=search.min_clip, max_clip=search.max_clip, min_noise=min_noise,
+                       max_noise=max(search.max_noise, min_noise))
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A finished trial as the search sees it: its objective (None: it failed) and that objective's SE."""
+
+    point: Point
+    objective: float | None
+    objective_se: float | None = None
+
+
+@dataclass(frozen=True)
+class SearchStep:
+    """The next point to train, or why the search stops."""
+
+    point: Point | None
+    stop: StopReason | None = None
+
+
+def search_step(
+    spec: SearchSpec,
+    space: SearchSpace,
+    observed: Sequence[Observation],
+    pending: Sequence[Point],
+    *,
+    seed: int,
+    elapsed_seconds: float,
+    budget: int | None = None,
+) -> SearchStep:
+    """The one search loop's step: stop for the trial budget (`budget`, default spec.budget()), the time
+    budget or an exhausted grid; otherwise the next point."""
+    started = len(observed) + len(pending)
+    if started >= (spec.budget() if budget is None else budget):
+        return SearchStep(None, "budget")
+    if spec.seconds is not None and elapsed_seconds >= spec.seconds:
+        return SearchStep(None, "time")
+    point = suggest(spec, space, observed, pending, seed)
+    return SearchStep(point, None) if point is not None else SearchStep(None, "grid_exhausted")
+
+
+def grid_points(spec: SearchSpec, space: SearchSpace) -> list[Point]:
+    """The study's grid: clip from min_clip and noise from the space's smallest noise, in steps of grid_step,
+    below the maxima. Without a guarantee the defaults give 20 x 20 = 400 points, as in the study."""
+    clips = np.arange(spec.min_clip, spec.max_clip, spec.grid_step)
+    if space.fixed_noise is not None:
+        noises = np.array([space.fixed_noise])
+    elif space.max_noise > space.min_noise:
+        noises = np.arange(space.min_noise, space.max_noise, spec.grid_step)
+    else:
+        noises = np.array([space.min_noise])
+    return [(round(float(c), 6), float(z) if space.fixed_noise is not None else round(float(z), 6))
+            for c in clips for z in noises]
+
+
+def random_points(space: SearchSpace, count: int, seed: int) -> list[Point]:
+    """Row-wise draws (clip log-uniform), so the first k points do not depend on how many are asked for."""
     unit = np.random.default_rng(seed).random((count, 2))
-    clips = spec.min_clip + unit[:, 0] * (spec.max_clip - spec.min_clip)
-    noises = unit[:, 1] * spec.max_noise
-    return [(float(c), float(z)) for c, z in zip(clips, noises)]
+    clips = np.exp(math.log(space.min_clip) + unit[:, 0] * (math.log(space.max_clip) - math.log(space.min_clip)))
+    noises = space.min_noise + unit[:, 1] * (space.max_noise - space.min_noise)
+    return [space.to_point([c, z]) for c, z in zip(clips, noises)]
 
 
 def suggest(
     spec: SearchSpec,
-    observed: Sequence[tuple[Point, float]],
+    space: SearchSpace,
+    observed: Sequence[Observation],
     pending: Sequence[Point],
     seed: int,
 ) -> Point | None:
-    """The next (clip, noise) to try given finished (point, objective) pairs and running points.
-    None when the search space is exhausted (grid)."""
+    """The next (clip, noise) to try given finished trials and running points. None when a grid is exhausted."""
     position = len(observed) + len(pending)
     if spec.method == "grid":
-        points = grid_points(spec)
+        points = grid_points(spec, space)
         return points[position] if position < len(points) else None
     if spec.method == "random":
-        return random_points(spec, position + 1, seed)[position]
-    return _bayes_suggest(spec, observed, pending, seed)
+        return random_points(space, position + 1, seed)[position]
+    return _bayes_suggest(spec, space, observed, pending, seed)
+
+
+def scored_observations(observed: Sequence[Observation]) -> list[tuple[Point, float]]:
+    """(point, objective) pairs; a failed trial enters with the worst objective seen, so the search moves away
+    from it (and grid or random search moves on past it)."""
+    objectives = [o.objective for o in observed if o.objective is not None]
+    penalty = min(objectives) if objectives else 0.0
+    return [(o.point, o.objective if o.objective is not None else penalty) for o in observed]
+
+
+def objective_noise(observed: Sequence[Observation]) -> float:
+    """The objective's standard error for the GP: the root mean square of the trials' own, else the default."""
+    errors = [o.objective_se for o in observed if o.objective_se is not None and o.objective_se > 0]
+    return float(math.sqrt(np.mean(np.square(errors)))) if errors else DEFAULT_OBJECTIVE_SE
+
+
+def objective_model(space: SearchSpace, losses: Sequence[float], noise_se: float, seed: int) -> Any:
+    """skopt's GP (Matern 5/2 with a learned amplitude, as its "GP" default) plus a white-noise term whose
+    level is learned but never below the measured standard error: the objective is noisy, and a GP that
+    interpolates single draws recommends lucky ones. skopt fits on normalised targets, so the floor is
+    scaled by their variance."""
+    from skopt.learning import GaussianProcessRegressor
+    from skopt.learning.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+    n_dims = len(space.dimensions())
+    variance = float(np.var(losses)) if len(losses) > 1 else 0.0
+    floor = min(max(noise_se**2 / variance, 1e-6), 1e3) if variance > 0 else 1e-2
+    kernel = ConstantKernel(1.0, (0.01, 1000.0)) * Matern(
+        length_scale=np.ones(n_dims), length_scale_bounds=[(0.01, 100.0)] * n_dims, nu=2.5
+    ) + WhiteKernel(noise_level=floor, noise_level_bounds=(floor, max(10.0, 10 * floor)))
+    return GaussianProcessRegressor(kernel=kernel, normalize_y=True, noise="gaussian", n_restarts_optimizer=2,
+                                    random_state=seed)
 
 
 def _bayes_suggest(
-    spec: SearchSpec, observed: Sequence[tuple[Point, float]], pending: Sequence[Point], seed: int
+    spec: SearchSpec, space: SearchSpace, observed: Sequence[Observation], pending: Sequence[Point], seed: int
 ) -> Point:
     from skopt import Optimizer
-    from skopt.space import Real
 
+    scored = scored_observations(observed)
+    points = [space.to_values(p) for p, _ in scored]
+    losses = [-float(o) for _, o in scored]  # skopt minimises; the objective is maximised
+    noise_se = objective_noise(observed)
     optimizer = Optimizer(
-        dimensions=[Real(spec.min_clip, spec.max_clip, name="clip"), Real(0.0, max(spec.max_noise, 1e-9), name="noise")],
-        base_estimator="GP",
+        dimensions=space.dimensions(),
+        base_estimator=objective_model(space, losses, noise_se, seed),
         acq_func="EI",
+        # EI's exploration in objective units: skopt's fixed 0.01 is twice the best objective on the study's
+        # grid; one standard error of the objective is the improvement worth looking for.
+        acq_func_kwargs={"xi": noise_se},
         n_initial_points=spec.initial_points,
         initial_point_generator="lhs",
         random_state=seed,
     )
-    points = [list(p) for p, _ in observed]
-    losses = [-float(o) for _, o in observed]  # skopt minimises; the objective is maximised
     if pending:
         # Constant liar: running trials count as already scored at the best value so far, so parallel
         # suggestions spread out instead of piling onto one point.
         lie = min(losses) if losses else 0.0
-        points += [list(p) for p in pending]
+        points += [space.to_values(p) for p in pending]
         losses += [lie] * len(pending)
     if points:
         with warnings.catch_warnings():
@@ -125,6 +265,35 @@ def _bayes_suggest(
             optimizer.tell(points, losses)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        clip, noise = optimizer.ask()
-    noise = noise if spec.max_noise > 0 else 0.0
-    return float(clip), float(noise)
+        values = optimizer.ask()
+    return space.to_point(values)
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """The GP's posterior mean of the objective at each tried point, and its estimate of one trial's noise."""
+
+    means: list[float]
+    stds: list[float]
+    noise_se: float
+
+
+def posterior_at(space: SearchSpace, observed: Sequence[Observation], seed: int) -> Posterior | None:
+    """The objective model fitted on the finished trials, read at the same points; None with too few trials."""
+    scored = scored_observations(observed)
+    if len(scored) < MIN_TRIALS_FOR_MODEL:
+        return None
+    from skopt.space import Space
+    from skopt.utils import normalize_dimensions
+
+    transformed = Space(normalize_dimensions(space.dimensions()))
+    x = transformed.transform([space.to_values(p) for p, _ in scored])
+    losses = np.asarray([-o for _, o in scored], dtype=np.float64)
+    model = objective_model(space, list(losses), objective_noise(observed), seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence warnings at a bound of the kernel's hyperparameters
+        model.fit(x, losses)
+        mean, std = model.predict(x, return_std=True)
+    scale = float(np.std(losses)) or 1.0
+    noise_se = math.sqrt(max(float(model.noise_ or 0.0), 0.0)) * scale if model.noise_ is not None else objective_noise(observed)
+    return Posterior(means=[-float(m) for m in mean], stds=[float(s) for s in std], noise_se=noise_se)

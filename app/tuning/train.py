@@ -305,3 +305,18 @@ def train(
     trained.model.fit(dataset, epochs=1, verbose=0)
     trained.steps = dp_sgd_steps(len(x), spec.batch_size, spec.epochs)
     return trained
+
+
+def export_model(trained: TrainedModel, spec: ModelSpec, n_features: int) -> tf.keras.Model:
+    """A plain Keras model with the trained weights, ending in probabilities (sigmoid or softmax), that
+    tf.keras.models.load_model reads without any dptune or TF Privacy class."""
+    if spec.keras_json is None:
+        layers, from_logits = _mlp_layers(spec, n_features, trained.n_classes)
+        plain: tf.keras.Model = tf.keras.Sequential(layers)
+    else:
+        plain, from_logits = _user_model(spec, n_features, trained.n_classes)
+    plain.set_weights(trained.model.get_weights())
+    if from_logits:
+        activation = "sigmoid" if trained.n_classes == 2 else "softmax"
+        plain = tf.keras.Model(plain.inputs, tf.keras.layers.Activation(activation, name="probabilities")(plain.outputs[0]))
+    return plain
