@@ -67,6 +67,12 @@ class SearchSpec(BaseModel):
         """Points of the grid, counted without listing them (a tiny step must not exhaust memory)."""
         clips = max(1, math.ceil((self.max_clip - self.min_clip) / self.grid_step))
         noises = 1 if fixed_noise or self.max_noise <= min_noise else math.ceil((self.max_noise - min_noise) / self.grid_step)
+        if clips * noises > MAX_GRID_POINTS:
+            return clips * noises
+        # Exact where float steps land on a bound, as np.arange lists them.
+        clips = len(np.arange(self.min_clip, self.max_clip, self.grid_step))
+        if not (fixed_noise or self.max_noise <= min_noise):
+            noises = len(np.arange(min_noise, self.max_noise, self.grid_step))
         return clips * noises
 
     def budget(self) -> int:

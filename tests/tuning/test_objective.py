@@ -1,7 +1,22 @@
 import pytest
 
-from app.tuning.objective import objective, pareto_front, recommend, score
+from app.tuning.objective import objective, pareto_front, score
+from app.tuning.recommendation import build_recommendation, choose, training_config
+from app.tuning.model_spec import ModelSpec
+from app.tuning.results import GuaranteeSpec
+from app.tuning.search import SearchSpace
 from tests.factories import baseline as _baseline, measurement as _measurement, point
+
+SPACE = SearchSpace(min_clip=0.1, max_clip=10.0, min_noise=0.0, max_noise=10.0)
+
+
+def recommend(trials, base, tradeoff, guarantee=GuaranteeSpec()):  # type: ignore[no-untyped-def]
+    """Choose among the trials and build the (unconfirmed) recommendation, as the service does for another t."""
+    choice = choose(trials, base, tradeoff, SPACE, guarantee)
+    if choice.trial is None:
+        return None
+    config = training_config(ModelSpec(), choice.trial.clip, choice.trial.noise, 1000, 1e-5)
+    return build_recommendation(choice, base, tradeoff, guarantee, config)
 
 
 def test_objective_is_the_studys_formula() -> None:
@@ -107,15 +122,15 @@ def test_recommendation_warns_when_the_baseline_does_not_generalise() -> None:
     assert not any("near or below chance" in n for n in recommend([trial], _baseline(0.9, 0.6), 0.5).notes)
 
 
-def test_a_recommendation_without_a_meaningful_epsilon_names_the_best_guaranteed_trial() -> None:
+def test_the_budget_excludes_trials_above_max_epsilon_and_no_guarantee_says_so_first() -> None:
     base = _baseline(0.9, 0.7)
-    no_noise = score(_measurement(0.89, 0.55, clip=0.1, noise=0.0), base, 0.5, 0).model_copy(update={"epsilon": None})
+    no_noise = score(_measurement(0.89, 0.55, clip=0.1, noise=0.0, epsilon=None), base, 0.5, 0)
     noisy = score(_measurement(0.86, 0.60, clip=2.0, noise=1.5), base, 0.5, 1)  # epsilon 2
-    huge = score(_measurement(0.88, 0.58, noise=0.1), base, 0.5, 2).model_copy(update={"epsilon": 500.0})
-    rec = recommend([no_noise, noisy, huge], base, 0.5)
-    assert rec is not None and rec.index == 0
-    [note] = [n for n in rec.notes if "not from a DP guarantee" in n]
-    assert "adds no noise" in note and "trial 1" in note and "epsilon 2" in note
-    assert not any("not from a DP guarantee" in n for n in recommend([noisy], base, 0.5).notes)
-    [note] = [n for n in recommend([huge], base, 0.5).notes if "not from a DP guarantee" in n]
-    assert "epsilon 500" in note and "No trial has epsilon <= 10" in note
+    huge = score(_measurement(0.88, 0.58, noise=0.1, epsilon=500.0), base, 0.5, 2)
+    rec = recommend([no_noise, noisy, huge], base, 0.5)  # max_epsilon 10 by default
+    assert rec is not None and rec.index == 1 and rec.mode == "budget"
+    assert rec.headline.startswith("Train with clip 2") and "-DP" in rec.headline
+    assert recommend([no_noise, huge], base, 0.5) is None
+    anything = recommend([no_noise, huge], base, 0.5, GuaranteeSpec(max_epsilon=None))  # best observed of two
+    assert anything is not None and anything.index == 0 and anything.mode == "no_guarantee"
+    assert anything.headline.startswith("NO PRIVACY GUARANTEE") and "adds no noise" in anything.headline

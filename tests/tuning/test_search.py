@@ -1,7 +1,11 @@
 import pytest
 from pydantic import ValidationError
 
-from app.tuning.search import SearchSpec, grid_points, random_points, suggest
+from app.tuning.search import (
+    Observation, SearchSpace, SearchSpec, grid_points, random_points, search_step, suggest,
+)
+
+NO_GUARANTEE = SearchSpace(min_clip=0.1, max_clip=10.0, min_noise=0.0, max_noise=10.0)
 
 
 def _bowl(point: tuple[float, float]) -> float:
@@ -10,7 +14,7 @@ def _bowl(point: tuple[float, float]) -> float:
 
 
 def test_default_grid_is_the_studys_400_points() -> None:
-    points = grid_points(SearchSpec(method="grid"))
+    points = grid_points(SearchSpec(method="grid"), NO_GUARANTEE)
     assert len(points) == 400
     assert points[0] == (0.1, 0.0)
     assert max(c for c, _ in points) == pytest.approx(9.6) and max(z for _, z in points) == pytest.approx(9.5)
@@ -19,38 +23,81 @@ def test_default_grid_is_the_studys_400_points() -> None:
 
 def test_grid_and_random_are_positional_and_deterministic() -> None:
     spec = SearchSpec(method="random", trials=5)
-    first = [suggest(spec, [], [(0.0, 0.0)] * i, seed=3) for i in range(5)]
-    assert first == random_points(spec, 5, seed=3)
-    assert suggest(spec, [], [], seed=4) != first[0]
+    first = [suggest(spec, NO_GUARANTEE, [], [(0.0, 0.0)] * i, seed=3) for i in range(5)]
+    assert first == random_points(NO_GUARANTEE, 5, seed=3)
+    assert suggest(spec, NO_GUARANTEE, [], [], seed=4) != first[0]
     grid = SearchSpec(method="grid", max_clip=1.1, max_noise=1.0, grid_step=0.5)
-    assert suggest(grid, [], [], 0) == (0.1, 0.0)
-    assert suggest(grid, [((0.1, 0.0), 0.0)] * 4, [], 0) is None
+    small = SearchSpace(min_clip=0.1, max_clip=1.1, min_noise=0.0, max_noise=1.0)
+    assert suggest(grid, small, [], [], 0) == (0.1, 0.0)
+    assert suggest(grid, small, [Observation((0.1, 0.0), 0.0)] * 4, [], 0) is None
+
+
+def test_random_clip_is_log_uniform_and_noise_stays_in_the_space() -> None:
+    space = SearchSpace(min_clip=0.01, max_clip=100.0, min_noise=0.7, max_noise=3.0)
+    points = random_points(space, 400, seed=0)
+    below_one = sum(1 for c, _ in points if c < 1.0)
+    assert 160 <= below_one <= 240  # log-uniform: half the draws below the geometric middle (1.0)
+    assert all(0.7 <= z <= 3.0 for _, z in points)
+    fixed = SearchSpace(min_clip=0.1, max_clip=10.0, min_noise=2.0, max_noise=2.0, fixed_noise=2.0)
+    assert {z for _, z in random_points(fixed, 10, seed=0)} == {2.0}
+
+
+def test_the_grid_starts_at_the_noise_floor_the_guarantee_sets() -> None:
+    space = SearchSpace(min_clip=0.1, max_clip=10.0, min_noise=0.64, max_noise=10.0)
+    points = grid_points(SearchSpec(method="grid"), space)
+    assert min(z for _, z in points) == pytest.approx(0.64)
+    assert len(points) == 20 * 19
+
+
+def test_search_step_stops_for_budget_time_and_an_exhausted_grid() -> None:
+    spec = SearchSpec(trials=2, initial_points=1)
+    done = [Observation((1.0, 1.0), 0.1), Observation((2.0, 1.0), 0.2)]
+    assert search_step(spec, NO_GUARANTEE, done, [], seed=0, elapsed_seconds=0).stop == "budget"
+    assert search_step(spec, NO_GUARANTEE, done[:1], [(3.0, 1.0)], seed=0, elapsed_seconds=0).stop == "budget"
+    timed = SearchSpec(trials=None, seconds=5.0, method="random")
+    assert search_step(timed, NO_GUARANTEE, done, [], seed=0, elapsed_seconds=5.0).stop == "time"
+    step = search_step(timed, NO_GUARANTEE, done, [], seed=0, elapsed_seconds=4.9)
+    assert step.stop is None and step.point == random_points(NO_GUARANTEE, 3, seed=0)[2]
+    grid = SearchSpec(method="grid", max_clip=1.1, max_noise=1.0, grid_step=0.5)
+    assert search_step(grid, SearchSpace(min_clip=0.1, max_clip=1.1, min_noise=0.0, max_noise=1.0),
+                       [Observation((0.1, 0.0), 0.0)] * 4, [], seed=0, elapsed_seconds=0).stop == "budget"
+    # A noise floor of 0.6 leaves one noise level: 2 of the budget's 4 points exist.
+    floored = SearchSpace(min_clip=0.1, max_clip=1.1, min_noise=0.6, max_noise=1.0)
+    assert len(grid_points(grid, floored)) == 2
+    assert search_step(grid, floored, [Observation((0.1, 0.6), 0.0)] * 2, [], seed=0,
+                       elapsed_seconds=0).stop == "grid_exhausted"
+
+
+def test_a_failed_trial_enters_the_search_at_the_worst_objective_seen() -> None:
+    from app.tuning.search import scored_observations
+
+    observed = [Observation((1.0, 1.0), 0.3), Observation((2.0, 1.0), None), Observation((3.0, 1.0), -0.2)]
+    assert [o for _, o in scored_observations(observed)] == [0.3, -0.2, -0.2]
 
 
 def test_bayes_rebuilds_the_same_suggestion_from_stored_trials() -> None:
     spec = SearchSpec(trials=14, initial_points=5)
-    observed: list[tuple[tuple[float, float], float]] = []
+    observed: list[Observation] = []
     for _ in range(12):
-        point = suggest(spec, observed, [], seed=0)
+        point = suggest(spec, NO_GUARANTEE, observed, [], seed=0)
         assert point is not None
         assert spec.min_clip <= point[0] <= spec.max_clip and 0 <= point[1] <= spec.max_noise
         # Stateless: asking again from the same stored trials gives the same point.
-        assert suggest(spec, observed, [], seed=0) == point
-        observed.append((point, _bowl(point)))
-    best = max(observed, key=lambda o: o[1])
-    initial_best = max(observed[:5], key=lambda o: o[1])
-    assert best[1] >= initial_best[1]
-    assert best[1] > -6.0  # the GP steps towards the optimum at (2, 6)
+        assert suggest(spec, NO_GUARANTEE, observed, [], seed=0) == point
+        observed.append(Observation(point, _bowl(point), 0.01))
+    # The GP's points (after the 5 space-filling ones) beat the space-filling ones: it steps towards (2, 6).
+    assert max(o.objective for o in observed[5:]) > max(o.objective for o in observed[:5])
+    assert max(o.objective for o in observed) > -2.0
 
 
 def test_constant_liar_spreads_parallel_suggestions() -> None:
     spec = SearchSpec(trials=20, initial_points=3)
     observed = []
     for _ in range(5):
-        point = suggest(spec, observed, [], seed=1)
-        observed.append((point, _bowl(point)))
-    first = suggest(spec, observed, [], seed=1)
-    second = suggest(spec, observed, [first], seed=1)
+        point = suggest(spec, NO_GUARANTEE, observed, [], seed=1)
+        observed.append(Observation(point, _bowl(point)))
+    first = suggest(spec, NO_GUARANTEE, observed, [], seed=1)
+    second = suggest(spec, NO_GUARANTEE, observed, [first], seed=1)
     assert first != second
 
 
@@ -66,7 +113,9 @@ def test_invalid_search_specs_are_rejected(bad: dict) -> None:
 
 def test_grid_size_is_counted_not_listed() -> None:
     spec = SearchSpec(method="grid", max_clip=3.0, max_noise=2.0, grid_step=0.25)
-    assert spec.grid_size() == len(grid_points(spec)) == 12 * 8
+    space = SearchSpace(min_clip=0.1, max_clip=3.0, min_noise=0.0, max_noise=2.0)
+    assert spec.grid_size() == len(grid_points(spec, space)) == 12 * 8
+    assert SearchSpec(method="grid", max_clip=1.1, max_noise=1.0, grid_step=0.5).grid_size() == 2 * 2
     assert SearchSpec(method="grid").grid_size() == 400
     with pytest.raises(ValidationError, match="grid would have over"):
         SearchSpec(method="grid", grid_step=1e-5)
