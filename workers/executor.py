@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from pydantic import TypeAdapter
 
@@ -14,31 +13,41 @@ from app.datasets.features import PreparationReport, prepare_dataset
 from app.datasets.splits import SplitSpec
 from app.datasets.storage import stored_path
 from app.datasets.tables import read_table
-from app.jobs.queue import WorkUnit
+from app.jobs.final_models import publish_model
+from app.jobs.queue import BaselineOutcome, ConfirmOutcome, FinalOutcome, Outcome, TrialOutcome, WorkUnit
 from app.settings import Settings
 from app.tuning.model_spec import ModelSpec
 from app.tuning.prepared import PreparedData
-from app.tuning.results import Baseline, TrialMeasurement
+from app.tuning.search import SearchSpec
 
 logger = logging.getLogger("dptune.worker")
 
 SPLIT_ADAPTER: TypeAdapter[SplitSpec] = TypeAdapter(SplitSpec)
 PreparedKey = tuple[str, str, str | None, str, int]
 
-
-@dataclass(frozen=True)
-class BaselineOutcome:
-    baseline: Baseline
-    delta: float
-    preparation: dict[str, Any]
+__all__ = ["BaselineOutcome", "ConfirmOutcome", "EngineExecutor", "Executor", "FinalOutcome", "PreparedCache",
+           "TrialOutcome", "run_unit"]
 
 
 class Executor(Protocol):
+    """Runs one unit of each kind; each returns that kind's outcome (app.jobs.queue), which writes itself."""
+
     def run_baseline(self, unit: WorkUnit) -> BaselineOutcome: ...
 
-    def run_trial(self, unit: WorkUnit) -> TrialMeasurement: ...
+    def run_trial(self, unit: WorkUnit) -> TrialOutcome: ...
+
+    def run_confirm(self, unit: WorkUnit) -> ConfirmOutcome: ...
+
+    def run_final(self, unit: WorkUnit) -> FinalOutcome: ...
 
     def forget_except(self, dataset_ids: set[str]) -> None: ...
+
+
+def run_unit(executor: Executor, unit: WorkUnit) -> Outcome:
+    """The executor's method for the unit's kind."""
+    runners = {"baseline": executor.run_baseline, "trial": executor.run_trial, "confirm": executor.run_confirm,
+               "final": executor.run_final}
+    return runners[unit.kind](unit)
 
 
 class PreparedCache:
@@ -97,25 +106,61 @@ class EngineExecutor:
         return data, report
 
     def run_baseline(self, unit: WorkUnit) -> BaselineOutcome:
-        """The baseline (which first checks that the privacy game can be played on this split), then the gate
-        (check_baseline: a baseline that does not learn is not tuned, unless the job allows it). Both raise
-        TuningError, which fails the job with its code."""
-        from app.tuning.engine import check_baseline, default_delta, run_baseline
+        """The guarantee's search space (space_for: a max_epsilon that max_noise cannot meet fails here, with
+        max_noise_below_budget), the baseline (which first checks that the privacy game can be played on this
+        split), then the gate (check_baseline: a baseline that does not learn is not tuned, unless the job
+        allows it). All raise TuningError, which fails the job with its code."""
+        from app.tuning.engine import check_baseline, default_delta, run_baseline, space_for
 
         data, report = self.prepared(unit)
+        spec = ModelSpec.model_validate(unit.model)
         delta = unit.requested_delta if unit.requested_delta is not None else default_delta(len(data.y_members))
-        baseline = run_baseline(data, ModelSpec.model_validate(unit.model), unit.measurement, seed=unit.seed,
+        space_for(SearchSpec.model_validate(unit.search), unit.guarantee, spec, len(data.y_members), delta)
+        baseline = run_baseline(data, spec, unit.measurement, seed=unit.seed,
                                 delta=delta)  # as engine.tune() does, so the service gives the CLI's numbers
         check_baseline(baseline, unit.measurement)
         return BaselineOutcome(baseline=baseline, delta=delta, preparation=report.model_dump(mode="json"))
 
-    def run_trial(self, unit: WorkUnit) -> TrialMeasurement:
+    def run_trial(self, unit: WorkUnit) -> TrialOutcome:
         from app.tuning.engine import run_trial
 
         assert unit.clip is not None and unit.noise is not None and unit.delta is not None
         data, _ = self.prepared(unit)
-        return run_trial(data, ModelSpec.model_validate(unit.model), unit.clip, unit.noise, delta=unit.delta,
-                         measurement=unit.measurement, seed=unit.seed)
+        return TrialOutcome(run_trial(data, ModelSpec.model_validate(unit.model), unit.clip, unit.noise,
+                                      delta=unit.delta, measurement=unit.measurement, seed=unit.seed))
+
+    def run_confirm(self, unit: WorkUnit) -> ConfirmOutcome:
+        """The chosen point measured again with the guarantee's confirm_repeats fresh seeds (engine.confirm)."""
+        from app.tuning.engine import confirm
+
+        assert unit.clip is not None and unit.noise is not None and unit.delta is not None
+        assert unit.baseline is not None
+        data, _ = self.prepared(unit)
+        measured, confirmation = confirm(
+            data, ModelSpec.model_validate(unit.model), unit.clip, unit.noise, baseline=unit.baseline,
+            tradeoff=unit.tradeoff, delta=unit.delta, measurement=unit.measurement,
+            repeats=unit.guarantee.confirm_repeats, seed=unit.seed)
+        return ConfirmOutcome(measured=measured, confirmation=confirmation)
+
+    def run_final(self, unit: WorkUnit) -> FinalOutcome:
+        """Train the recommended configuration once on the private data set (unit.dataset), its noise
+        calibrated again for that data's size when the search ran on a proxy (final_model.final_training), and
+        publish model.keras and privacy.json under models/<job id>."""
+        from app.tuning.accounting import default_delta
+        from app.tuning.final_model import final_training, save_final_model, train_final
+        from app.tuning.recommendation import training_config
+
+        assert unit.clip is not None and unit.noise is not None and unit.delta is not None
+        assert unit.search_members is not None
+        data, _ = self.prepared(unit)
+        spec = ModelSpec.model_validate(unit.model)
+        n = len(data.y_members)
+        delta = unit.requested_delta if unit.requested_delta is not None else default_delta(n)
+        recommended = training_config(spec, unit.clip, unit.noise, unit.search_members, unit.delta)
+        config = final_training(recommended, unit.guarantee, spec, n, delta)
+        model, statement = train_final(data, spec, config, unit.tuned_on)
+        publish_model(self.settings, unit.job_id, lambda folder: save_final_model(folder, model, statement))
+        return FinalOutcome(statement=statement)
 
     def forget_except(self, dataset_ids: set[str]) -> None:
         self.cache.forget_except(dataset_ids)

@@ -26,11 +26,11 @@ from app.datasets.errors import DatasetError
 from app.db import Database, utcnow
 from app.jobs import queue
 from app.jobs import repository as job_repository
-from app.jobs.queue import WorkUnit
+from app.jobs.queue import Outcome, WorkUnit
 from app.settings import Settings
 from app.tuning.errors import TuningError
 from app.tuning.model_spec import ModelSpecError
-from workers.executor import Executor
+from workers.executor import Executor, run_unit
 
 logger = logging.getLogger("dptune.worker")
 
@@ -203,17 +203,14 @@ class Worker:
                 snapshot = queue.read_snapshot(session, job_id)
             if snapshot is None or snapshot.counted >= snapshot.budget or snapshot.running >= snapshot.parallelism:
                 return None
-            if queue.time_is_up(snapshot, self.clock()):
-                with self.database.transaction() as session:
-                    queue.close_budget(session, snapshot, self.clock(), "time budget spent")
-                return None
-            point = queue.next_point(snapshot)  # outside any transaction: a GP fit takes a while
-            if point is None:
-                with self.database.transaction() as session:
-                    queue.close_budget(session, snapshot, self.clock(), "search space exhausted")
+            step = queue.next_point(snapshot, self.clock())  # outside any transaction: a GP fit takes a while
+            if step.point is None:
+                if step.stop in ("time", "grid_exhausted"):  # the search ends at the trials started so far
+                    with self.database.transaction() as session:
+                        queue.close_budget(session, snapshot, self.clock(), f"search stopped ({step.stop})")
                 return None
             with self.database.transaction() as session:
-                unit = queue.insert_trial(session, snapshot, point, self.worker_id, self.clock(), lease)
+                unit = queue.insert_trial(session, snapshot, step.point, self.worker_id, self.clock(), lease)
             if unit is not None:
                 return unit
         return None
@@ -221,15 +218,15 @@ class Worker:
     def execute(self, unit: WorkUnit) -> None:
         started = time.perf_counter()
         logger.info("worker %s: %s started (attempt %d)%s", self.worker_id, unit.describe(), unit.attempt,
-                    "" if unit.kind == "baseline" else f" at clip {unit.clip:.4g}, noise {unit.noise:.4g}")
+                    "" if unit.clip is None or unit.noise is None
+                    else f" at clip {unit.clip:.4g}, noise {unit.noise:.4g}")
         error: str | None = None
-        error_code: str | None = None  # the job's error_code when a baseline fails (queue.fail_baseline)
+        error_code: str | None = None  # the job's error_code when a job-level unit fails (queue.fail_unit)
         standalone = False  # a TuningError's message is stored as is, others after "the baseline failed: "
-        outcome: object = None
+        outcome: Outcome | None = None
         try:
             with LeaseKeeper(self, unit):
-                run = self.executor.run_baseline if unit.kind == "baseline" else self.executor.run_trial
-                outcome = run(unit)
+                outcome = run_unit(self.executor, unit)
         except (WorkerInterrupted, KeyboardInterrupt):
             self._release(unit)
             raise WorkerInterrupted("interrupted") from None
@@ -244,7 +241,7 @@ class Worker:
         seconds = time.perf_counter() - started
         self._write_result(unit, outcome, error, seconds, error_code, standalone)
 
-    def _write_result(self, unit: WorkUnit, outcome: object, error: str | None, seconds: float,
+    def _write_result(self, unit: WorkUnit, outcome: Outcome | None, error: str | None, seconds: float,
                       error_code: str | None = None, standalone: bool = False) -> None:
         for attempt in range(WRITE_RETRIES):
             try:
@@ -267,22 +264,14 @@ class Worker:
         else:
             logger.info("worker %s: %s done in %.1f s", self.worker_id, unit.describe(), seconds)
 
-    def _write_once(self, unit: WorkUnit, outcome: object, error: str | None, error_code: str | None = None,
-                    standalone: bool = False) -> bool:
-        from app.tuning.results import TrialMeasurement
-        from workers.executor import BaselineOutcome
-
+    def _write_once(self, unit: WorkUnit, outcome: Outcome | None, error: str | None,
+                    error_code: str | None = None, standalone: bool = False) -> bool:
         with self.database.transaction() as session:
             now = self.clock()
             if error is not None:
-                if unit.kind == "baseline":
-                    return queue.fail_baseline(session, unit, error, now, error_code, prefix=not standalone)
-                return queue.fail_trial(session, unit, error, now)
-            if isinstance(outcome, BaselineOutcome):
-                return queue.complete_baseline(session, unit, outcome.baseline, outcome.delta,
-                                               outcome.preparation, now)
-            assert isinstance(outcome, TrialMeasurement)
-            return queue.complete_trial(session, unit, outcome, now)
+                return queue.fail_unit(session, unit, error, now, error_code, prefix=not standalone)
+            assert outcome is not None
+            return outcome.complete(session, unit, now)
 
     def _release(self, unit: WorkUnit) -> None:
         try:

@@ -28,6 +28,7 @@ from app.datasets.tables import TableSummary, check_flat_schema, read_table, tab
 from app.datasets.upload import ReceivedUpload
 from app.db import utcnow
 from app.jobs import repository as job_repository
+from app.jobs.final_models import remove_models
 from app.logs import exception_summary
 from app.settings import Settings
 
@@ -143,9 +144,9 @@ def list_datasets(session: Session, owner_id: str, page: PageParams) -> Page[Dat
 
 
 def delete_dataset(session: Session, settings: Settings, owner_id: str, dataset_id: str) -> None:
-    """Remove the data set's row, its jobs, trials and recommendations, then (after the commit) its file.
-    Refused while a job on it is queued or running. Workers keep prepared data in memory only, and drop
-    it once no active job needs it."""
+    """Remove the data set's row, the jobs that read it (as their data set or their proxy), their trials and
+    recommendations, then (after the commit) its file and those jobs' final models. Refused while such a job
+    is queued or running. Workers keep prepared data in memory only, and drop it once no active job needs it."""
     record = repository.get_for_update(session, dataset_id, owner_id)
     if record is None:
         raise not_found("dataset", dataset_id)
@@ -154,9 +155,11 @@ def delete_dataset(session: Session, settings: Settings, owner_id: str, dataset_
         raise ApiError(409, "dataset_in_use", f"{len(active)} job(s) on this data set are queued or running; "
                        "cancel them first", {"jobs": active})
     key = record.storage_key
+    jobs = job_repository.job_ids_of_dataset(session, dataset_id)
     job_repository.delete_jobs_of_dataset(session, dataset_id)
     repository.delete_one(session, dataset_id)
     after_commit(session, lambda: remove_stored(settings, key))
+    after_commit(session, lambda: remove_models(settings, jobs))
     logger.info("deleted data set %s", dataset_id)
 
 

@@ -38,6 +38,18 @@ class JobStatus(StrEnum):
 ACTIVE_JOB_STATUSES = (JobStatus.queued, JobStatus.running)
 
 
+class JobStage(StrEnum):
+    """Where an active job is. confirm and final are job-level units, leased like the baseline."""
+
+    baseline = "baseline"
+    search = "search"
+    confirm = "confirm"
+    final = "final"
+
+
+FINISHING_STAGES = (JobStage.confirm, JobStage.final)
+
+
 class TrialStatus(StrEnum):
     running = "running"
     succeeded = "succeeded"
@@ -54,6 +66,9 @@ class JobRecord(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    # A proxy (public or synthetic data of the same columns) the baseline, search and confirmation run on;
+    # the private data set (dataset_id) is then read once, by the final training. NULL: tune on dataset_id.
+    tune_dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
     owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id"), index=True)  # the data set's owner
     status: Mapped[str] = mapped_column(String(16), index=True)
     split: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -63,6 +78,9 @@ class JobRecord(Base):
     requested_delta: Mapped[float | None] = mapped_column(Float)
     # app.tuning.results.MeasurementSpec; NULL (rows from before revision 0003) means its defaults.
     measurement: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # app.tuning.results.GuaranteeSpec; NULL means its defaults (revision 0004 writes the no-guarantee spec
+    # to jobs from before it, which searched noise from 0).
+    guarantee: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     seed: Mapped[int] = mapped_column(BigInteger)
     # Trial count the job ends at: search.budget() at first, lowered to the trials started so far once the
     # time budget is spent or a grid is exhausted.
@@ -79,6 +97,21 @@ class JobRecord(Base):
     baseline_lease_token: Mapped[str | None] = mapped_column(String(36))
     baseline_lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     baseline_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    # Where a queued or running job is: baseline, search, confirm or final (JobStage); NULL once it ended.
+    stage: Mapped[str | None] = mapped_column(String(16))
+    # After the search: the trial `choose` picked, its confirmation ({"measured": TrialMeasurement,
+    # "confirmation": Confirmation}) and the final model's privacy statement (PrivacyStatement).
+    recommended_index: Mapped[int | None] = mapped_column(Integer)
+    confirmation: Mapped[dict[str, Any] | None] = mapped_column(JsonText)
+    final_model: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Why a succeeded job has no recommendation (no trial met max_utility_loss or max_epsilon).
+    no_recommendation_reason: Mapped[str | None] = mapped_column(Text)
+    # The lease of the job-level finishing units (confirm, then final), leased like the baseline.
+    finish_worker: Mapped[str | None] = mapped_column(String(128))
+    finish_lease_token: Mapped[str | None] = mapped_column(String(36))
+    finish_lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finish_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
     error: Mapped[str | None] = mapped_column(Text)
     # Why a failed job failed, for programs: the engine's TuningError code (baseline_not_learning,

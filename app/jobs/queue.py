@@ -1,15 +1,19 @@
 """The durable queue: which unit of work a worker runs next, and how its result is written.
 
-Units of work, in the order a worker looks for them:
+A job goes through stages (jobs.stage): baseline, search, confirm, final. Units of work, in the order a worker
+looks for them:
 1. a trial whose lease expired (its worker died): run again, same index and point;
-2. a job's baseline: the first unit of every job (also re-run when its lease expired);
-3. a new trial of a running job with room under its budget and its `parallelism`.
+2. a job's finishing unit (confirm, then final), leased like the baseline: the chosen point measured again on
+   fresh seeds, then the final model's one training on the private data set;
+3. a job's baseline: the first unit of every job (also re-run when its lease expired);
+4. a new trial of a running job in its search, with room under its budget and its `parallelism`.
 
-Each claim is a short transaction. A new trial's point comes from `suggest()`, which rebuilds the optimizer
-from the stored trials (running ones through the constant liar). It is computed outside any transaction
-(a Gaussian process takes a second) and inserted only if the job's trials are unchanged meanwhile
-(`trials_version`); otherwise it is computed again with the newcomer counted. With parallelism 1 the points
-are exactly those of `app.tuning.engine.tune()` for the same seed.
+Each claim is a short transaction. A new trial's point comes from the engine's one search step
+(`app.tuning.search.search_step`), which rebuilds the optimizer from the stored trials (running ones through
+the constant liar). It is computed outside any transaction (a Gaussian process takes a second) and inserted
+only if the job's trials are unchanged meanwhile (`trials_version`); otherwise it is computed again with the
+newcomer counted. With parallelism 1 the points are exactly those of `app.tuning.engine.tune()` for the same
+seed. When the budget is used up and no trial runs, `recommendation.choose` picks the point to confirm.
 
 The engine's functions compute; this module decides and writes. Every function takes the session of a
 transaction the caller commits.
@@ -21,16 +25,24 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from sqlalchemy.orm import Session
 
 from app.datasets import repository as dataset_repository
 from app.jobs import repository
-from app.jobs.models import COUNTED_TRIAL_STATUSES, JobRecord, JobStatus, RecommendationRecord, TrialRecord, TrialStatus
-from app.tuning.objective import pareto_front, recommend, score
-from app.tuning.results import Baseline, MeasurementSpec, Trial, TrialMeasurement
-from app.tuning.search import Point, SearchSpec, suggest
+from app.jobs.models import (
+    COUNTED_TRIAL_STATUSES, JobRecord, JobStage, JobStatus, RecommendationRecord, TrialRecord, TrialStatus,
+)
+from app.tuning.accounting import dp_sgd_steps, sampling_rate
+from app.tuning.model_spec import ModelSpec
+from app.tuning.objective import pareto_front, score
+from app.tuning.recommendation import Choice, TuneSource, build_recommendation, choose, observations
+from app.tuning.results import (
+    Baseline, Confirmation, FailedTrial, GuaranteeSpec, MeasurementSpec, PrivacyStatement, TrainingConfig, Trial,
+    TrialMeasurement,
+)
+from app.tuning.search import Observation, Point, SearchSpace, SearchSpec, SearchStep, search_space, search_step
 
 logger = logging.getLogger("dptune.queue")
 
@@ -42,6 +54,9 @@ MAX_ERROR_CHARS = 2000
 BASELINE_FAILED = "baseline_failed"
 BASELINE_ABANDONED = "baseline_abandoned"
 NO_TRIAL_SUCCEEDED = "no_trial_succeeded"
+
+UnitKind = Literal["baseline", "trial", "confirm", "final"]
+FinishKind = Literal["confirm", "final"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +72,11 @@ class DatasetRef:
 
 @dataclass(frozen=True)
 class WorkUnit:
-    kind: str  # "baseline" or "trial"
+    """One unit of work and everything the executor needs for it. `dataset` is the data the unit reads: the
+    proxy (tune_dataset_id) for baseline, trials and confirmation when the job has one, the private data set
+    for the final training."""
+
+    kind: UnitKind
     job_id: str
     lease_token: str
     attempt: int
@@ -66,32 +85,84 @@ class WorkUnit:
     model: dict[str, Any]
     seed: int
     requested_delta: float | None
-    delta: float | None = None  # set for trials (fixed by the baseline)
-    measurement: MeasurementSpec = field(default_factory=MeasurementSpec)  # the job's, for baseline and trials
-    trial_index: int | None = None
+    delta: float | None = None  # the search data's delta (fixed by the baseline); set for all but the baseline
+    measurement: MeasurementSpec = field(default_factory=MeasurementSpec)  # the job's
+    guarantee: GuaranteeSpec = field(default_factory=GuaranteeSpec)  # the job's
+    search: dict[str, Any] = field(default_factory=dict)  # the job's SearchSpec
+    tradeoff: float = 0.5
+    trial_index: int | None = None  # trial: its index; confirm and final: the chosen trial's
     clip: float | None = None
     noise: float | None = None
+    baseline: Baseline | None = None  # confirm: what the confirmation is scored against
+    search_members: int | None = None  # final: members of the data the search ran on
+    tuned_on: TuneSource = "private"
 
     def describe(self) -> str:
-        if self.kind == "baseline":
-            return f"job {self.job_id} baseline"
-        return f"job {self.job_id} trial {self.trial_index}"
+        if self.kind == "trial":
+            return f"job {self.job_id} trial {self.trial_index}"
+        return f"job {self.job_id} {self.kind}"
+
+
+class Outcome(Protocol):
+    """What a unit produced; `complete` writes it, if the unit still holds its lease."""
+
+    def complete(self, session: Session, unit: WorkUnit, now: datetime) -> bool: ...
+
+
+@dataclass(frozen=True)
+class BaselineOutcome:
+    baseline: Baseline
+    delta: float
+    preparation: dict[str, Any]
+
+    def complete(self, session: Session, unit: WorkUnit, now: datetime) -> bool:
+        return complete_baseline(session, unit, self.baseline, self.delta, self.preparation, now)
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    measurement: TrialMeasurement
+
+    def complete(self, session: Session, unit: WorkUnit, now: datetime) -> bool:
+        return complete_trial(session, unit, self.measurement, now)
+
+
+@dataclass(frozen=True)
+class ConfirmOutcome:
+    """engine.confirm's result: the chosen point measured on fresh seeds, and its summary."""
+
+    measured: TrialMeasurement
+    confirmation: Confirmation
+
+    def complete(self, session: Session, unit: WorkUnit, now: datetime) -> bool:
+        return complete_confirm(session, unit, self, now)
+
+
+@dataclass(frozen=True)
+class FinalOutcome:
+    """The final model was saved under models/<job id>; this is its privacy.json."""
+
+    statement: PrivacyStatement
+
+    def complete(self, session: Session, unit: WorkUnit, now: datetime) -> bool:
+        return complete_final(session, unit, self.statement, now)
 
 
 @dataclass(frozen=True)
 class TrialSnapshot:
-    """A running job's trials as `suggest()` needs them, with the version they were read at."""
+    """A running job's trials as the search step needs them, with the version they were read at."""
 
     job_id: str
     version: int
     search: SearchSpec
+    space: SearchSpace
     seed: int
     started_at: datetime | None
     counted: int
     running: int
     budget: int
     parallelism: int
-    observed: list[tuple[Point, float]]
+    observed: list[Observation]
     pending: list[Point]
 
 
@@ -99,7 +170,8 @@ class TrialSnapshot:
 
 
 def claim_leftover(session: Session, worker: str, now: datetime, lease: timedelta) -> WorkUnit | None:
-    """Steps 1 and 2: an expired trial, or a baseline. Also finalises jobs that are complete."""
+    """Steps 1 to 3: an expired trial, a finishing unit, or a baseline. Also finalises searches that are
+    complete."""
     finalize_ready_jobs(session, now)
     while (trial := repository.lock_expired_trial(session, now)) is not None:
         if trial.attempts >= MAX_ATTEMPTS:
@@ -119,6 +191,18 @@ def claim_leftover(session: Session, worker: str, now: datetime, lease: timedelt
         logger.info("job %s trial %d: lease expired, running it again (attempt %d)",
                     job.id, trial.trial_index, trial.attempts)
         return _trial_unit(session, job, trial)
+    while (job := repository.lock_job_needing_finish(session, now)) is not None:
+        kind: FinishKind = "final" if job.stage == JobStage.final.value else "confirm"
+        if job.finish_attempts >= MAX_ATTEMPTS:
+            _finish_job(session, job, JobStatus.failed, now,
+                        f"the {kind} stage was abandoned: its worker stopped {job.finish_attempts} times",
+                        f"{kind}_abandoned")
+            continue
+        job.finish_attempts += 1
+        job.finish_worker = worker
+        job.finish_lease_token = _token()
+        job.finish_lease_expires_at = now + lease
+        return _finish_unit(session, job, kind)
     while (job := repository.lock_job_needing_baseline(session, now)) is not None:
         if job.baseline_attempts >= MAX_ATTEMPTS:
             _finish_job(session, job, JobStatus.failed, now,
@@ -126,12 +210,13 @@ def claim_leftover(session: Session, worker: str, now: datetime, lease: timedelt
                         BASELINE_ABANDONED)
             continue
         job.status = JobStatus.running.value
+        job.stage = JobStage.baseline.value
         job.started_at = job.started_at or now
         job.baseline_attempts += 1
         job.baseline_worker = worker
         job.baseline_lease_token = _token()
         job.baseline_lease_expires_at = now + lease
-        return _baseline_unit(session, job)
+        return _unit(session, job, "baseline", job.baseline_lease_token, job.baseline_attempts)
     return None
 
 
@@ -141,53 +226,45 @@ def jobs_wanting_trials(session: Session, limit: int = 8) -> list[tuple[str, int
 
 def read_snapshot(session: Session, job_id: str) -> TrialSnapshot | None:
     job = repository.get_job(session, job_id)
-    if job is None or job.status != JobStatus.running.value or job.baseline is None:
+    if (job is None or job.status != JobStatus.running.value or job.baseline is None
+            or job.stage != JobStage.search.value):
         return None
     trials = repository.trials_of_job(session, job_id, [s.value for s in COUNTED_TRIAL_STATUSES])
+    running = [t for t in trials if t.status == TrialStatus.running.value]
     return TrialSnapshot(
         job_id=job.id,
         version=job.trials_version,
         search=SearchSpec.model_validate(job.search),
+        space=job_space(job),
         seed=job.seed,
         started_at=job.started_at,
         counted=len(trials),
-        running=sum(1 for t in trials if t.status == TrialStatus.running.value),
+        running=len(running),
         budget=job.budget,
         parallelism=job.parallelism,
-        observed=observed_points(trials),
-        pending=[(t.clip, t.noise) for t in trials if t.status == TrialStatus.running.value],
+        observed=observed_points(trials, Baseline.model_validate(job.baseline), job.tradeoff),
+        pending=[(t.clip, t.noise) for t in running],
     )
 
 
-def observed_points(trials: list[TrialRecord]) -> list[tuple[Point, float]]:
-    """Finished trials in index order. A failed trial enters with the worst objective seen, so the search
-    moves away from it (and grid or random search moves on past it)."""
-    finished = [t for t in trials if t.status in (TrialStatus.succeeded.value, TrialStatus.failed.value)]
-    objectives = [t.objective for t in finished if t.status == TrialStatus.succeeded.value and t.objective is not None]
-    penalty = min(objectives) if objectives else 0.0
-    return [
-        ((t.clip, t.noise), t.objective if t.status == TrialStatus.succeeded.value and t.objective is not None
-         else penalty)
-        for t in finished
-    ]
+def observed_points(trials: list[TrialRecord], baseline: Baseline, tradeoff: float) -> list[Observation]:
+    """Finished trials as the search sees them (recommendation.observations): succeeded ones with their
+    objective and its standard error, failed ones without (search.scored_observations penalises them)."""
+    succeeded = [scored_trial(t, baseline, tradeoff) for t in trials if t.status == TrialStatus.succeeded.value]
+    return observations(succeeded, failed_trials(trials))
 
 
-def time_is_up(snapshot: TrialSnapshot, now: datetime) -> bool:
-    seconds = snapshot.search.seconds
-    if seconds is None or snapshot.started_at is None:
-        return False
-    return (now - snapshot.started_at).total_seconds() >= seconds
-
-
-def next_point(snapshot: TrialSnapshot) -> Point | None:
-    """Pure: the engine's suggestion for this snapshot (None when a grid is exhausted)."""
-    return suggest(snapshot.search, snapshot.observed, snapshot.pending, snapshot.seed)
+def next_point(snapshot: TrialSnapshot, now: datetime) -> SearchStep:
+    """Pure: the engine's search step for this snapshot: the next point, or why the search stops."""
+    elapsed = (now - snapshot.started_at).total_seconds() if snapshot.started_at is not None else 0.0
+    return search_step(snapshot.search, snapshot.space, snapshot.observed, snapshot.pending, seed=snapshot.seed,
+                       elapsed_seconds=elapsed, budget=snapshot.budget)
 
 
 def insert_trial(
     session: Session, snapshot: TrialSnapshot, point: Point, worker: str, now: datetime, lease: timedelta
 ) -> WorkUnit | None:
-    """Step 3: insert the suggested trial, if the job's trials did not change since the snapshot."""
+    """Step 4: insert the suggested trial, if the job's trials did not change since the snapshot."""
     job = repository.lock_running_job(session, snapshot.job_id, snapshot.version)
     if job is None:
         return None  # another worker added or finished a trial meanwhile, or the job ended: suggest again
@@ -209,7 +286,7 @@ def insert_trial(
 
 
 def close_budget(session: Session, snapshot: TrialSnapshot, now: datetime, reason: str) -> None:
-    """The time budget is spent or the grid exhausted: the job ends at the trials started so far."""
+    """The time budget is spent or the grid exhausted: the search ends at the trials started so far."""
     job = repository.lock_running_job(session, snapshot.job_id)
     if job is None:
         return
@@ -228,7 +305,9 @@ def renew_lease(session: Session, unit: WorkUnit, expires_at: datetime) -> bool:
     """Heartbeat. False when the lease is gone (expired and taken over, or the job was cancelled)."""
     if unit.kind == "baseline":
         return repository.renew_baseline_lease(session, unit.lease_token, expires_at)
-    return repository.renew_trial_lease(session, unit.lease_token, expires_at)
+    if unit.kind == "trial":
+        return repository.renew_trial_lease(session, unit.lease_token, expires_at)
+    return repository.renew_finish_lease(session, unit.lease_token, unit.kind, expires_at)
 
 
 def release(session: Session, unit: WorkUnit, now: datetime) -> None:
@@ -238,6 +317,12 @@ def release(session: Session, unit: WorkUnit, now: datetime) -> None:
         if job is not None:
             job.baseline_lease_expires_at = now
             job.baseline_attempts = max(0, job.baseline_attempts - 1)  # a release is not a crash
+        return
+    if unit.kind in ("confirm", "final"):
+        job = repository.lock_job_by_finish_token(session, unit.lease_token, unit.kind)
+        if job is not None:
+            job.finish_lease_expires_at = now
+            job.finish_attempts = max(0, job.finish_attempts - 1)
         return
     trial = repository.lock_trial_by_token(session, unit.lease_token)
     if trial is not None:
@@ -257,11 +342,27 @@ def complete_baseline(
     job.baseline = baseline.model_dump(mode="python")
     job.delta = delta
     job.preparation = preparation
+    job.stage = JobStage.search.value
     job.baseline_finished_at = now
     job.baseline_lease_token = None
     job.baseline_lease_expires_at = None
     job.trials_version += 1
     return True
+
+
+def fail_unit(session: Session, unit: WorkUnit, message: str, now: datetime, code: str | None = None,
+              prefix: bool = True) -> bool:
+    """Write a unit's failure: a failed trial is recorded and the search goes on; a failed baseline,
+    confirmation or final training fails the job."""
+    if unit.kind == "baseline":
+        return fail_baseline(session, unit, message, now, code, prefix)
+    if unit.kind == "trial":
+        return fail_trial(session, unit, message, now)
+    job = repository.lock_job_by_finish_token(session, unit.lease_token, unit.kind)
+    if job is None:
+        return False
+    error = f"the {unit.kind} stage failed: {_clip(message)}" if prefix else _clip(message)
+    return _finish_job(session, job, JobStatus.failed, now, error, code or f"{unit.kind}_failed")
 
 
 def fail_baseline(session: Session, unit: WorkUnit, message: str, now: datetime, code: str | None = None,
@@ -272,8 +373,7 @@ def fail_baseline(session: Session, unit: WorkUnit, message: str, now: datetime,
     if job is None:
         return False
     error = f"the baseline failed: {_clip(message)}" if prefix else _clip(message)
-    _finish_job(session, job, JobStatus.failed, now, error, code or BASELINE_FAILED)
-    return True
+    return _finish_job(session, job, JobStatus.failed, now, error, code or BASELINE_FAILED)
 
 
 def complete_trial(session: Session, unit: WorkUnit, measurement: TrialMeasurement, now: datetime) -> bool:
@@ -314,7 +414,55 @@ def _fail_trial_row(session: Session, job: JobRecord, trial: TrialRecord, messag
     maybe_finalize(session, job, now)
 
 
-# ---------------------------------------------------------------------------------------------- the end of a job
+def complete_confirm(session: Session, unit: WorkUnit, outcome: ConfirmOutcome, now: datetime) -> bool:
+    """Store the confirmation; the job moves on to its final training."""
+    job = repository.lock_job_by_finish_token(session, unit.lease_token, "confirm")
+    if job is None:
+        return False
+    job.confirmation = {"measured": outcome.measured.model_dump(mode="python"),
+                        "confirmation": outcome.confirmation.model_dump(mode="python")}
+    job.stage = JobStage.final.value
+    _end_finish_lease(job)
+    logger.info("job %s: trial %s confirmed over %d seeds", job.id, job.recommended_index,
+                outcome.confirmation.repeats)
+    return True
+
+
+def complete_final(session: Session, unit: WorkUnit, statement: PrivacyStatement, now: datetime) -> bool:
+    """The final model exists: write its statement and the confirmed recommendation (whose training is the
+    final model's configuration), and end the job as succeeded."""
+    job = repository.lock_job_by_finish_token(session, unit.lease_token, "final")
+    if job is None:
+        return False
+    assert job.confirmation is not None and job.baseline is not None
+    trials = stored_trials(session, job)
+    choice = job_choice(job, trials)
+    if choice.trial is None or choice.trial.index != job.recommended_index:
+        # choose() is deterministic for the same trials and seed; anything else is a bug worth stopping on.
+        return _finish_job(session, job, JobStatus.failed, now, "the chosen trial changed between the search "
+                           "and the final training", "final_failed")
+    training = TrainingConfig.model_validate(statement.model_dump(include=set(TrainingConfig.model_fields)))
+    recommendation = build_recommendation(
+        choice, Baseline.model_validate(job.baseline), job.tradeoff, job_guarantee(job), training,
+        confirmed=TrialMeasurement.model_validate(job.confirmation["measured"]),
+        confirmation=Confirmation.model_validate(job.confirmation["confirmation"]), tuned_on=job_tuned_on(job))
+    job.final_model = statement.model_dump(mode="json")
+    if not _finish_job(session, job, JobStatus.succeeded, now, None):
+        return False
+    repository.add_recommendation(session, RecommendationRecord(
+        job_id=job.id,
+        tradeoff=job.tradeoff,
+        trial_index=recommendation.index,
+        recommendation=recommendation.model_dump(mode="python"),
+        pareto_front=pareto_front(trials),
+        created_at=now,
+    ))
+    logger.info("job %s succeeded: %d trials, recommended trial %d, final model saved", job.id, len(trials),
+                recommendation.index)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------- the end of a search
 
 
 def finalize_ready_jobs(session: Session, now: datetime) -> None:
@@ -325,9 +473,10 @@ def finalize_ready_jobs(session: Session, now: datetime) -> None:
 
 
 def maybe_finalize(session: Session, job: JobRecord, now: datetime) -> bool:
-    """Finalise a locked running job whose budget is used up and no trial runs. Exactly once: the status
-    change is conditional on `running` and the caller holds the job's row lock."""
-    if job.status != JobStatus.running.value or job.baseline is None:
+    """End the search of a locked running job whose budget is used up and no trial runs: choose the point
+    to recommend (then the job goes on to confirm it), or end the job. Exactly once: the caller holds the
+    job's row lock and the stage moves on from search."""
+    if job.status != JobStatus.running.value or job.baseline is None or job.stage != JobStage.search.value:
         return False
     session.flush()
     counts = repository.trial_counts(session, job.id)
@@ -340,21 +489,25 @@ def maybe_finalize(session: Session, job: JobRecord, now: datetime) -> bool:
         first = f"; the first: {failures[0].error}" if failures else ""
         return _finish_job(session, job, JobStatus.failed, now, f"no trial succeeded ({counted} ran){first}",
                            NO_TRIAL_SUCCEEDED)
-    baseline = Baseline.model_validate(job.baseline)
-    recommendation = recommend(trials, baseline, job.tradeoff)
-    assert recommendation is not None
-    if not _finish_job(session, job, JobStatus.succeeded, now, None):
-        return False
-    repository.add_recommendation(session, RecommendationRecord(
-        job_id=job.id,
-        tradeoff=job.tradeoff,
-        trial_index=recommendation.index,
-        recommendation=recommendation.model_dump(mode="python"),
-        pareto_front=pareto_front(trials),
-        created_at=now,
-    ))
-    logger.info("job %s succeeded: %d trials, recommended trial %d", job.id, len(trials), recommendation.index)
+    choice = job_choice(job, trials)
+    if choice.trial is None:
+        job.no_recommendation_reason = choice.reason
+        if not _finish_job(session, job, JobStatus.succeeded, now, None):
+            return False
+        logger.info("job %s succeeded: %d trials, no point meets the guarantee's limits", job.id, len(trials))
+        return True
+    job.stage = JobStage.confirm.value
+    job.recommended_index = choice.trial.index
+    job.finish_attempts = 0
+    job.trials_version += 1
+    logger.info("job %s: search done (%d trials), confirming trial %d", job.id, len(trials), choice.trial.index)
     return True
+
+
+def _end_finish_lease(job: JobRecord) -> None:
+    job.finish_lease_token = None
+    job.finish_lease_expires_at = None
+    job.finish_attempts = 0
 
 
 def _finish_job(session: Session, job: JobRecord, status: JobStatus, now: datetime, error: str | None,
@@ -364,8 +517,11 @@ def _finish_job(session: Session, job: JobRecord, status: JobStatus, now: dateti
         return False
     session.refresh(job)
     if status != JobStatus.succeeded:
-        logger.info("job %s %s: %s", job.id, status.value, error)
+        logger.info("job %s %s: %s", job.id, status.value, error_code)
     return True
+
+
+# ---------------------------------------------------------------------------------------------- a job's engine inputs
 
 
 def stored_trials(session: Session, job: JobRecord) -> list[Trial]:
@@ -373,10 +529,58 @@ def stored_trials(session: Session, job: JobRecord) -> list[Trial]:
     if job.baseline is None:
         return []
     baseline = Baseline.model_validate(job.baseline)
-    return [
-        score(TrialMeasurement.model_validate(t.measurement), baseline, job.tradeoff, t.trial_index)
-        for t in repository.trials_of_job(session, job.id, [TrialStatus.succeeded.value])
-    ]
+    return [scored_trial(t, baseline, job.tradeoff)
+            for t in repository.trials_of_job(session, job.id, [TrialStatus.succeeded.value])]
+
+
+def failed_trials(trials: list[TrialRecord]) -> list[FailedTrial]:
+    """Failed trial rows as the engine's FailedTrial."""
+    return [FailedTrial(index=t.trial_index, clip=t.clip, noise=t.noise, error=t.error or "")
+            for t in trials if t.status == TrialStatus.failed.value]
+
+
+def scored_trial(record: TrialRecord, baseline: Baseline, tradeoff: float) -> Trial:
+    return score(TrialMeasurement.model_validate(record.measurement), baseline, tradeoff, record.trial_index)
+
+
+def job_measurement(job: JobRecord) -> MeasurementSpec:
+    """The job's MeasurementSpec; NULL (a job from before revision 0003) means its defaults."""
+    return MeasurementSpec.model_validate(job.measurement) if job.measurement is not None else MeasurementSpec()
+
+
+def job_guarantee(job: JobRecord) -> GuaranteeSpec:
+    """The job's GuaranteeSpec; NULL means its defaults."""
+    return GuaranteeSpec.model_validate(job.guarantee) if job.guarantee is not None else GuaranteeSpec()
+
+
+def job_tuned_on(job: JobRecord) -> TuneSource:
+    return "proxy" if job.tune_dataset_id is not None else "private"
+
+
+def search_members(job: JobRecord) -> int:
+    """Members of the split the search ran on (the proxy's, when there is one)."""
+    assert job.preparation is not None
+    return int(job.preparation["split_sizes"]["members"])
+
+
+def job_space(job: JobRecord) -> SearchSpace:
+    """engine.space_for for the job: the space its guarantee allows at the search data's sampling rate and
+    steps. (Computed here from search_space: importing app.tuning.engine loads TensorFlow, which the API
+    process does not need.)"""
+    assert job.delta is not None
+    spec = ModelSpec.model_validate(job.model)
+    guarantee = job_guarantee(job)
+    n = search_members(job)
+    return search_space(SearchSpec.model_validate(job.search), max_epsilon=guarantee.max_epsilon,
+                        target_epsilon=guarantee.target_epsilon, sampling_rate=sampling_rate(n, spec.batch_size),
+                        steps=dp_sgd_steps(n, spec.batch_size, spec.epochs), delta=job.delta)
+
+
+def job_choice(job: JobRecord, trials: list[Trial], tradeoff: float | None = None) -> Choice:
+    """recommendation.choose over the job's stored trials, at its trade-off unless another is given."""
+    assert job.baseline is not None
+    return choose(trials, Baseline.model_validate(job.baseline), job.tradeoff if tradeoff is None else tradeoff,
+                  job_space(job), job_guarantee(job), job.seed)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -388,46 +592,45 @@ def _lock_job_of(session: Session, unit: WorkUnit) -> JobRecord | None:
 
 
 def _trial_unit(session: Session, job: JobRecord, trial: TrialRecord) -> WorkUnit:
+    return _unit(session, job, "trial", trial.lease_token, trial.attempts, trial_index=trial.trial_index,
+                 clip=trial.clip, noise=trial.noise)
+
+
+def _finish_unit(session: Session, job: JobRecord, kind: FinishKind) -> WorkUnit:
+    """The confirmation or the final training of the chosen trial's point."""
+    chosen = repository.trial_by_index(session, job.id, job.recommended_index)
+    assert chosen is not None and job.baseline is not None
+    return _unit(session, job, kind, job.finish_lease_token, job.finish_attempts, trial_index=chosen.trial_index,
+                 clip=chosen.clip, noise=chosen.noise, baseline=Baseline.model_validate(job.baseline),
+                 search_members=search_members(job))
+
+
+def _unit(session: Session, job: JobRecord, kind: UnitKind, token: str | None, attempt: int,
+          **fields: Any) -> WorkUnit:
     return WorkUnit(
-        kind="trial",
+        kind=kind,
         job_id=job.id,
-        lease_token=str(trial.lease_token),
-        attempt=trial.attempts,
-        dataset=_dataset_ref(session, job),
+        lease_token=str(token),
+        attempt=attempt,
+        dataset=_dataset_ref(session, job, private=kind == "final"),
         split=dict(job.split),
         model=dict(job.model),
         seed=job.seed,
         requested_delta=job.requested_delta,
         delta=job.delta,
         measurement=job_measurement(job),
-        trial_index=trial.trial_index,
-        clip=trial.clip,
-        noise=trial.noise,
+        guarantee=job_guarantee(job),
+        search=dict(job.search),
+        tradeoff=job.tradeoff,
+        tuned_on=job_tuned_on(job),
+        **fields,
     )
 
 
-def _baseline_unit(session: Session, job: JobRecord) -> WorkUnit:
-    return WorkUnit(
-        kind="baseline",
-        job_id=job.id,
-        lease_token=str(job.baseline_lease_token),
-        attempt=job.baseline_attempts,
-        dataset=_dataset_ref(session, job),
-        split=dict(job.split),
-        model=dict(job.model),
-        seed=job.seed,
-        requested_delta=job.requested_delta,
-        measurement=job_measurement(job),
-    )
-
-
-def job_measurement(job: JobRecord) -> MeasurementSpec:
-    """The job's MeasurementSpec; NULL (a job from before revision 0003) means its defaults."""
-    return MeasurementSpec.model_validate(job.measurement) if job.measurement is not None else MeasurementSpec()
-
-
-def _dataset_ref(session: Session, job: JobRecord) -> DatasetRef:
-    dataset = dataset_repository.get(session, job.dataset_id)
+def _dataset_ref(session: Session, job: JobRecord, private: bool) -> DatasetRef:
+    """The data a unit reads: the proxy unless it is the final training (or the job has no proxy)."""
+    dataset_id = job.dataset_id if private or job.tune_dataset_id is None else job.tune_dataset_id
+    dataset = dataset_repository.get(session, dataset_id)
     assert dataset is not None  # a data set with active jobs cannot be deleted
     return DatasetRef(
         dataset_id=dataset.id,

@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 from app.jobs.models import (
     ACTIVE_JOB_STATUSES,
     COUNTED_TRIAL_STATUSES,
+    FINISHING_STAGES,
     JobRecord,
+    JobStage,
     JobStatus,
     RecommendationRecord,
     TrialRecord,
@@ -72,27 +74,39 @@ def list_jobs(
     return list(rows), int(total)
 
 
+def _uses_dataset(dataset_id: str) -> Any:
+    """Jobs that read the data set: as their private data set or as their proxy."""
+    return or_(JobRecord.dataset_id == dataset_id, JobRecord.tune_dataset_id == dataset_id)
+
+
+def job_ids_of_dataset(session: Session, dataset_id: str, active_only: bool = False) -> list[str]:
+    conditions = [_uses_dataset(dataset_id)]
+    if active_only:
+        conditions.append(JobRecord.status.in_([s.value for s in ACTIVE_JOB_STATUSES]))
+    return list(session.scalars(select(JobRecord.id).where(*conditions).order_by(JobRecord.id)).all())
+
+
 def active_job_ids_for_dataset(session: Session, dataset_id: str) -> list[str]:
-    return list(session.scalars(
-        select(JobRecord.id).where(
-            JobRecord.dataset_id == dataset_id, JobRecord.status.in_([s.value for s in ACTIVE_JOB_STATUSES])
-        )
-    ).all())
+    return job_ids_of_dataset(session, dataset_id, active_only=True)
 
 
 def delete_jobs_of_dataset(session: Session, dataset_id: str) -> int:
-    """Everything derived from a data set: its jobs, their trials and recommendations."""
-    job_ids = select(JobRecord.id).where(JobRecord.dataset_id == dataset_id).scalar_subquery()
+    """Everything derived from a data set: the jobs that read it (private or proxy), their trials and
+    recommendations."""
+    job_ids = select(JobRecord.id).where(_uses_dataset(dataset_id)).scalar_subquery()
     session.execute(delete(RecommendationRecord).where(RecommendationRecord.job_id.in_(job_ids)))
     session.execute(delete(TrialRecord).where(TrialRecord.job_id.in_(job_ids)))
-    result = session.execute(delete(JobRecord).where(JobRecord.dataset_id == dataset_id))
+    result = session.execute(delete(JobRecord).where(_uses_dataset(dataset_id)))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def dataset_ids_with_active_jobs(session: Session) -> set[str]:
-    return set(session.scalars(
-        select(JobRecord.dataset_id).where(JobRecord.status.in_([s.value for s in ACTIVE_JOB_STATUSES])).distinct()
-    ).all())
+    """Data sets an active job reads (its private data set or its proxy)."""
+    rows = session.execute(
+        select(JobRecord.dataset_id, JobRecord.tune_dataset_id)
+        .where(JobRecord.status.in_([s.value for s in ACTIVE_JOB_STATUSES])).distinct()
+    ).all()
+    return {dataset_id for row in rows for dataset_id in row if dataset_id is not None}
 
 
 # ---------------------------------------------------------------------------------------------- trials
@@ -158,6 +172,12 @@ def failed_trials(session: Session, job_id: str, limit: int) -> list[TrialRecord
         select(TrialRecord).where(TrialRecord.job_id == job_id, TrialRecord.status == TrialStatus.failed.value)
         .order_by(TrialRecord.trial_index).limit(limit)
     ).all())
+
+
+def trial_by_index(session: Session, job_id: str, index: int | None) -> TrialRecord | None:
+    return session.scalars(
+        select(TrialRecord).where(TrialRecord.job_id == job_id, TrialRecord.trial_index == index)
+    ).first()
 
 
 def best_trial(session: Session, job_id: str) -> TrialRecord | None:
@@ -231,6 +251,23 @@ def lock_job_needing_baseline(session: Session, now: datetime) -> JobRecord | No
     ).first()
 
 
+def lock_job_needing_finish(session: Session, now: datetime) -> JobRecord | None:
+    """The oldest running job at a finishing stage (confirm, final) whose unit is not leased, or whose
+    lease expired."""
+    return session.scalars(
+        select(JobRecord)
+        .where(
+            JobRecord.status == JobStatus.running.value,
+            JobRecord.stage.in_([s.value for s in FINISHING_STAGES]),
+            or_(JobRecord.finish_lease_token.is_(None), JobRecord.finish_lease_expires_at < now),
+        )
+        .order_by(JobRecord.created_at, JobRecord.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    ).first()
+
+
 def _count_trials(status_values: Sequence[str]) -> Any:
     return (
         select(func.count()).select_from(TrialRecord)
@@ -248,7 +285,7 @@ def jobs_wanting_trials(session: Session, limit: int) -> list[tuple[str, int]]:
         select(JobRecord.id, JobRecord.trials_version)
         .where(
             JobRecord.status == JobStatus.running.value,
-            JobRecord.baseline_finished_at.is_not(None),
+            JobRecord.stage == JobStage.search.value,
             running < JobRecord.parallelism,
             counted < JobRecord.budget,
         )
@@ -259,14 +296,14 @@ def jobs_wanting_trials(session: Session, limit: int) -> list[tuple[str, int]]:
 
 
 def jobs_ready_to_finalize(session: Session, limit: int) -> list[str]:
-    """Running jobs past their baseline with no running trial and the budget used up."""
+    """Running jobs in their search with no running trial and the budget used up."""
     running = _count_trials([TrialStatus.running.value])
     counted = _count_trials([s.value for s in COUNTED_TRIAL_STATUSES])
     rows = session.scalars(
         select(JobRecord.id)
         .where(
             JobRecord.status == JobStatus.running.value,
-            JobRecord.baseline_finished_at.is_not(None),
+            JobRecord.stage == JobStage.search.value,
             running == 0,
             counted >= JobRecord.budget,
         )
@@ -319,6 +356,16 @@ def renew_baseline_lease(session: Session, token: str, expires_at: datetime) -> 
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def renew_finish_lease(session: Session, token: str, stage: str, expires_at: datetime) -> bool:
+    result = session.execute(
+        update(JobRecord)
+        .where(JobRecord.finish_lease_token == token, JobRecord.status == JobStatus.running.value,
+               JobRecord.stage == stage)
+        .values(finish_lease_expires_at=expires_at)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def lock_trial_by_token(session: Session, token: str) -> TrialRecord | None:
     """The caller's own running trial, if it still holds the lease (a late worker's result is refused)."""
     return session.scalars(
@@ -342,6 +389,17 @@ def lock_job_by_baseline_token(session: Session, token: str) -> JobRecord | None
     ).first()
 
 
+def lock_job_by_finish_token(session: Session, token: str, stage: str) -> JobRecord | None:
+    """The running job whose finishing unit at `stage` the caller still holds."""
+    return session.scalars(
+        select(JobRecord)
+        .where(JobRecord.finish_lease_token == token, JobRecord.status == JobStatus.running.value,
+               JobRecord.stage == stage)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+
+
 def bump_trials_version(session: Session, job_id: str) -> None:
     session.execute(
         update(JobRecord).where(JobRecord.id == job_id).values(trials_version=JobRecord.trials_version + 1)
@@ -354,8 +412,9 @@ def mark_job_finished(session: Session, job_id: str, status: JobStatus, now: dat
     result = session.execute(
         update(JobRecord)
         .where(JobRecord.id == job_id, JobRecord.status == JobStatus.running.value)
-        .values(status=status.value, finished_at=now, error=error, error_code=error_code,
-                baseline_lease_token=None, baseline_lease_expires_at=None)
+        .values(status=status.value, finished_at=now, error=error, error_code=error_code, stage=None,
+                baseline_lease_token=None, baseline_lease_expires_at=None, finish_lease_token=None,
+                finish_lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""/v1/jobs: queue a tuning job, poll it, read its trials and recommendation, cancel it."""
+"""/v1/jobs: queue a tuning job, poll it, read its trials, recommendation and final model, cancel it."""
 
 from __future__ import annotations
 
@@ -60,6 +60,19 @@ def get_recommendation(
 @router.get("/{job_id}/result", summary="The whole result, as `dptune tune --json` writes it")
 def get_result(job_id: str, session: SessionDep, principal: PrincipalDep) -> TuningResult:
     return service.tuning_result(session, service.get_job(session, principal.owner_id, job_id))
+
+
+@router.get(
+    "/{job_id}/model",
+    summary="The final model as a zip: model.keras (a plain Keras model, probabilities out) and privacy.json "
+    "(its epsilon, delta and the complete training configuration they hold for); 409 until the job trained it",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}, "description": "model.keras and privacy.json"}},
+)
+def get_model(job_id: str, session: SessionDep, settings: SettingsDep, principal: PrincipalDep) -> Response:
+    job = service.get_job(session, principal.owner_id, job_id)
+    return Response(content=service.model_zip(job, settings), media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="dptune-model-{job.id}.zip"'})
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a queued or running job; finished trials are kept")

@@ -7,21 +7,26 @@ import math
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from app.datasets.splits import SplitSpec
-from app.jobs.models import JobStatus
+from app.jobs.models import JobStage, JobStatus
 from app.tuning.model_spec import ModelSpec
-from app.tuning.results import Baseline, MeasurementSpec, PrivacyGame, Recommendation, Trial
+from app.tuning.results import Baseline, GuaranteeSpec, MeasurementSpec, PrivacyGame, Recommendation, Trial
 from app.tuning.search import SearchSpec
 
-# JobCreate takes MeasurementSpec's fields at its top level; their bounds and descriptions are MeasurementSpec's
-# own (one definition), copied so the two models never share a FieldInfo.
+# JobCreate takes MeasurementSpec's and GuaranteeSpec's fields at its top level; their bounds and descriptions
+# are the engine's own (one definition), copied so the models never share a FieldInfo.
 MEASUREMENT_FIELDS = tuple(MeasurementSpec.model_fields)
+GUARANTEE_FIELDS = tuple(GuaranteeSpec.model_fields)
 
 
 def _measurement_field(name: str) -> Any:
     return copy.deepcopy(MeasurementSpec.model_fields[name])
+
+
+def _guarantee_field(name: str) -> Any:
+    return copy.deepcopy(GuaranteeSpec.model_fields[name])
 
 
 class JobCreate(BaseModel):
@@ -42,9 +47,30 @@ class JobCreate(BaseModel):
     reference_models: int = _measurement_field("reference_models")
     audit_reference_models: int = _measurement_field("audit_reference_models")
     allow_weak_baseline: bool = _measurement_field("allow_weak_baseline")
+    max_epsilon: float | None = _guarantee_field("max_epsilon")
+    target_epsilon: float | None = _guarantee_field("target_epsilon")
+    confirm_repeats: int = _guarantee_field("confirm_repeats")
+    max_utility_loss: float | None = _guarantee_field("max_utility_loss")
+    tune_dataset_id: str | None = Field(
+        default=None, min_length=1, max_length=64,
+        description="A proxy data set of yours (public or synthetic data with the same label and split columns) "
+        "to run the baseline, the search and the confirmation on; the data set of dataset_id is then read once, "
+        "by the final training, so epsilon covers everything done to it. Null: tune on dataset_id itself.")
 
     def measurement(self) -> MeasurementSpec:
         return MeasurementSpec(**{name: getattr(self, name) for name in MEASUREMENT_FIELDS})
+
+    def guarantee(self) -> GuaranteeSpec:
+        return GuaranteeSpec(**{name: getattr(self, name) for name in GUARANTEE_FIELDS})
+
+    @model_validator(mode="after")
+    def _consistent_guarantee(self) -> JobCreate:
+        """GuaranteeSpec's own cross-field check (target_epsilon above max_epsilon), as a validation error."""
+        try:
+            self.guarantee()
+        except ValidationError as exc:
+            raise ValueError("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())) from None
+        return self
 
     @field_validator("tradeoff", "delta")
     @classmethod
@@ -81,6 +107,13 @@ class JobRead(BaseModel):
     seed: int
     measurement: MeasurementSpec = Field(description="How privacy is measured (the job's privacy_game, repeats, "
                                          "reference_models, audit_reference_models, allow_weak_baseline).")
+    guarantee: GuaranteeSpec = Field(description="What the recommendation must guarantee (the job's max_epsilon, "
+                                     "target_epsilon, confirm_repeats, max_utility_loss).")
+    tune_dataset_id: str | None = Field(description="The proxy data set the search runs on; null: dataset_id.")
+    stage: JobStage | None = Field(description="baseline, search, confirm (the chosen point measured again on "
+                                   "fresh seeds) or final (the final model's one training); null once the job ended.")
+    no_recommendation_reason: str | None = Field(
+        default=None, description="Why a succeeded job has no recommendation (no trial met max_utility_loss).")
     progress: Progress
     created_at: datetime
     started_at: datetime | None
@@ -94,7 +127,8 @@ class JobRead(BaseModel):
     error_code: str | None = Field(
         description="Why a failed job failed: baseline_not_learning, no_external_set (the engine's checks), a data "
         "set error's code (e.g. split_too_small), baseline_failed (any other baseline error), baseline_abandoned "
-        "or no_trial_succeeded; null unless the job failed.")
+        "or no_trial_succeeded; confirm_failed, final_failed, confirm_abandoned or final_abandoned (the stages "
+        "after the search); null unless the job failed.")
 
 
 class TrialRead(Trial):

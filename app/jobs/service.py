@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -16,20 +18,23 @@ from app.datasets.models import DatasetRecord
 from app.datasets.splits import ButinaSplit, ColumnSplit, KMeansSplit, RandomSplit, SplitSpec
 from app.db import utcnow
 from app.jobs import queue, repository
-from app.jobs.models import ACTIVE_JOB_STATUSES, JobRecord, JobStatus, TrialRecord, TrialStatus
+from app.jobs.final_models import model_dir
+from app.jobs.models import ACTIVE_JOB_STATUSES, JobRecord, JobStage, JobStatus, TrialRecord, TrialStatus
 from app.jobs.schemas import JobCreate, JobRead, Progress, RecommendationRead, TrialFailure, TrialRead
 from app.owners import repository as owner_repository
 from app.settings import Settings
-from app.tuning.accounting import SAMPLING_ASSUMPTION
+from app.tuning.final_model import MODEL_FILE, STATEMENT_FILE, zip_final_model
 from app.tuning.model_spec import ModelSpec
-from app.tuning.objective import pareto_front, recommend, score
+from app.tuning.objective import pareto_front
+from app.tuning.recommendation import build_recommendation, build_result, training_config
 from app.tuning.results import (
     Baseline,
     MeasurementSpec,
+    PrivacyStatement,
     Recommendation,
     SplitSizes,
+    TrainingConfig,
     Trial,
-    TrialMeasurement,
     TuningResult,
 )
 from app.tuning.search import SearchSpec
@@ -57,6 +62,7 @@ def create_job(session: Session, settings: Settings, owner_id: str, request: Job
         raise not_found("dataset", request.dataset_id)  # also another owner's: 404, not 403
     split = request.split or default_split(dataset)
     check_split(split, dataset)
+    proxy = check_proxy(session, owner_id, request.tune_dataset_id, dataset, split)
     measurement = request.measurement()
     check_game(split, measurement)
     active = repository.count_active_jobs(session, owner_id)
@@ -75,6 +81,10 @@ def create_job(session: Session, settings: Settings, owner_id: str, request: Job
         tradeoff=request.tradeoff,
         requested_delta=request.delta,
         measurement=measurement.model_dump(mode="json"),
+        guarantee=request.guarantee().model_dump(mode="json"),
+        tune_dataset_id=proxy.id if proxy is not None else None,
+        stage=JobStage.baseline.value,
+        finish_attempts=0,
         seed=request.seed,
         budget=budget,
         parallelism=search.parallelism,
@@ -110,6 +120,29 @@ def check_split(split: SplitSpec, dataset: DatasetRecord) -> None:
     if dataset.label in named:
         raise ApiError(422, "invalid_split", f"the label '{dataset.label}' cannot be a split column",
                        {"column": dataset.label})
+
+
+def check_proxy(session: Session, owner_id: str, proxy_id: str | None, dataset: DatasetRecord,
+                split: SplitSpec) -> DatasetRecord | None:
+    """The proxy data set: the owner's own (404 otherwise, as for dataset_id), another data set than the
+    private one, with the same label column and the split's columns."""
+    if proxy_id is None:
+        return None
+    proxy = dataset_repository.get_for_share(session, proxy_id, owner_id)
+    if proxy is None:
+        raise not_found("dataset", proxy_id)
+    if proxy.id == dataset.id:
+        raise ApiError(422, "proxy_is_private", "tune_dataset_id names the private data set itself; give a "
+                       "public or synthetic proxy of the same columns, or leave it out to tune on the data set")
+    if proxy.label != dataset.label:
+        raise ApiError(422, "proxy_label_mismatch", f"the proxy's label column '{proxy.label}' is not the data "
+                       f"set's '{dataset.label}'", {"label": dataset.label, "proxy_label": proxy.label})
+    try:
+        check_split(split, proxy)
+    except ApiError as exc:
+        raise ApiError(422, f"proxy_{exc.code}", f"the proxy data set does not fit the split: {exc.message}",
+                       exc.details) from None
+    return proxy
 
 
 def check_game(split: SplitSpec, measurement: MeasurementSpec) -> None:
@@ -167,6 +200,10 @@ def job_view(session: Session, job: JobRecord, now: datetime | None = None, coun
         delta=job.delta if job.delta is not None else job.requested_delta,
         seed=job.seed,
         measurement=queue.job_measurement(job),
+        guarantee=queue.job_guarantee(job),
+        tune_dataset_id=job.tune_dataset_id,
+        stage=JobStage(job.stage) if job.stage is not None else None,
+        no_recommendation_reason=job.no_recommendation_reason,
         progress=Progress(done=done, running=running, total=total, failed=counts[TrialStatus.failed.value],
                           baseline_done=baseline is not None),
         created_at=job.created_at,
@@ -175,7 +212,7 @@ def job_view(session: Session, job: JobRecord, now: datetime | None = None, coun
         elapsed_seconds=_elapsed(job, now),
         eta_seconds=_eta(job, search, done, total, now),
         baseline=baseline,
-        best_trial=_as_trial(best, baseline, job.tradeoff) if best is not None and baseline is not None else None,
+        best_trial=queue.scored_trial(best, baseline, job.tradeoff) if best is not None and baseline is not None else None,
         failures=failures,
         error=job.error,
         error_code=job.error_code,
@@ -202,10 +239,6 @@ def _eta(job: JobRecord, search: SearchSpec, done: int, total: int | None, now: 
     return min(estimates) if estimates else None
 
 
-def _as_trial(record: TrialRecord, baseline: Baseline, tradeoff: float) -> Trial:
-    return score(TrialMeasurement.model_validate(record.measurement), baseline, tradeoff, record.trial_index)
-
-
 def list_jobs(session: Session, owner_id: str, status: JobStatus | None, dataset_id: str | None,
               page: PageParams) -> Page[JobRead]:
     jobs, total = repository.list_jobs(session, owner_id, status, dataset_id, page.offset, page.limit)
@@ -223,65 +256,112 @@ def trials_page(session: Session, job: JobRecord, page: PageParams) -> Page[Tria
     items: list[TrialRead] = []
     if baseline is not None:
         for row in rows:
-            trial = _as_trial(row, baseline, job.tradeoff)
+            trial = queue.scored_trial(row, baseline, job.tradeoff)
             items.append(TrialRead(**trial.model_dump(), attempts=row.attempts, started_at=row.started_at,
                                    finished_at=row.finished_at))
     return Page[TrialRead](items=items, total=total, offset=page.offset, limit=page.limit)
 
 
 def recommendation_view(session: Session, job: JobRecord, tradeoff: float | None) -> RecommendationRead:
-    """The stored recommendation at the job's trade-off, or stored trials re-scored for another one.
-    Cancelled jobs with results get one too (their results are kept); otherwise 409 until the job succeeds."""
+    """The stored (confirmed) recommendation at the job's trade-off; at another trade-off, the point
+    `choose` picks from the stored trials re-scored for it, not confirmed (its notes say so). Cancelled jobs
+    with results get one too (their results are kept, unconfirmed); otherwise 409 until the job succeeds."""
     trials = queue.stored_trials(session, job)
     usable = job.status == JobStatus.succeeded.value or (job.status == JobStatus.cancelled.value and trials)
     if not usable or job.baseline is None:
         raise ApiError(409, "job_not_finished", f"the job is {job.status}; the recommendation comes when it succeeds",
                        {"status": job.status})
-    baseline = Baseline.model_validate(job.baseline)
     t = job.tradeoff if tradeoff is None else tradeoff
     stored = repository.get_recommendation(session, job.id)
     if stored is not None and stored.tradeoff == t:
         recommendation = Recommendation.model_validate(stored.recommendation)
         front = list(stored.pareto_front)
+    elif job.no_recommendation_reason is not None and t == job.tradeoff:
+        raise _no_recommendation(job.no_recommendation_reason)
     else:
-        rescored = recommend(trials, baseline, t)
-        if rescored is None:
-            raise ApiError(409, "no_trials", "the job has no successful trial to recommend", {"status": job.status})
-        recommendation = rescored
+        recommendation = unconfirmed_recommendation(job, trials, t)
         front = pareto_front(trials)
     return RecommendationRead(**recommendation.model_dump(), job_id=job.id, job_status=JobStatus(job.status),
                               pareto_front=front)
 
 
+def unconfirmed_recommendation(job: JobRecord, trials: list[Trial], tradeoff: float) -> Recommendation:
+    """`choose` at `tradeoff` over the stored trials, with the chosen trial's own figures (no confirmation)
+    and its training configuration on the search data. 409 when no trial meets the guarantee's limits."""
+    if not trials:
+        raise ApiError(409, "no_trials", "the job has no successful trial to recommend", {"status": job.status})
+    choice = queue.job_choice(job, trials, tradeoff)
+    if choice.trial is None:
+        raise _no_recommendation(choice.reason or "no trial meets the guarantee's limits")
+    assert job.baseline is not None and job.delta is not None
+    training = _training_config(json.dumps(job.model, sort_keys=True), choice.trial.clip, choice.trial.noise,
+                                queue.search_members(job), job.delta)
+    return build_recommendation(choice, Baseline.model_validate(job.baseline), tradeoff, queue.job_guarantee(job),
+                                training, tuned_on=queue.job_tuned_on(job))
+
+
+@functools.lru_cache(maxsize=256)
+def _training_config(model: str, clip: float, noise: float, n: int, delta: float) -> TrainingConfig:
+    """training_config, remembered: its PLD accounting takes seconds, and a trade-off is asked for again."""
+    return training_config(ModelSpec.model_validate_json(model), clip, noise, n, delta)
+
+
+def _no_recommendation(reason: str) -> ApiError:
+    return ApiError(409, "no_recommendation", f"no point can be recommended: {reason}", {"reason": reason})
+
+
 def tuning_result(session: Session, job: JobRecord) -> TuningResult:
-    """The same document `dptune tune --json` writes, from the stored job."""
+    """The same document `dptune tune --json` writes, from the stored job (recommendation.build_result)."""
     if job.status != JobStatus.succeeded.value or job.baseline is None:
         raise ApiError(409, "job_not_finished", f"the job is {job.status}; the result comes when it succeeds",
                        {"status": job.status})
     trials = queue.stored_trials(session, job)
-    baseline = Baseline.model_validate(job.baseline)
     dataset = dataset_repository.get(session, job.dataset_id)
     info: dict[str, Any] = {"dataset_id": job.dataset_id}
     if dataset is not None:
         info["source"] = f"builtin:{dataset.builtin_name}" if dataset.builtin_name else dataset.original_filename
     info.update(job.preparation or {})
+    if job.tune_dataset_id is not None:
+        info["tune_dataset_id"] = job.tune_dataset_id  # the preparation above is the proxy's
     assert job.delta is not None and job.preparation is not None
-    return TuningResult(
-        dataset=info,
-        model=ModelSpec.model_validate(job.model).model_dump(),
-        search=SearchSpec.model_validate(job.search).model_dump(),
-        measurement=queue.job_measurement(job),
-        splits=SplitSizes.model_validate(job.preparation["split_sizes"]),
-        tradeoff=job.tradeoff,
-        delta=job.delta,
-        seed=job.seed,
-        accounting=SAMPLING_ASSUMPTION,
-        baseline=baseline,
-        trials=trials,
-        pareto_front=pareto_front(trials),
-        recommendation=recommend(trials, baseline, job.tradeoff),
+    stored = repository.get_recommendation(session, job.id)
+    recommendation = Recommendation.model_validate(stored.recommendation) if stored is not None else None
+    if recommendation is None and job.no_recommendation_reason is None:
+        recommendation = unconfirmed_recommendation(job, trials, job.tradeoff)  # a job from before revision 0004
+    search = SearchSpec.model_validate(job.search)
+    return build_result(
+        dataset=info, spec=ModelSpec.model_validate(job.model), search=search, space=queue.job_space(job),
+        guarantee=queue.job_guarantee(job), measurement=queue.job_measurement(job),
+        splits=SplitSizes.model_validate(job.preparation["split_sizes"]), tradeoff=job.tradeoff, delta=job.delta,
+        seed=job.seed, baseline=Baseline.model_validate(job.baseline), trials=trials,
+        failed=queue.failed_trials(repository.trials_of_job(session, job.id, [TrialStatus.failed.value])),
+        stop_reason=_stop_reason(job, search), recommendation=recommendation,
+        no_recommendation_reason=job.no_recommendation_reason,
+        final_model=PrivacyStatement.model_validate(job.final_model) if job.final_model is not None else None,
         seconds=_elapsed(job, job.finished_at or utcnow()) or 0.0,
     )
+
+
+def _stop_reason(job: JobRecord, search: SearchSpec) -> str | None:
+    """"budget" when the job ran its whole trial budget; null when the search stopped early (the time budget
+    or an exhausted grid: the job does not record which)."""
+    return "budget" if search.trials is not None and job.budget == search.budget() else None
+
+
+def model_zip(job: JobRecord, settings: Settings) -> bytes:
+    """The final model (model.keras and privacy.json) as one zip. 409 until it exists."""
+    if job.final_model is None:
+        if job.status == JobStatus.succeeded.value and job.no_recommendation_reason is not None:
+            raise _no_recommendation(job.no_recommendation_reason)
+        if job.status in [s.value for s in ACTIVE_JOB_STATUSES]:
+            raise ApiError(409, "job_not_finished", f"the job is {job.status}; the final model comes when it "
+                           "succeeds", {"status": job.status, "stage": job.stage})
+        raise ApiError(409, "no_model", f"the job is {job.status} and has no final model", {"status": job.status})
+    folder = model_dir(settings, job.id)
+    if not all((folder / name).is_file() for name in (MODEL_FILE, STATEMENT_FILE)):
+        raise ApiError(409, "no_model", "the final model's files are missing from the data folder",
+                       {"status": job.status})
+    return zip_final_model(folder)
 
 
 # ---------------------------------------------------------------------------------------------- cancel
@@ -298,8 +378,11 @@ def cancel_job(session: Session, owner_id: str, job_id: str) -> JobRecord:
     now = utcnow()
     job.status = JobStatus.cancelled.value
     job.finished_at = now
+    job.stage = None
     job.baseline_lease_token = None
     job.baseline_lease_expires_at = None
+    job.finish_lease_token = None
+    job.finish_lease_expires_at = None
     job.trials_version += 1
     repository.cancel_running_trials(session, job.id, now)
     session.flush()

@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 
 from app.db import Database
 from app.settings import Settings
-from app.tuning.results import Baseline, MeasurementSpec, TrialMeasurement
+from app.tuning.recommendation import TUNING_COST_PRIVATE, TUNING_COST_PROXY, confirmation_summary
+from app.tuning.results import Baseline, Confirmation, MeasurementSpec, PrivacyStatement, TrialMeasurement
 from tests import factories
 from tests.service.conftest import TINY_ROWS, tiny_csv_bytes
 from workers.executor import EngineExecutor, Executor
@@ -74,6 +75,23 @@ def make_measurement(clip: float, noise: float, *, utility: float | None = None,
     )
     values.update(overrides)
     return factories.measurement(u, a, clip, noise, epsilon=1.0, repeats=[(u, a)] * spec.repeats, **values)
+
+
+def fake_confirmation(measured: TrialMeasurement, baseline: Baseline, tradeoff: float) -> Confirmation:
+    """The engine's summary of a confirmation measurement (engine.confirm without the training)."""
+    seeds = list(range(len(measured.repeat_values)))
+    return confirmation_summary(measured, baseline, tradeoff, seeds, reference_models=2, seconds=0.1)
+
+
+def fake_statement(clip: float, noise: float, tuned_on: str = "private", n: int = 100,
+                   epsilon: float = 1.0) -> PrivacyStatement:
+    """A privacy.json of a final model that was not trained (no PLD accounting either: it takes seconds)."""
+    return PrivacyStatement(
+        clip=clip, noise=noise, epochs=1, batch_size=16, learning_rate=0.05, optimizer="sgd", n=n,
+        sampling_rate=16 / n, steps=7, delta=0.01, epsilon=epsilon, epsilon_rdp=epsilon * 1.2, accountant="fake",
+        model={}, tuning_cost=TUNING_COST_PROXY if tuned_on == "proxy" else TUNING_COST_PRIVATE,
+        tuned_on=tuned_on, seed_source="fake", rng="fake", tf_privacy_statement="fake",
+    )
 
 
 def upgrade_to(database: Database, revision: str) -> None:

@@ -16,10 +16,12 @@ from app.jobs import queue
 from app.jobs.models import RecommendationRecord, TrialRecord
 from app.jobs.queue import WorkUnit
 from app.settings import Settings
-from app.tuning.results import MeasurementSpec, TrialMeasurement
+from app.tuning.results import MeasurementSpec
 from tests.service.conftest import row_counts, tiny_job
-from tests.service.helpers import jobs_done, make_baseline, make_measurement, run_worker_until_done, upload_tiny
-from workers.executor import BaselineOutcome
+from tests.service.helpers import (
+    fake_confirmation, fake_statement, jobs_done, make_baseline, make_measurement, run_worker_until_done, upload_tiny,
+)
+from workers.executor import BaselineOutcome, ConfirmOutcome, FinalOutcome, TrialOutcome
 from workers.worker import Worker, WorkerInterrupted
 
 SPLIT_SIZES = {"members": 100, "holdout": 100, "validation": 50, "test": 50, "external": None}
@@ -27,25 +29,29 @@ SPLIT_SIZES = {"members": 100, "holdout": 100, "validation": 50, "test": 50, "ex
 
 class FakeExecutor:
     """Instant, deterministic results: utility falls with noise, attack accuracy too. Records the measurement
-    spec each unit carried."""
+    spec each unit carried, and the kinds of the units it ran."""
 
     def __init__(self, fail_baseline: Exception | None = None, fail_trials: dict[int, BaseException] | None = None,
-                 gate: threading.Event | None = None) -> None:
+                 gate: threading.Event | None = None, fail_finish: dict[str, BaseException] | None = None) -> None:
         self.fail_baseline = fail_baseline
         self.fail_trials = fail_trials or {}
+        self.fail_finish = fail_finish or {}
         self.gate = gate
         self.trials_run: list[int] = []
         self.measurements: list[MeasurementSpec] = []
+        self.kinds: list[str] = []
 
     def run_baseline(self, unit: WorkUnit) -> BaselineOutcome:
+        self.kinds.append(unit.kind)
         self.measurements.append(unit.measurement)
         if self.fail_baseline is not None:
             raise self.fail_baseline
         return BaselineOutcome(baseline=make_baseline(), delta=0.01,
                                preparation={"rows_used": 200, "split_sizes": SPLIT_SIZES})
 
-    def run_trial(self, unit: WorkUnit) -> TrialMeasurement:
+    def run_trial(self, unit: WorkUnit) -> TrialOutcome:
         assert unit.trial_index is not None and unit.clip is not None and unit.noise is not None
+        self.kinds.append(unit.kind)
         self.trials_run.append(unit.trial_index)
         self.measurements.append(unit.measurement)
         if self.gate is not None:
@@ -53,7 +59,26 @@ class FakeExecutor:
         failure = self.fail_trials.get(unit.trial_index)
         if failure is not None:
             raise failure
-        return make_measurement(unit.clip, unit.noise, measurement=unit.measurement)
+        return TrialOutcome(make_measurement(unit.clip, unit.noise, measurement=unit.measurement))
+
+    def run_confirm(self, unit: WorkUnit) -> ConfirmOutcome:
+        self._finishing(unit)
+        assert unit.clip is not None and unit.noise is not None and unit.baseline is not None
+        measured = make_measurement(unit.clip, unit.noise, measurement=unit.measurement.model_copy(
+            update={"repeats": unit.guarantee.confirm_repeats}))
+        return ConfirmOutcome(measured, fake_confirmation(measured, unit.baseline, unit.tradeoff))
+
+    def run_final(self, unit: WorkUnit) -> FinalOutcome:
+        self._finishing(unit)
+        assert unit.clip is not None and unit.noise is not None
+        return FinalOutcome(fake_statement(unit.clip, unit.noise, unit.tuned_on))
+
+    def _finishing(self, unit: WorkUnit) -> None:
+        self.kinds.append(unit.kind)
+        self.measurements.append(unit.measurement)
+        failure = self.fail_finish.get(unit.kind)
+        if failure is not None:
+            raise failure
 
     def forget_except(self, dataset_ids: set[str]) -> None:
         pass
@@ -98,7 +123,7 @@ def test_a_dead_workers_trial_is_run_again_once(client: TestClient, settings: Se
     # The dead worker's late result is refused: counted once.
     late = executor.run_trial(unit)
     with database.transaction() as session:
-        assert not queue.complete_trial(session, unit, late, utcnow())
+        assert not queue.complete_trial(session, unit, late.measurement, utcnow())
     run_worker_until_done(client, settings, job_id, executor=executor)
     trials = _trials(database, job_id)
     assert [t.trial_index for t in trials] == [0, 1, 2]
@@ -180,7 +205,7 @@ def test_cancel_while_a_trial_runs_keeps_finished_trials(client: TestClient, set
     assert running is not None and running.trial_index == 1
     assert client.post(f"/v1/jobs/{job_id}/cancel").json()["status"] == "cancelled"
     with database.transaction() as session:
-        assert not queue.complete_trial(session, running, FakeExecutor().run_trial(running), utcnow())
+        assert not queue.complete_trial(session, running, FakeExecutor().run_trial(running).measurement, utcnow())
     assert worker.claim() is None  # nothing more to do for a cancelled job
     trials = _trials(database, job_id)
     assert [(t.trial_index, t.status) for t in trials] == [(0, "succeeded"), (1, "cancelled")]
@@ -212,13 +237,28 @@ def test_time_budget_ends_the_job(client: TestClient, settings: Settings, databa
     assert job["progress"]["done"] == job["progress"]["total"] == len(_trials(database, job_id)) >= 1
 
 
-def test_grid_exhaustion_ends_the_job(client: TestClient, settings: Settings, database: Database) -> None:
+def test_the_grid_without_a_guarantee_starts_at_noise_0(client: TestClient, settings: Settings,
+                                                      database: Database) -> None:
     search = {"method": "grid", "trials": 50, "max_clip": 1.0, "max_noise": 1.0, "grid_step": 0.5, "min_clip": 0.5}
-    job_id = _new_job(client, search=search)
+    job_id = _new_job(client, search=search, max_epsilon=None)
     assert client.get(f"/v1/jobs/{job_id}").json()["progress"]["total"] == 2  # budget() caps at the grid
     run_worker_until_done(client, settings, job_id, executor=FakeExecutor())
     points = [(t.clip, t.noise) for t in _trials(database, job_id)]
     assert points == [(0.5, 0.0), (0.5, 0.5)]
+
+
+def test_grid_exhaustion_ends_the_job(client: TestClient, settings: Settings, database: Database) -> None:
+    """max_epsilon 10 puts the noise floor at the accountant's noise for it (0.396 for this split), so the grid
+    the guarantee allows has one point below max_noise 0.8, fewer than the budget of 2."""
+    search = {"method": "grid", "trials": 50, "max_clip": 1.0, "max_noise": 0.8, "grid_step": 0.5, "min_clip": 0.5}
+    job_id = _new_job(client, search=search)
+    assert client.get(f"/v1/jobs/{job_id}").json()["progress"]["total"] == 2
+    run_worker_until_done(client, settings, job_id, executor=FakeExecutor())
+    points = [(t.clip, t.noise) for t in _trials(database, job_id)]
+    assert points == [(0.5, pytest.approx(0.396, abs=1e-3))]
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "succeeded" and job["progress"]["total"] == job["progress"]["done"] == 1
+    assert client.get(f"/v1/jobs/{job_id}/result").json()["stop_reason"] is None  # not the trial budget
 
 
 def test_a_unit_that_keeps_killing_workers_is_given_up(client: TestClient, settings: Settings,
