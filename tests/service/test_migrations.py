@@ -11,6 +11,8 @@ import app.owners.models  # noqa: F401  (the models register their tables on Bas
 from app.db import Base, Database, upgrade_schema
 from app.settings import Settings
 
+HEAD = "0004"
+
 
 def _is_known_sqlite_difference(diff: object, sqlite: bool) -> bool:
     """0002 adds owner_id without a foreign key on SQLite (see its docstring); PostgreSQL has it."""
@@ -20,7 +22,7 @@ def _is_known_sqlite_difference(diff: object, sqlite: bool) -> bool:
 def test_migrations_match_the_models(settings: Settings) -> None:
     database = Database(settings)
     try:
-        assert upgrade_schema(database) == "0003"
+        assert upgrade_schema(database) == HEAD
         with database.engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             diffs = [d for d in compare_metadata(context, Base.metadata)
@@ -63,7 +65,7 @@ def test_rows_from_before_measurement_v2_are_brought_to_it(new_database_settings
                 connection.execute(text(
                     "INSERT INTO trials (job_id, trial_index, status, clip, noise, measurement, attempts, started_at) "
                     "VALUES (:id, 0, 'succeeded', 1.0, 1.0, '{}', 1, '2026-01-01 00:00:00')"), {"id": job_id})
-        assert upgrade_schema(database) == "0003"
+        assert upgrade_schema(database) == HEAD
         with database.session(write=False) as session:
             done, busy = session.get(JobRecord, "done"), session.get(JobRecord, "busy")
             assert done is not None and busy is not None
@@ -77,5 +79,81 @@ def test_rows_from_before_measurement_v2_are_brought_to_it(new_database_settings
             for job in (done, busy):  # what GET /v1/jobs/{id} builds
                 view = service.job_view(session, job)
                 assert view.split.kind == "kmeans" and view.baseline is None
+    finally:
+        database.dispose()
+
+
+def test_jobs_from_before_recommendation_v2_read_as_no_guarantee_jobs(new_database_settings: Settings) -> None:
+    """0004: old jobs searched noise from 0, so their guarantee is the no-guarantee spec; a running one is in
+    its search; an old-shape recommendation is removed and the API re-chooses from the trials, unconfirmed.
+    The downgrade drops the new columns and the upgrade runs again."""
+    import json
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from app.db import alembic_config
+    from app.jobs import service
+    from app.jobs.models import JobRecord
+    from app.tuning.recommendation import NOT_CONFIRMED_NOTE
+    from tests.service.helpers import make_baseline, make_measurement, upgrade_to
+
+    database = Database(new_database_settings)
+    try:
+        upgrade_to(database, "0003")
+        baseline = make_baseline().model_dump_json()
+        preparation = json.dumps({"rows_used": 400, "split_sizes": {"members": 100, "holdout": 100,
+                                                                      "validation": 50, "test": 50, "external": None}})
+        with database.engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO datasets (id, owner_id, name, source, file_format, storage_key, size_bytes, sha256, "
+                "label, rows, columns, class_counts, created_at) VALUES ('d', 'local', 'd', 'upload', 'csv', "
+                "'datasets/d.csv', 1, 'x', 'y', 1, '[\"a\", \"y\"]', '{}', '2026-01-01 00:00:00')"))
+            for job_id, status in (("done", "succeeded"), ("busy", "running")):
+                connection.execute(text(
+                    "INSERT INTO jobs (id, dataset_id, owner_id, status, split, model, search, tradeoff, seed, "
+                    "budget, parallelism, trials_version, baseline_attempts, baseline, delta, preparation, "
+                    "created_at, started_at, baseline_finished_at, finished_at) VALUES (:id, 'd', 'local', :status, "
+                    "'{\"kind\": \"random\"}', '{\"epochs\": 1, \"batch_size\": 16}', "
+                    "'{\"method\": \"random\", \"trials\": 2}', 0.5, 0, 2, 1, 2, 1, :baseline, 0.01, "
+                    ":preparation, '2026-01-01 00:00:00', '2026-01-01 00:00:00', '2026-01-01 00:00:01', :finished)"),
+                    {"id": job_id, "status": status, "baseline": baseline, "preparation": preparation,
+                     "finished": "2026-01-01 00:01:00" if status == "succeeded" else None})
+                for index, noise in enumerate((0.0, 1.0)):
+                    connection.execute(text(
+                        "INSERT INTO trials (job_id, trial_index, status, clip, noise, measurement, objective, "
+                        "attempts, started_at, finished_at) VALUES (:id, :index, 'succeeded', 1.0, :noise, "
+                        ":measurement, 0.0, 1, '2026-01-01 00:00:02', '2026-01-01 00:00:03')"),
+                        {"id": job_id, "index": index, "noise": noise,
+                         "measurement": make_measurement(1.0, noise).model_dump_json()})
+            connection.execute(text(
+                "INSERT INTO recommendations (job_id, tradeoff, trial_index, recommendation, pareto_front, "
+                "created_at) VALUES ('done', 0.5, 0, '{\"index\": 0, \"notes\": []}', '[0]', "
+                "'2026-01-01 00:01:00')"))
+        assert upgrade_schema(database) == HEAD
+        with database.session(write=False) as session:
+            done, busy = session.get(JobRecord, "done"), session.get(JobRecord, "busy")
+            assert done is not None and busy is not None
+            for job in (done, busy):
+                assert job.guarantee is not None and job.guarantee["max_epsilon"] is None
+                assert service.job_view(session, job).guarantee.mode == "no_guarantee"
+            assert (done.stage, busy.stage, busy.finish_attempts) == (None, "search", 0)
+            assert session.execute(text("SELECT COUNT(*) FROM recommendations")).scalar_one() == 0
+            recommendation = service.recommendation_view(session, done, None)
+            assert recommendation.confirmation is None and recommendation.mode == "no_guarantee"
+            assert NOT_CONFIRMED_NOTE.format(tradeoff=0.5) in recommendation.notes
+            result = service.tuning_result(session, done)
+            assert result.recommendation is not None and result.final_model is None
+        config = alembic_config(database.url)
+        with database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0003")
+        with database.engine.connect() as connection:
+            columns = {row[1] if database.is_sqlite else row[0] for row in connection.execute(text(
+                "PRAGMA table_info(jobs)" if database.is_sqlite else
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs'"))}
+            assert "guarantee" not in columns and "tune_dataset_id" not in columns and "stage" not in columns
+            assert connection.execute(text("SELECT COUNT(*) FROM trials")).scalar_one() == 4  # nothing cascaded
+        assert upgrade_schema(database) == HEAD
     finally:
         database.dispose()
