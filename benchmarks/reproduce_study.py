@@ -30,7 +30,7 @@ from app.tuning.model_spec import ModelSpec  # noqa: E402
 from app.tuning.objective import MEANINGFUL_EPSILON, objective  # noqa: E402
 from app.tuning.prepared import PreparedData  # noqa: E402
 from app.tuning.results import Baseline, MeasurementSpec, TrialMeasurement  # noqa: E402
-from app.tuning.search import SearchSpec, grid_points, suggest  # noqa: E402
+from app.tuning.search import Observation, SearchSpace, SearchSpec, grid_points, search_step  # noqa: E402
 
 HIV_CSV = ROOT.parent / "shared" / "data" / "moleculenet-hiv" / "HIV.csv"
 TRADEOFFS = ("0.25", "0.5", "0.75")
@@ -133,17 +133,23 @@ def _baseline_task(delta: float) -> Baseline:
 
 def _search_task(method: str, max_bound: float, tradeoff: float, trials: int, seed: int, baseline: Baseline,
                  delta: float) -> list[TrialMeasurement]:
-    """One sequential search run (bayes or random) scored at `tradeoff`; returns its trials in order."""
+    """One sequential search run (bayes or random) scored at `tradeoff`, through the product's search step, in the
+    study's space (noise from 0: no guarantee asked); returns its trials in order."""
     spec = SearchSpec(method=method, trials=trials, max_clip=max_bound, max_noise=max_bound)  # type: ignore[arg-type]
     done: list[TrialMeasurement] = []
-    observed: list[tuple[tuple[float, float], float]] = []
-    for _ in range(trials):
-        point = suggest(spec, observed, [], seed)
-        assert point is not None
-        m = _measure(point, delta)
+    observed: list[Observation] = []
+    started = time.perf_counter()
+    while (step := search_step(spec, study_space(spec), observed, [], seed=seed,
+                               elapsed_seconds=time.perf_counter() - started)).point is not None:
+        m = _measure(step.point, delta)
         done.append(m)
-        observed.append((point, objective(m.utility_validation, m.attack_accuracy, baseline, tradeoff)))
+        observed.append(Observation(step.point, objective(m.utility_validation, m.attack_accuracy, baseline, tradeoff)))
     return done
+
+
+def study_space(spec: SearchSpec) -> SearchSpace:
+    """The study's space: clip in [min_clip, max_clip], noise in [0, max_noise] (max_epsilon null)."""
+    return SearchSpace(min_clip=spec.min_clip, max_clip=spec.max_clip, min_noise=0.0, max_noise=spec.max_noise)
 
 
 def trials_to_reach(measurements: list[TrialMeasurement], baseline: Baseline, target: float) -> int | None:
@@ -177,7 +183,7 @@ def run_setup(name: str, setup: Setup, args: argparse.Namespace, command: str) -
         baseline = pool.submit(_baseline_task, delta).result()
         print(f"[{name}] baseline {baseline.model_dump(include={'utility_validation', 'utility_test', 'attack_accuracy'})}"
               f" (membership game {baseline.games.membership.attack_accuracy:.3f})", flush=True)
-        points = grid_points(setup.grid)
+        points = grid_points(setup.grid, study_space(setup.grid))
         grid_future = [pool.submit(_measure, p, delta) for p in points]
         runs: dict[tuple[str, float, float, int], object] = {}
 
