@@ -10,12 +10,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import inspect, text
 
 from app.db import Database
+from app.jobs.final_models import model_dir, publish_model
 from app.jobs.queue import WorkUnit
 from app.settings import Settings
-from app.tuning.results import TrialMeasurement
-from tests.service.conftest import row_counts, stored_files, tiny_frame, tiny_job
+from tests.service.conftest import row_counts, stored_files, tiny_csv_bytes, tiny_frame, tiny_job
+from tests.service.helpers import upload_tiny
 from tests.service.test_queue import FakeExecutor
-from workers.executor import BaselineOutcome, EngineExecutor, PreparedCache
+from workers.executor import BaselineOutcome, ConfirmOutcome, EngineExecutor, FinalOutcome, PreparedCache, TrialOutcome
 from workers.worker import Worker
 
 MARKER_COLUMN = "zx_marker_column"
@@ -41,9 +42,21 @@ class PreparingExecutor(EngineExecutor):
         self._prepare(unit)
         return self.fake.run_baseline(unit)
 
-    def run_trial(self, unit: WorkUnit) -> TrialMeasurement:
+    def run_trial(self, unit: WorkUnit) -> TrialOutcome:
         self._prepare(unit)
         return self.fake.run_trial(unit)
+
+    def run_confirm(self, unit: WorkUnit) -> ConfirmOutcome:
+        self._prepare(unit)
+        return self.fake.run_confirm(unit)
+
+    def run_final(self, unit: WorkUnit) -> FinalOutcome:
+        """The fake statement, and a model folder written as the real one is (temp folder, then renamed)."""
+        self._prepare(unit)
+        outcome = self.fake.run_final(unit)
+        publish_model(self.settings, unit.job_id, lambda folder: (folder.mkdir(), (folder / "model.keras")
+                                                                  .write_bytes(b"weights of " + MARKER_COLUMN.encode())))
+        return outcome
 
 
 def _marked_csv() -> bytes:
@@ -78,6 +91,7 @@ def test_delete_leaves_nothing_derived(client: TestClient, settings: Settings, d
         while any(client.get(f"/v1/jobs/{j}").json()["status"] in ("queued", "running") for j in jobs):
             assert worker.run_one()
         assert executor.peak_cache == 1  # the prepared feature matrix was cached while the jobs ran
+        assert all(model_dir(settings, job_id).is_dir() for job_id in jobs)  # the final models
         assert client.get(f"/v1/jobs/{jobs[0]}/recommendation").status_code == 200
         needles = [dataset_id, *jobs, MARKER_COLUMN, *MARKER_CLASSES]
         assert _rows_mentioning(database, needles)  # the search finds what is there ...
@@ -89,7 +103,7 @@ def test_delete_leaves_nothing_derived(client: TestClient, settings: Settings, d
     finally:
         worker.database.dispose()
 
-    # ... and after the delete, nothing: no row, no file, no cached matrix.
+    # ... and after the delete, nothing: no row, no file (the final models neither), no cached matrix.
     assert _rows_mentioning(database, needles) == []
     assert row_counts(database) == {"recommendations": 0, "trials": 0, "jobs": 0, "datasets": 0}
     assert stored_files(settings) == []
@@ -106,3 +120,29 @@ def test_delete_leaves_nothing_derived(client: TestClient, settings: Settings, d
         raw = b"".join(path.read_bytes() for path in files)
         for needle in needles:
             assert needle.encode() not in raw, needle
+
+
+def test_deleting_a_proxy_removes_the_jobs_tuned_on_it(client: TestClient, settings: Settings,
+                                                       database: Database) -> None:
+    """A job tuned on a proxy is derived from it too: deleting the proxy removes the job and its final model,
+    and leaves the private data set."""
+    private = upload_tiny(client)
+    proxy = client.post("/v1/datasets", files={"file": ("proxy.csv", tiny_csv_bytes(400, seed=1), "text/csv")},
+                        data={"label": "outcome"}).json()
+    job = client.post("/v1/jobs", json=tiny_job(str(private["id"]), tune_dataset_id=proxy["id"],
+                                                search={"method": "random", "trials": 2})).json()
+    in_use = client.delete(f"/v1/datasets/{proxy['id']}")  # a queued job reads it
+    assert in_use.status_code == 409 and in_use.json()["error"]["details"]["jobs"] == [job["id"]]
+    worker = Worker(Database(settings), settings, PreparingExecutor(settings), worker_id="proxy-deletion")
+    try:
+        while client.get(f"/v1/jobs/{job['id']}").json()["status"] in ("queued", "running"):
+            assert worker.run_one()
+    finally:
+        worker.database.dispose()
+    assert client.get(f"/v1/jobs/{job['id']}").json()["status"] == "succeeded"
+    assert model_dir(settings, job["id"]).is_dir()
+    response = client.delete(f"/v1/datasets/{proxy['id']}")
+    assert response.status_code == 204, response.text
+    assert client.get(f"/v1/jobs/{job['id']}").status_code == 404
+    assert row_counts(database) == {"recommendations": 0, "trials": 0, "jobs": 0, "datasets": 1}
+    assert stored_files(settings) == [f"datasets/{private['id']}.csv"]

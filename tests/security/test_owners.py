@@ -15,6 +15,7 @@ from app.owners.service import revoke
 from app.settings import Settings
 from tests.service.conftest import assert_error_shape, bearer, create_api_key, row_counts, stored_files, tiny_job
 from tests.service.helpers import run_worker_until_done, upload_tiny
+from tests.service.test_migrations import HEAD
 from tests.service.test_queue import FakeExecutor
 
 PROTECTED = [
@@ -22,7 +23,7 @@ PROTECTED = [
     ("GET", "/v1/datasets/some-id"), ("DELETE", "/v1/datasets/some-id"),
     ("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs/some-id"), ("GET", "/v1/jobs/some-id/trials"),
     ("GET", "/v1/jobs/some-id/recommendation"), ("GET", "/v1/jobs/some-id/result"),
-    ("POST", "/v1/jobs/some-id/cancel"),
+    ("GET", "/v1/jobs/some-id/model"), ("POST", "/v1/jobs/some-id/cancel"),
 ]
 
 
@@ -84,6 +85,7 @@ def test_another_owner_sees_nothing_and_changes_nothing(client: TestClient, sett
         ("GET", f"/v1/jobs/{finished['id']}/trials", "job_not_found"),
         ("GET", f"/v1/jobs/{finished['id']}/recommendation", "job_not_found"),
         ("GET", f"/v1/jobs/{finished['id']}/result", "job_not_found"),
+        ("GET", f"/v1/jobs/{finished['id']}/model", "job_not_found"),
         ("POST", f"/v1/jobs/{queued['id']}/cancel", "job_not_found"),
     ]:
         response = client.request(method, path, headers=bob)
@@ -148,7 +150,7 @@ def test_upgrading_from_0001_gives_old_rows_to_the_local_owner(backend: str, tmp
                 "INSERT INTO jobs (id, dataset_id, status, split, model, search, tradeoff, seed, budget, parallelism, "
                 "trials_version, baseline_attempts, created_at) VALUES ('oldjob', 'old', 'succeeded', '{}', '{}', "
                 "'{}', 0.5, 0, 1, 1, 0, 0, '2026-01-01 00:00:00')"))
-        assert upgrade_schema(database) == "0003"
+        assert upgrade_schema(database) == HEAD
         with database.engine.connect() as connection:
             assert connection.execute(text("SELECT owner_id FROM datasets")).scalar_one() == "local"
             assert connection.execute(text("SELECT owner_id FROM jobs")).scalar_one() == "local"

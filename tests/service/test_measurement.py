@@ -17,8 +17,11 @@ from app.jobs.models import JobRecord
 from app.jobs.queue import DatasetRef, WorkUnit
 from app.jobs.schemas import JobCreate
 from app.settings import Settings
+from app.tuning.engine import space_for as engine_space_for
 from app.tuning.errors import TuningError
-from app.tuning.results import Baseline, MeasurementSpec
+from app.tuning.model_spec import ModelSpec
+from app.tuning.results import Baseline, GuaranteeSpec, MeasurementSpec
+from app.tuning.search import SearchSpec
 from tests.service.conftest import assert_error_shape, tiny_job
 from tests.service.helpers import make_baseline, make_measurement, run_worker_until_done, upload_tiny
 from tests.service.test_queue import FakeExecutor
@@ -96,7 +99,7 @@ def test_every_unit_carries_the_jobs_measurement(client: TestClient, settings: S
     executor = FakeExecutor()
     run_worker_until_done(client, settings, job_id, executor=executor)
     assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded"
-    assert len(executor.measurements) == 3  # the baseline and 2 trials
+    assert executor.kinds == ["baseline", "trial", "trial", "confirm", "final"]
     assert all(m == MeasurementSpec(**CUSTOM) for m in executor.measurements)
     trials = client.get(f"/v1/jobs/{job_id}/trials").json()["items"]
     assert [t["repeats"] for t in trials] == [3, 3]
@@ -147,7 +150,14 @@ class StubEngine:
         module.check_baseline = self.check_baseline  # type: ignore[attr-defined]
         module.default_delta = lambda n: min(1e-5, 1 / (10 * n))  # type: ignore[attr-defined]
         module.run_trial = self.run_trial  # type: ignore[attr-defined]
+        module.space_for = self.space_for  # type: ignore[attr-defined]
         return module
+
+    def space_for(self, search: SearchSpec, guarantee: GuaranteeSpec, spec: object, n_members: int,
+                  delta: float) -> object:
+        """The engine's own (pure, no training): a budget max_noise cannot meet raises here."""
+        self.calls.append(("space_for", guarantee))
+        return engine_space_for(search, guarantee, ModelSpec(), n_members, delta)
 
     def check_game(self, data: object, measurement: MeasurementSpec) -> None:
         self.calls.append(("check_game", measurement))
@@ -195,9 +205,19 @@ def test_the_executor_runs_the_baseline_between_the_engines_checks(monkeypatch: 
     spec = MeasurementSpec(repeats=2, audit_reference_models=8)
     stub = StubEngine(make_baseline())
     outcome = _engine_executor(monkeypatch, stub).run_baseline(_unit("baseline", spec))
-    assert [name for name, _ in stub.calls] == ["run_baseline", "check_baseline"]  # run_baseline checks the game
-    assert all(m == spec for _, m in stub.calls)
+    # The guarantee's space first (a bad budget fails fast), then the baseline (which checks the game), the gate.
+    assert [name for name, _ in stub.calls] == ["space_for", "run_baseline", "check_baseline"]
+    assert stub.calls[0][1] == GuaranteeSpec() and all(m == spec for _, m in stub.calls[1:])
     assert outcome.delta == stub.baseline_delta == 1e-5 and outcome.baseline.learns
+
+
+def test_a_budget_max_noise_cannot_meet_fails_at_the_baseline(monkeypatch: pytest.MonkeyPatch) -> None:
+    stub = StubEngine(make_baseline())
+    unit = _unit("baseline", MeasurementSpec(), search={"max_noise": 0.1}, guarantee=GuaranteeSpec(max_epsilon=0.5))
+    with pytest.raises(TuningError) as refused:
+        _engine_executor(monkeypatch, stub).run_baseline(unit)
+    assert refused.value.code == "max_noise_below_budget"
+    assert [name for name, _ in stub.calls] == ["space_for"]  # nothing trained
 
 
 def test_the_gate_refuses_a_weak_baseline_unless_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -216,5 +236,5 @@ def test_the_executor_passes_the_measurement_to_trials(monkeypatch: pytest.Monke
     stub = StubEngine(make_baseline())
     measured = _engine_executor(monkeypatch, stub).run_trial(
         _unit("trial", spec, delta=1e-5, trial_index=0, clip=1.0, noise=0.5))
-    assert stub.calls == [("run_trial", spec)] and measured.repeats == 3
+    assert stub.calls == [("run_trial", spec)] and measured.measurement.repeats == 3
 
