@@ -266,9 +266,16 @@ def run_trial(
 
 
 ProgressCallback = Callable[[Trial, Trial, int], None]
-# Confirmation seeds start here, far from the search's (seed + r * REPEAT_SEED_STRIDE for small r), so the
-# confirmed figures are fresh draws, not the search's own.
-CONFIRM_SEED_OFFSET = 7_919_000
+# Trial i trains from seed + i * TRIAL_SEED_STRIDE: a point the noise-aware search measures again is a fresh
+# draw, not a copy of the first. Confirmation seeds start at CONFIRM_SEED_OFFSET, far from every search seed
+# (seed + i * TRIAL_SEED_STRIDE + r * REPEAT_SEED_STRIDE), so the confirmed figures are fresh draws too.
+TRIAL_SEED_STRIDE = 101
+CONFIRM_SEED_OFFSET = 900_000_001
+
+
+def trial_seed(seed: int, index: int) -> int:
+    """The seed trial `index` of a job with `seed` trains from (the CLI and the service alike)."""
+    return seed + index * TRIAL_SEED_STRIDE
 
 
 def space_for(search: SearchSpec, guarantee: GuaranteeSpec, spec: ModelSpec, n_members: int, delta: float) -> SearchSpace:
@@ -330,7 +337,8 @@ def tune(
         clip, noise = step.point
         index = len(trials) + len(failed)
         try:
-            measured = run_trial(data, spec, clip, noise, delta=delta, measurement=measurement, seed=seed)
+            measured = run_trial(data, spec, clip, noise, delta=delta, measurement=measurement,
+                                 seed=trial_seed(seed, index))
         except TuningError:
             raise  # the job's own configuration: every trial would fail alike
         except Exception as exc:  # one point failed (as in the service): the search moves away from it
