@@ -18,7 +18,7 @@ SAMPLING_ASSUMPTION = (
     "clipping) the noisy sum is divided by the expected batch size and an empty draw is a noise-only step, so the "
     "epsilon holds for the training as run. Other Keras models are clipped by TF Privacy, which divides by the "
     "realised batch size and cannot take an empty batch (skipped; probability about e^-batch_size), which the "
-    "accountant does not model exactly. It covers one training: the search itself is not accounted."
+    "accountant does not model exactly. It covers one training (what else it covers: tuning_cost)."
 )
 # FPRs the TPR bound is given at: the ones every attack reports.
 REPORTED_FPRS = (0.01, 0.001)
