@@ -122,12 +122,15 @@ class EngineExecutor:
         return BaselineOutcome(baseline=baseline, delta=delta, preparation=report.model_dump(mode="json"))
 
     def run_trial(self, unit: WorkUnit) -> TrialOutcome:
-        from app.tuning.engine import run_trial
+        """Trial i trains from trial_seed(seed, i), as in engine.tune()."""
+        from app.tuning.engine import run_trial, trial_seed
 
         assert unit.clip is not None and unit.noise is not None and unit.delta is not None
+        assert unit.trial_index is not None
         data, _ = self.prepared(unit)
         return TrialOutcome(run_trial(data, ModelSpec.model_validate(unit.model), unit.clip, unit.noise,
-                                      delta=unit.delta, measurement=unit.measurement, seed=unit.seed))
+                                      delta=unit.delta, measurement=unit.measurement,
+                                      seed=trial_seed(unit.seed, unit.trial_index)))
 
     def run_confirm(self, unit: WorkUnit) -> ConfirmOutcome:
         """The chosen point measured again with the guarantee's confirm_repeats fresh seeds (engine.confirm)."""

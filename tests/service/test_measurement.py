@@ -18,6 +18,7 @@ from app.jobs.queue import DatasetRef, WorkUnit
 from app.jobs.schemas import JobCreate
 from app.settings import Settings
 from app.tuning.engine import space_for as engine_space_for
+from app.tuning.engine import trial_seed as engine_trial_seed
 from app.tuning.errors import TuningError
 from app.tuning.model_spec import ModelSpec
 from app.tuning.results import Baseline, GuaranteeSpec, MeasurementSpec
@@ -151,6 +152,7 @@ class StubEngine:
         module.default_delta = lambda n: min(1e-5, 1 / (10 * n))  # type: ignore[attr-defined]
         module.run_trial = self.run_trial  # type: ignore[attr-defined]
         module.space_for = self.space_for  # type: ignore[attr-defined]
+        module.trial_seed = engine_trial_seed  # type: ignore[attr-defined]
         return module
 
     def space_for(self, search: SearchSpec, guarantee: GuaranteeSpec, spec: object, n_members: int,
@@ -176,6 +178,7 @@ class StubEngine:
     def run_trial(self, data: object, spec: object, clip: float, noise: float, *, delta: float,
                   measurement: MeasurementSpec, seed: int = 0) -> object:
         self.calls.append(("run_trial", measurement))
+        self.trial_seed = seed
         return make_measurement(clip, noise, delta=delta, measurement=measurement)
 
 
@@ -235,6 +238,7 @@ def test_the_executor_passes_the_measurement_to_trials(monkeypatch: pytest.Monke
     spec = MeasurementSpec(repeats=3, reference_models=6)
     stub = StubEngine(make_baseline())
     measured = _engine_executor(monkeypatch, stub).run_trial(
-        _unit("trial", spec, delta=1e-5, trial_index=0, clip=1.0, noise=0.5))
+        _unit("trial", spec, delta=1e-5, trial_index=2, clip=1.0, noise=0.5))
     assert stub.calls == [("run_trial", spec)] and measured.measurement.repeats == 3
+    assert stub.trial_seed == engine_trial_seed(0, 2) != 0  # trial i trains from trial_seed(seed, i), as in tune()
 
