@@ -24,11 +24,12 @@ from hypothesis import HealthCheck, settings
 from app.jobs.queue import WorkUnit
 from app.main import create_app
 from app.settings import Settings
-from app.tuning.results import Estimate, TrialMeasurement
+from app.tuning.results import Estimate
 from tests.service.conftest import bearer, create_api_key, make_settings, tiny_job
 from tests.factories import games
 from tests.service.helpers import run_worker_until_done, upload_tiny
 from tests.service.test_queue import FakeExecutor
+from workers.executor import TrialOutcome
 
 MAX_EXAMPLES = 25
 # The checks that matter here; the others judge API design (e.g. whether a 404 for an unknown id is a "use
@@ -49,14 +50,15 @@ SEEN: Counter[tuple[str, str, int]] = Counter()
 class UndefinedMetricsExecutor(FakeExecutor):
     """Trial 1 measures what a split with one class gives: NaN AUCs, sent by the API as null."""
 
-    def run_trial(self, unit: WorkUnit) -> TrialMeasurement:
-        measured = super().run_trial(unit)
+    def run_trial(self, unit: WorkUnit) -> TrialOutcome:
+        outcome = super().run_trial(unit)
         if unit.trial_index != 1:
-            return measured
+            return outcome
         nan = math.nan
         undefined = games(0.5)
         undefined.membership.attacks["rf"].auc = Estimate(value=nan, low=nan, high=nan)
-        return measured.model_copy(update={"utility_members": nan, "utility_holdout": nan, "games": undefined})
+        return TrialOutcome(outcome.measurement.model_copy(
+            update={"utility_members": nan, "utility_holdout": nan, "games": undefined}))
 
 
 class World:

@@ -36,7 +36,7 @@ def test_migrate_creates_the_schema_in_the_data_folder(tmp_path: Path) -> None:
         done = subprocess.run([*DPTUNE, "migrate"], cwd=tmp_path, env=_env(data_dir), capture_output=True,
                               text=True, timeout=120)
         assert done.returncode == 0, done.stderr
-        assert "database schema at revision 0003" in done.stdout
+        assert "database schema at revision 0004" in done.stdout
     engine = create_engine(f"sqlite:///{data_dir / 'dptune.db'}")
     tables = set(inspect(engine).get_table_names())
     assert {"datasets", "jobs", "trials", "recommendations", "owners", "api_keys", "alembic_version"} <= tables

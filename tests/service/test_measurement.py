@@ -44,13 +44,17 @@ def _job_row(database: Database, job_id: str) -> JobRecord:
         return job
 
 
-def test_job_create_takes_every_measurement_field() -> None:
-    """One definition: JobCreate's top-level fields are MeasurementSpec's, with its bounds and descriptions."""
-    for name, spec_field in MeasurementSpec.model_fields.items():
-        field = JobCreate.model_fields[name]
-        assert (field.default, field.description, field.metadata) == (
-            spec_field.default, spec_field.description, spec_field.metadata)
+def test_job_create_takes_every_measurement_and_guarantee_field() -> None:
+    """One definition: JobCreate's top-level fields are MeasurementSpec's and GuaranteeSpec's, with their
+    bounds and descriptions."""
+    for spec in (MeasurementSpec, GuaranteeSpec):
+        for name, spec_field in spec.model_fields.items():
+            field = JobCreate.model_fields[name]
+            assert (field.default, field.description, field.metadata) == (
+                spec_field.default, spec_field.description, spec_field.metadata)
     assert JobCreate(dataset_id="d", **CUSTOM).measurement() == MeasurementSpec(**CUSTOM)
+    guarantee = {"max_epsilon": 4.0, "target_epsilon": 2.0, "confirm_repeats": 5, "max_utility_loss": 0.1}
+    assert JobCreate(dataset_id="d", **guarantee).guarantee() == GuaranteeSpec(**guarantee)
 
 
 def test_measurement_is_stored_and_echoed(client: TestClient, database: Database) -> None:

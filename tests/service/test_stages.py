@@ -11,7 +11,6 @@ from fastapi.testclient import TestClient
 
 from app.db import Database, utcnow
 from app.jobs import queue
-from app.jobs.schemas import JobCreate
 from app.settings import Settings
 from app.tuning.recommendation import NOT_CONFIRMED_NOTE
 from app.tuning.results import GuaranteeSpec
@@ -28,16 +27,6 @@ def _job(client: TestClient, **overrides: object) -> dict[str, object]:
     assert response.status_code == 202, response.text
     body: dict[str, object] = response.json()
     return body
-
-
-def test_job_create_takes_every_guarantee_field() -> None:
-    """One definition: JobCreate's guarantee fields are GuaranteeSpec's, with its bounds and descriptions."""
-    for name, spec_field in GuaranteeSpec.model_fields.items():
-        field = JobCreate.model_fields[name]
-        assert (field.default, field.description, field.metadata) == (
-            spec_field.default, spec_field.description, spec_field.metadata)
-    custom = {"max_epsilon": 4.0, "target_epsilon": 2.0, "confirm_repeats": 5, "max_utility_loss": 0.1}
-    assert JobCreate(dataset_id="d", **custom).guarantee() == GuaranteeSpec(**custom)
 
 
 def test_the_guarantee_is_stored_echoed_and_validated(client: TestClient) -> None:
