@@ -36,7 +36,10 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--remeasure", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "recommendation_choice.json")
+    parser.add_argument("--reuse", action="store_true", help="reuse the searches' trials and the re-measured "
+                        "objectives stored in --out (same settings): only newly chosen points are trained")
     args = parser.parse_args()
+    stored = json.loads(args.out.read_text()) if args.reuse and args.out.exists() else {}
 
     from app.datasets import BUILTIN_DATASETS, prepare_dataset
     from app.tuning.accounting import default_delta
@@ -44,7 +47,7 @@ def main() -> None:
     from app.tuning.model_spec import ModelSpec
     from app.tuning.objective import score
     from app.tuning.recommendation import choose, observations
-    from app.tuning.results import GuaranteeSpec, MeasurementSpec
+    from app.tuning.results import GuaranteeSpec, MeasurementSpec, Trial
     from app.tuning.search import SearchSpec, search_step
 
     started = time.perf_counter()
@@ -58,24 +61,26 @@ def main() -> None:
     print(f"baseline: validation AUC {baseline.utility_validation:.3f}, attack {baseline.attack_accuracy:.3f}; "
           f"noise floor {space.min_noise:.3f} (max_epsilon 10)", flush=True)
 
-    truth_cache: dict[tuple[float, float], float] = {}
+    truth_cache: dict[str, float] = dict(stored.get("true_objectives", {}))
 
     def true_objective(point: tuple[float, float]) -> float:
         """Mean objective over fresh seeds (disjoint from every search's)."""
-        if point not in truth_cache:
+        key = f"{point[0]!r},{point[1]!r}"
+        if key not in truth_cache:
             measured = run_trial(data, spec, point[0], point[1], delta=delta,
                                  measurement=measurement.model_copy(update={"repeats": args.remeasure}),
                                  seed=9_000_000)
-            truth_cache[point] = score(measured, baseline, 0.5, 0).objective
-        return truth_cache[point]
+            truth_cache[key] = score(measured, baseline, 0.5, 0).objective
+        return truth_cache[key]
 
-    rows = []
+    rows, searches = [], {}
     for seed in range(args.searches):
-        trials = []
+        trials = [Trial.model_validate(t) for t in stored.get("searches", {}).get(str(seed), [])]
         while (step := search_step(search, space, observations(trials), [], seed=seed, elapsed_seconds=0)).point:
             measured = run_trial(data, spec, *step.point, delta=delta, measurement=measurement,
                                  seed=trial_seed(seed, len(trials)))
             trials.append(score(measured, baseline, 0.5, len(trials)))
+        searches[str(seed)] = [t.model_dump(mode="json") for t in trials]
         observed = max(trials, key=lambda t: (t.objective, -t.index))
         choice = choose(trials, baseline, 0.5, space, guarantee, seed)
         assert choice.trial is not None and choice.selection is not None
@@ -113,7 +118,7 @@ def main() -> None:
     }
     out = {"command": " ".join(["python", *sys.argv]), "searches": args.searches, "trials": args.trials,
            "remeasure_seeds": args.remeasure, "rows": rows, "summary": summary,
-           "seconds": time.perf_counter() - started}
+           "seconds": time.perf_counter() - started, "true_objectives": truth_cache, "searches": searches}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2))
     print(json.dumps(summary, indent=2))

@@ -163,13 +163,16 @@ def choose(trials: Sequence[Trial], baseline: Baseline, tradeoff: float, space: 
         return Choice(best, Selection(method="best_observed", best_posterior_index=None, posterior_mean=None,
                                       standard_error=None, within_one_se=[best.index], feasible=len(allowed)), None)
     mean_of = {t.index: m for t, m in zip(rescored, posterior.means)}
+    std_of = {t.index: s for t, s in zip(rescored, posterior.stds)}
     leader = max(allowed, key=lambda t: (mean_of[t.index], -t.index))
-    threshold = mean_of[leader.index] - posterior.noise_se
-    close = [t for t in allowed if mean_of[t.index] >= threshold]
+    # The one-standard-error rule: the standard error of the leader's estimated objective is its posterior
+    # standard deviation, not one trial's noise (which is larger, and let far worse points in).
+    standard_error = std_of[leader.index]
+    close = [t for t in allowed if mean_of[t.index] >= mean_of[leader.index] - standard_error]
     chosen = min(close, key=lambda t: (math.inf if t.epsilon is None else t.epsilon, -mean_of[t.index], t.index))
     return Choice(chosen, Selection(
         method="posterior_mean", best_posterior_index=leader.index, posterior_mean=mean_of[chosen.index],
-        standard_error=posterior.noise_se, within_one_se=sorted(t.index for t in close), feasible=len(allowed),
+        standard_error=standard_error, within_one_se=sorted(t.index for t in close), feasible=len(allowed),
     ), None)
 
 

@@ -258,8 +258,8 @@ class Selection(BaseModel):
         "lowest epsilon within one standard error of it; best_observed: too few trials for a model.")
     best_posterior_index: int | None = Field(description="The trial with the best posterior mean.")
     posterior_mean: float | None = Field(description="Posterior mean objective of the recommended trial.")
-    standard_error: float | None = Field(description="The objective's standard error the model estimates for one "
-                                         "trial: the width of the 'within one SE' set.")
+    standard_error: float | None = Field(description="Posterior standard deviation of the leader's objective (the "
+                                         "standard error of its estimate): the width of the 'within one SE' set.")
     within_one_se: list[int] = Field(default_factory=list, description="Trials whose posterior mean is within one "
                                      "standard error of the best; the lowest epsilon among them is recommended.")
     feasible: int = Field(description="Trials that met max_epsilon and max_utility_loss.")
