@@ -21,8 +21,12 @@ transaction the caller commits.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -577,10 +581,33 @@ def job_space(job: JobRecord) -> SearchSpace:
 
 
 def job_choice(job: JobRecord, trials: list[Trial], tradeoff: float | None = None) -> Choice:
-    """recommendation.choose over the job's stored trials, at its trade-off unless another is given."""
+    """recommendation.choose over the job's stored trials, at its trade-off unless another is given.
+
+    choose() fits a Gaussian process (a tenth of a second and more) and is called inside write transactions
+    (the end of the search, the final stage's write). It is deterministic in its inputs, so its answers are
+    remembered by their content: a transaction retried after a lost connection does not fit it again."""
     assert job.baseline is not None
-    return choose(trials, Baseline.model_validate(job.baseline), job.tradeoff if tradeoff is None else tradeoff,
-                  job_space(job), job_guarantee(job), job.seed)
+    baseline, space, guarantee = Baseline.model_validate(job.baseline), job_space(job), job_guarantee(job)
+    t = job.tradeoff if tradeoff is None else tradeoff
+    key = hashlib.sha256(json.dumps(
+        [[trial.model_dump(mode="json") for trial in trials], baseline.model_dump(mode="json"), t,
+         space.model_dump(mode="json"), guarantee.model_dump(mode="json"), job.seed], sort_keys=True).encode()
+    ).hexdigest()
+    with _CHOICES_LOCK:
+        remembered = _CHOICES.get(key)
+    if remembered is not None:
+        return remembered
+    choice = choose(trials, baseline, t, space, guarantee, job.seed)
+    with _CHOICES_LOCK:
+        _CHOICES[key] = choice
+        while len(_CHOICES) > CHOICE_CACHE_SIZE:
+            _CHOICES.popitem(last=False)
+    return choice
+
+
+CHOICE_CACHE_SIZE = 64
+_CHOICES: OrderedDict[str, Choice] = OrderedDict()
+_CHOICES_LOCK = threading.Lock()  # the API answers requests in threads
 
 
 # ---------------------------------------------------------------------------------------------- helpers

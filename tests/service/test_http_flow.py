@@ -32,7 +32,8 @@ def test_upload_job_poll_recommendation(client: TestClient, settings: Settings, 
     # A data set with a queued job cannot be deleted.
     assert_error_shape(client.delete(f"/v1/datasets/{dataset['id']}"), 409)
 
-    assert run_worker_until_done(client, settings, job["id"]) == 4  # the baseline, then 3 trials
+    # The baseline, 3 trials, the chosen trial's confirmation, the final model's training.
+    assert run_worker_until_done(client, settings, job["id"]) == 6
 
     polled = client.get(f"/v1/jobs/{job['id']}").json()
     assert polled["status"] == "succeeded", polled
@@ -49,28 +50,38 @@ def test_upload_job_poll_recommendation(client: TestClient, settings: Settings, 
     assert [t["index"] for t in all_trials] == [0, 1, 2]
     assert all(t["attempts"] == 1 and t["epsilon"] is not None for t in all_trials)
 
-    recommendation = client.get(f"/v1/jobs/{job['id']}/recommendation").json()
     best = max(all_trials, key=lambda t: (t["objective"], -t["index"]))
-    assert recommendation["index"] == best["index"] == polled["best_trial"]["index"]
+    assert polled["best_trial"]["index"] == best["index"]  # the best single draw so far ...
+    recommendation = client.get(f"/v1/jobs/{job['id']}/recommendation").json()
+    # ... while the recommendation is the lowest epsilon within one SE of the best posterior mean, confirmed.
+    selection = recommendation["selection"]
+    assert selection["method"] == "posterior_mean" and recommendation["index"] in selection["within_one_se"]
+    assert selection["best_posterior_index"] in selection["within_one_se"]
+    assert recommendation["confirmation"]["repeats"] == 3 and recommendation["mode"] == "budget"
+    assert recommendation["epsilon"] <= 10 * (1 + 1e-6) and recommendation["training"]["n"] == members
     assert recommendation["tradeoff"] == 0.5 and recommendation["notes"]
     assert set(recommendation["pareto_front"]) <= {0, 1, 2} and recommendation["pareto_front"]
 
-    # Another trade-off re-scores the stored trials: t = 1 is pure utility (on validation, which selects).
+    # Another trade-off re-scores the stored trials and chooses again, without a confirmation.
     utility_only = client.get(f"/v1/jobs/{job['id']}/recommendation", params={"tradeoff": 1.0}).json()
-    top_utility = max(all_trials, key=lambda t: (t["utility_validation"], -t["index"]))
-    assert utility_only["index"] == top_utility["index"] and utility_only["tradeoff"] == 1.0
+    assert utility_only["tradeoff"] == 1.0 and utility_only["confirmation"] is None
+    assert utility_only["index"] in utility_only["selection"]["within_one_se"]
+    assert any(note.startswith("Not confirmed") for note in utility_only["notes"])
     assert_error_shape(client.get(f"/v1/jobs/{job['id']}/recommendation", params={"tradeoff": 1.5}), 422)
+    model = client.get(f"/v1/jobs/{job['id']}/model")
+    assert model.status_code == 200 and model.headers["content-type"] == "application/zip"
 
     result = client.get(f"/v1/jobs/{job['id']}/result").json()
     assert [t["index"] for t in result["trials"]] == [0, 1, 2]
     assert result["recommendation"]["index"] == recommendation["index"]
+    assert result["final_model"]["epsilon"] == recommendation["training"]["epsilon"]
 
     listed = client.get("/v1/jobs", params={"status": "succeeded"}).json()
     assert [j["id"] for j in listed["items"]] == [job["id"]]
     assert client.get("/v1/jobs", params={"status": "queued"}).json()["total"] == 0
     assert_error_shape(client.post(f"/v1/jobs/{job['id']}/cancel"), 409)
 
-    # Deleting the data set removes its file, its job, trials and recommendation.
+    # Deleting the data set removes its file, its job, trials, recommendation and final model.
     assert client.delete(f"/v1/datasets/{dataset['id']}").status_code == 204
     assert row_counts(database) == {"recommendations": 0, "trials": 0, "jobs": 0, "datasets": 0}
     assert stored_files(settings) == []
