@@ -156,8 +156,9 @@ class Trial(TrialMeasurement):
     objective_se: float | None = Field(description="Standard error of the objective over repeats; null for one.")
     objective_sampling_se: float | None = Field(
         default=None, description="Standard error of the objective from the records measured: the validation "
-        "AUC's Hanley-McNeil error and the attack accuracy's binomial error, weighted by t and 1 - t (seed to "
-        "seed variation comes on top). What the search's Gaussian process uses when objective_se is null.")
+        "AUC's Hanley-McNeil error and the attack accuracy's binomial error, weighted by t and 1 - t. An absolute "
+        "uncertainty: the validation split is the same for every trial, so most of it is shared, and comparisons "
+        "between trials are less uncertain (the search uses objective_se, or 0.01 measured over seeds).")
 
 
 class FailedTrial(BaseModel):

@@ -27,8 +27,8 @@ from app.tuning.errors import TuningError
 Point = tuple[float, float]
 StopReason = Literal["budget", "time", "grid_exhausted"]
 MAX_GRID_POINTS = 1_000_000
-# One trial's objective has an SD of 0.010-0.014 over seeds on the study's data (docs/privacy.md); used for
-# the Gaussian process's noise floor until trials report standard errors of their own.
+# One trial's objective has an SD of 0.010-0.014 over seeds on the study's data (DESIGN.md); the Gaussian
+# process's noise floor when trials have no repeats to give a standard error of their own.
 DEFAULT_OBJECTIVE_SE = 0.01
 # Fewer finished trials than this give the Gaussian process nothing to smooth: the best observation is used.
 MIN_TRIALS_FOR_MODEL = 3
