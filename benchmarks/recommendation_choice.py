@@ -116,7 +116,7 @@ def main() -> None:
         },
         "median_epsilon": {rule: median(rule, "epsilon") for rule in ("best_observed", "posterior_mean")},
     }
-    out = {"command": " ".join(["python", *sys.argv]), "searches": args.searches, "trials": args.trials,
+    out = {"command": " ".join(["python", *sys.argv]), "search_count": args.searches, "trials": args.trials,
            "remeasure_seeds": args.remeasure, "rows": rows, "summary": summary,
            "seconds": time.perf_counter() - started, "true_objectives": truth_cache, "searches": searches}
     args.out.parent.mkdir(parents=True, exist_ok=True)

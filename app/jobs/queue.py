@@ -38,15 +38,14 @@ from app.jobs import repository
 from app.jobs.models import (
     COUNTED_TRIAL_STATUSES, JobRecord, JobStage, JobStatus, RecommendationRecord, TrialRecord, TrialStatus,
 )
-from app.tuning.accounting import dp_sgd_steps, sampling_rate
 from app.tuning.model_spec import ModelSpec
 from app.tuning.objective import pareto_front, score
-from app.tuning.recommendation import Choice, TuneSource, build_recommendation, choose, observations
+from app.tuning.recommendation import Choice, TuneSource, build_recommendation, choose, observations, space_for
 from app.tuning.results import (
     Baseline, Confirmation, FailedTrial, GuaranteeSpec, MeasurementSpec, PrivacyStatement, TrainingConfig, Trial,
     TrialMeasurement,
 )
-from app.tuning.search import Observation, Point, SearchSpace, SearchSpec, SearchStep, search_space, search_step
+from app.tuning.search import Observation, Point, SearchSpace, SearchSpec, SearchStep, search_step
 
 logger = logging.getLogger("dptune.queue")
 
@@ -568,16 +567,10 @@ def search_members(job: JobRecord) -> int:
 
 
 def job_space(job: JobRecord) -> SearchSpace:
-    """engine.space_for for the job: the space its guarantee allows at the search data's sampling rate and
-    steps. (Computed here from search_space: importing app.tuning.engine loads TensorFlow, which the API
-    process does not need.)"""
+    """The space the job's guarantee allows at the search data's sampling rate and steps."""
     assert job.delta is not None
-    spec = ModelSpec.model_validate(job.model)
-    guarantee = job_guarantee(job)
-    n = search_members(job)
-    return search_space(SearchSpec.model_validate(job.search), max_epsilon=guarantee.max_epsilon,
-                        target_epsilon=guarantee.target_epsilon, sampling_rate=sampling_rate(n, spec.batch_size),
-                        steps=dp_sgd_steps(n, spec.batch_size, spec.epochs), delta=job.delta)
+    return space_for(SearchSpec.model_validate(job.search), job_guarantee(job), ModelSpec.model_validate(job.model),
+                     search_members(job), job.delta)
 
 
 def job_choice(job: JobRecord, trials: list[Trial], tradeoff: float | None = None) -> Choice:

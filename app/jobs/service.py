@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -33,7 +31,6 @@ from app.tuning.results import (
     PrivacyStatement,
     Recommendation,
     SplitSizes,
-    TrainingConfig,
     Trial,
     TuningResult,
 )
@@ -294,16 +291,10 @@ def unconfirmed_recommendation(job: JobRecord, trials: list[Trial], tradeoff: fl
     if choice.trial is None:
         raise _no_recommendation(choice.reason or "no trial meets the guarantee's limits")
     assert job.baseline is not None and job.delta is not None
-    training = _training_config(json.dumps(job.model, sort_keys=True), choice.trial.clip, choice.trial.noise,
-                                queue.search_members(job), job.delta)
+    training = training_config(ModelSpec.model_validate(job.model), choice.trial.clip, choice.trial.noise,
+                               queue.search_members(job), job.delta)  # its accounting is cached (accounting.py)
     return build_recommendation(choice, Baseline.model_validate(job.baseline), tradeoff, queue.job_guarantee(job),
                                 training, tuned_on=queue.job_tuned_on(job))
-
-
-@functools.lru_cache(maxsize=256)
-def _training_config(model: str, clip: float, noise: float, n: int, delta: float) -> TrainingConfig:
-    """training_config, remembered: its PLD accounting takes seconds, and a trade-off is asked for again."""
-    return training_config(ModelSpec.model_validate_json(model), clip, noise, n, delta)
 
 
 def _no_recommendation(reason: str) -> ApiError:

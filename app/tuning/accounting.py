@@ -82,6 +82,7 @@ def tpr_bounds(epsilons: np.ndarray, deltas: np.ndarray, fprs: tuple[float, ...]
     return {fpr: float(min(1.0, np.min(np.exp(epsilons) * fpr + deltas))) for fpr in fprs}
 
 
+@lru_cache(maxsize=1024)  # 1-7 s each; trials, confirmation and the final model ask for the same ones
 def dp_sgd_guarantee(*, sampling_rate: float, noise_multiplier: float, steps: int, delta: float) -> Guarantee:
     """Epsilon (PLD and RDP) and the tight PLD bounds: attack accuracy <= (1 + delta(0)) / 2 with a balanced
     prior, and TPR <= min over eps of (e^eps FPR + delta(eps)) at REPORTED_FPRS."""

@@ -20,14 +20,15 @@ from app.tuning.errors import TuningError
 from app.tuning.model_spec import ModelSpec
 from app.tuning.objective import score
 from app.tuning.prepared import PreparedData
-from app.tuning.recommendation import (
-    TuneSource, build_recommendation, build_result, choose, confirmation_summary, observations, training_config,
+from app.tuning.recommendation import (  # space_for is re-exported: the CLI and the workers take it from here
+    TuneSource, build_recommendation, build_result, choose, confirmation_summary, observations, space_for,
+    training_config,
 )
 from app.tuning.results import (
     Baseline, Confirmation, FailedTrial, Games, GuaranteeSpec, MeasurementSpec, RepeatValues, Trial,
     TrialMeasurement, TuningResult, Utility,
 )
-from app.tuning.search import SearchSpace, SearchSpec, search_space, search_step
+from app.tuning.search import SearchSpec, search_step
 from app.tuning.train import DPParams, train
 from app.tuning.utility import accuracy, roc_auc
 
@@ -276,13 +277,6 @@ CONFIRM_SEED_OFFSET = 900_000_001
 def trial_seed(seed: int, index: int) -> int:
     """The seed trial `index` of a job with `seed` trains from (the CLI and the service alike)."""
     return seed + index * TRIAL_SEED_STRIDE
-
-
-def space_for(search: SearchSpec, guarantee: GuaranteeSpec, spec: ModelSpec, n_members: int, delta: float) -> SearchSpace:
-    """The search space the guarantee allows for this training (its sampling rate and steps)."""
-    return search_space(search, max_epsilon=guarantee.max_epsilon, target_epsilon=guarantee.target_epsilon,
-                        sampling_rate=sampling_rate(n_members, spec.batch_size),
-                        steps=dp_sgd_steps(n_members, spec.batch_size, spec.epochs), delta=delta)
 
 
 def confirm(data: PreparedData, spec: ModelSpec, clip: float, noise: float, *, baseline: Baseline,

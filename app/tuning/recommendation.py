@@ -35,7 +35,7 @@ from app.tuning.results import (
     TrialMeasurement,
     TuningResult,
 )
-from app.tuning.search import Observation, SearchSpace, SearchSpec, posterior_at
+from app.tuning.search import Observation, SearchSpace, SearchSpec, posterior_at, search_space
 
 TuneSource = Literal["private", "proxy"]
 
@@ -105,6 +105,14 @@ def training_config(spec: ModelSpec, clip: float, noise: float, n: int, delta: f
         delta=delta, epsilon=guarantee.epsilon, epsilon_rdp=guarantee.epsilon_rdp, accountant=SAMPLING_ASSUMPTION,
         model=spec.model_dump(),
     )
+
+
+def space_for(search: SearchSpec, guarantee: GuaranteeSpec, spec: ModelSpec, n_members: int,
+              delta: float) -> SearchSpace:
+    """The search space the guarantee allows for this training (its sampling rate and steps)."""
+    return search_space(search, max_epsilon=guarantee.max_epsilon, target_epsilon=guarantee.target_epsilon,
+                        sampling_rate=sampling_rate(n_members, spec.batch_size),
+                        steps=dp_sgd_steps(n_members, spec.batch_size, spec.epochs), delta=delta)
 
 
 def headline(mode: str, training: TrainingConfig) -> str:
