@@ -103,7 +103,7 @@ def training_config(spec: ModelSpec, clip: float, noise: float, n: int, delta: f
         clip=clip, noise=noise, epochs=spec.epochs, batch_size=spec.batch_size,
         learning_rate=spec.effective_learning_rate, optimizer=spec.optimizer, n=n, sampling_rate=rate, steps=steps,
         delta=delta, epsilon=guarantee.epsilon, epsilon_rdp=guarantee.epsilon_rdp, accountant=SAMPLING_ASSUMPTION,
-        model=spec.model_dump(),
+        model=spec,
     )
 
 

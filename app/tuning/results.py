@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.tuning.model_spec import ModelSpec
 from app.tuning.search import SearchSpace
 
 PrivacyGame = Literal["membership", "population"]
@@ -222,7 +223,7 @@ class TrainingConfig(BaseModel):
     epsilon: float | None = Field(description="PLD epsilon at delta; null without noise (no guarantee).")
     epsilon_rdp: float | None
     accountant: str = Field(description="How epsilon was computed, and what it assumes.")
-    model: dict[str, Any] = Field(description="The model spec (app.tuning.model_spec.ModelSpec).")
+    model: ModelSpec = Field(description="The model spec.")
 
 
 class PrivacyStatement(TrainingConfig):
