@@ -52,7 +52,10 @@ def _add_search_options(parser: argparse.ArgumentParser, default_trials: int) ->
 def _optional_epsilon(text: str) -> float | None:
     if text.strip().lower() in {"none", "null"}:
         return None
-    return float(text)
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
