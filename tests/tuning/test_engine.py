@@ -58,13 +58,21 @@ def test_tiny_tuning_run_writes_every_key(tmp_path) -> None:  # type: ignore[no-
         if trial.noise > 0:
             assert trial.epsilon is not None and trial.epsilon_rdp is not None and trial.epsilon <= trial.epsilon_rdp
             assert 0.5 <= trial.attack_accuracy_bound <= 1.0
-    best = max(result.trials, key=lambda t: t.objective)
-    assert result.recommendation is not None and result.recommendation.index == best.index
+    # The default guarantee (max_epsilon 10): no trial and no recommendation without noise or above the budget.
+    assert result.mode == "budget" and result.search_space.min_noise > 0
+    assert all(t.noise >= result.search_space.min_noise and t.epsilon is not None and t.epsilon <= 10.0
+               for t in result.trials)
+    rec = result.recommendation
+    assert rec is not None and rec.noise > 0 and rec.epsilon is not None and rec.epsilon <= 10.0
+    assert rec.index in {t.index for t in result.trials}  # two trials: too few for a model, the best observed
+    assert rec.selection.method == "best_observed"
+    assert rec.index == max(result.trials, key=lambda t: (t.objective, -t.index)).index
+    assert rec.confirmation is not None and rec.confirmation.repeats == 3 and rec.repeats == 3
     path = tmp_path / "out.json"
     path.write_text(result.model_dump_json())
     raw = json.loads(path.read_text())
     again = TuningResult.model_validate(raw)
-    assert again.recommendation == result.recommendation
+    assert again.recommendation == result.recommendation and again.recommendation.training.model == SPEC
     trial = raw["trials"][0]
     for key in ("attack_accuracy", "epsilon", "epsilon_rdp", "epsilon_lower_bound", "delta",
                 "attack_accuracy_bound", "repeats", "objective", "objective_se"):
