@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import secrets
 import zipfile
 from pathlib import Path
@@ -50,14 +49,6 @@ def tf_privacy_statement(config: TrainingConfig) -> str:
         noise_multiplier=config.noise, delta=config.delta, used_microbatching=False,
         accountant_type=lib.AccountantType.PLD,
     )
-
-
-def tf_privacy_poisson_epsilon(statement: str) -> float:
-    """The 'Epsilon assuming Poisson sampling' figure of a TF Privacy statement."""
-    match = re.search(r"Epsilon assuming Poisson sampling \(\*\):\s+([0-9.]+|inf)", statement)
-    if match is None:
-        raise ValueError("no Poisson-sampling epsilon in the statement")
-    return float(match.group(1))
 
 
 def train_final(data: PreparedData, spec: ModelSpec, config: TrainingConfig, tuned_on: TuneSource,

@@ -63,16 +63,17 @@ class SearchSpec(BaseModel):
             raise ValueError(f"the grid would have over {MAX_GRID_POINTS:,} points; use a larger grid_step")
         return self
 
-    def grid_size(self, min_noise: float = 0.0, fixed_noise: bool = False) -> int:
-        """Points of the grid, counted without listing them (a tiny step must not exhaust memory)."""
+    def grid_size(self) -> int:
+        """Points of the widest grid (noise from 0), counted without listing them (a tiny step must not exhaust
+        memory)."""
         clips = max(1, math.ceil((self.max_clip - self.min_clip) / self.grid_step))
-        noises = 1 if fixed_noise or self.max_noise <= min_noise else math.ceil((self.max_noise - min_noise) / self.grid_step)
+        noises = math.ceil(self.max_noise / self.grid_step) if self.max_noise > 0 else 1
         if clips * noises > MAX_GRID_POINTS:
             return clips * noises
         # Exact where float steps land on a bound, as np.arange lists them.
         clips = len(np.arange(self.min_clip, self.max_clip, self.grid_step))
-        if not (fixed_noise or self.max_noise <= min_noise):
-            noises = len(np.arange(min_noise, self.max_noise, self.grid_step))
+        if self.max_noise > 0:
+            noises = len(np.arange(0.0, self.max_noise, self.grid_step))
         return clips * noises
 
     def budget(self) -> int:

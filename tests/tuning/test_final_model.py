@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -9,13 +10,21 @@ import pytest
 from app.tuning import engine
 from app.tuning.accounting import dp_sgd_guarantee
 from app.tuning.final_model import (
-    final_training, save_final_model, tf_privacy_poisson_epsilon, tf_privacy_statement, train_final,
+    final_training, save_final_model, tf_privacy_statement, train_final,
 )
 from app.tuning.recommendation import training_config
 from app.tuning.results import GuaranteeSpec, MeasurementSpec
 from app.tuning.search import SearchSpec
 from app.tuning.train import DPParams, export_model, train
 from tests.tuning.test_engine import SPEC, _data
+
+def tf_privacy_poisson_epsilon(statement: str) -> float:
+    """The 'Epsilon assuming Poisson sampling' figure of a TF Privacy statement."""
+    match = re.search(r"Epsilon assuming Poisson sampling \(\*\):\s+([0-9.]+|inf)", statement)
+    if match is None:
+        raise ValueError("no Poisson-sampling epsilon in the statement")
+    return float(match.group(1))
+
 
 FAST = MeasurementSpec(reference_models=2, audit_reference_models=2, allow_weak_baseline=True)
 
