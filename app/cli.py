@@ -283,6 +283,8 @@ def format_summary(result) -> str:  # type: ignore[no-untyped-def]
     """The recommendation's headline first; then baseline against the recommendation, whose figures are the
     confirmation's means over fresh seeds with 95 % intervals; both games, the accountant's epsilon and bounds,
     and what the attacks prove."""
+    from app.tuning.results import CALIBRATED_ATTACK
+
     b, r = result.baseline, result.recommendation
     c = r.confirmation if r else None
     lines = [r.headline if r else f"NO RECOMMENDATION: {result.no_recommendation_reason}."]
@@ -300,8 +302,8 @@ def format_summary(result) -> str:  # type: ignore[no-untyped-def]
          _interval(c.attack_accuracy) if c else _num(r and r.attack_accuracy)),
         ("membership game: strongest", _strongest(b.games.membership.attacks),
          _strongest(r.games.membership.attacks) if r else "-"),
-        ("  rmia TPR at 1% FPR", _interval(b.games.membership.attacks["rmia"].tpr_at_1pct_fpr),
-         _interval(r.games.membership.attacks["rmia"].tpr_at_1pct_fpr) if r else "-"),
+        (f"  {CALIBRATED_ATTACK} TPR at 1% FPR", _interval(b.games.membership.attacks[CALIBRATED_ATTACK].tpr_at_1pct_fpr),
+         _interval(r.games.membership.attacks[CALIBRATED_ATTACK].tpr_at_1pct_fpr) if r else "-"),
         ("  epsilon lower bound", f"{b.epsilon_lower_bound:.3g}", f"{r.epsilon_lower_bound:.3g}" if r else "-"),
     ]
     if b.games.population is not None:

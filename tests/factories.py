@@ -18,7 +18,8 @@ def attack(accuracy: float) -> AttackScores:
 
 def games(accuracy: float, reference_models: int = 2) -> Games:
     return Games(
-        membership=MembershipGame(attack_accuracy=accuracy, attacks={"rf": attack(accuracy)}, members=100,
+        membership=MembershipGame(attack_accuracy=accuracy, attacks={"rf": attack(accuracy), "rmia": attack(accuracy)},
+                                  members=100,
                                   reference_models=reference_models, calibration_seconds=0.1, epsilon_lower_bound=0.0, epsilon_lower_bound_attack=None),
         population=None,
     )

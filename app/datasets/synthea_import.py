@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from app.datasets.builtin import SYNTHEA_COVID_COLUMNS
+from app.datasets.builtin import BACKGROUND_CONDITIONS, SYNTHEA_COVID_COLUMNS
 from app.datasets.errors import DatasetError
 from app.datasets.tables import decode_text
 
 COVID_19 = "840539006"
-SYMPTOM_WINDOW_DAYS = 60  # symptoms and complications counted from onset to 60 days after
+SYMPTOM_WINDOW_DAYS = 60  # symptoms and admission findings counted from onset to 60 days after
 PATIENT_COLUMNS = (
     "Id", "BIRTHDATE", "DEATHDATE", "RACE", "ETHNICITY", "GENDER", "HEALTHCARE_EXPENSES", "HEALTHCARE_COVERAGE",
 )
@@ -44,11 +44,6 @@ EPISODE_CONDITIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "pneumonia": (frozenset({"233604007"}), frozenset({"pneumonia"})),
     "hypoxemia": (frozenset({"389087006"}), frozenset({"hypoxemia"})),
     "respiratory_distress": (frozenset({"271825005"}), frozenset({"respiratory distress"})),
-    "respiratory_failure": (frozenset({"65710008"}), frozenset({"acute respiratory failure"})),
-    "ards": (frozenset({"67782005"}), frozenset({"acute respiratory distress syndrome"})),
-    "sepsis": (frozenset({"770349000", "91302008"}), frozenset({"sepsis caused by virus", "sepsis"})),
-    "septic_shock": (frozenset({"76571007"}), frozenset({"septic shock"})),
-    "pulmonary_embolism": (frozenset({"706870000"}), frozenset({"acute pulmonary embolism"})),
 }
 # Active on the day of onset.
 STANDING_CONDITIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -59,7 +54,23 @@ STANDING_CONDITIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"162864005", "408512008"}),
         frozenset({"body mass index 30+ - obesity", "body mass index 40+ - severely obese"}),
     ),
+    "hyperlipidemia": (frozenset({"55822004"}), frozenset({"hyperlipidemia"})),
+    "coronary_heart_disease": (frozenset({"53741008"}), frozenset({"coronary heart disease"})),
+    "stroke": (frozenset({"230690007"}), frozenset({"stroke"})),
+    "atrial_fibrillation": (frozenset({"49436004"}), frozenset({"atrial fibrillation"})),
+    "cancer": (
+        frozenset({"254837009", "109838007", "363406005", "93761005", "254637007", "424132000", "92691004"}),
+        frozenset({"malignant neoplasm of breast", "overlapping malignant neoplasm of colon",
+                   "malignant tumor of colon", "primary malignant neoplasm of colon", "non-small cell lung cancer",
+                   "non-small cell carcinoma of lung, tnm stage 1", "carcinoma in situ of prostate"}),
+    ),
+    "alzheimers": (frozenset({"26929004", "230265002"}),
+                   frozenset({"alzheimer's disease", "familial alzheimer's disease of early onset"})),
+    "copd": (frozenset({"185086009", "87433001"}),
+             frozenset({"chronic obstructive bronchitis", "pulmonary emphysema"})),
     "social_isolation": (frozenset({"422650009"}), frozenset({"social isolation"})),
+    # The generator's background conditions, by their SNOMED codes.
+    **{name: (frozenset({code}), frozenset()) for name, code, *_ in BACKGROUND_CONDITIONS},
 }
 # Social findings: the latest one started on or before onset is the patient's level.
 EDUCATION_FINDINGS = {
@@ -101,7 +112,7 @@ def _matches(conditions: pd.DataFrame, codes: frozenset[str], descriptions: froz
 
 def synthea_covid_rows(patients: pd.DataFrame, conditions: pd.DataFrame) -> pd.DataFrame:
     """One row per patient with a COVID-19 condition: age at onset, demographics, coverage and expenses,
-    social findings (latest at onset), comorbidities active at onset, symptoms and complications starting
+    social findings (latest at onset), comorbidities active at onset, symptoms and admission findings starting
     within 60 days of onset, and `died` (death on or after onset)."""
     _require(patients, PATIENT_COLUMNS, "patients.csv")
     _require(conditions, CONDITION_COLUMNS, "conditions.csv")

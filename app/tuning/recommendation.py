@@ -20,6 +20,7 @@ from app.tuning.accounting import SAMPLING_ASSUMPTION, dp_sgd_guarantee, dp_sgd_
 from app.tuning.model_spec import ModelSpec
 from app.tuning.objective import MEANINGFUL_EPSILON, objective, pareto_front, score
 from app.tuning.results import (
+    CALIBRATED_ATTACK,
     Baseline,
     Confirmation,
     Estimate,
@@ -62,6 +63,22 @@ SHIFT_NOTE = (
     "the two populations, which no DP noise removes; only {membership:+.3f} is left for membership. The "
     "membership game (members against holdout) measures {game:.3f}."
 )
+MEMBERSHIP_READING = (
+    "Membership game (members against holdout; what DP bounds): the calibrated attack finds {base} of the "
+    "baseline's members at 1 % FPR and {rec} of the recommended model's ({epsilon}); guessing finds 1 %. {verdict}"
+)
+LEAK_REMOVED = "The baseline leaks; at the recommendation the attack is within the noise of guessing."
+LEAK_LEFT = "At the recommendation the attack still finds more members than guessing does."
+NO_LEAK_FOUND = ("Even on the baseline the attack is within the noise of guessing: it finds no membership leak "
+                 "here for DP to remove, and the guarantee is what the noise buys.")
+POPULATION_READING = (
+    "Population game (the study's: members against the external set): the attack reaches {base:.3f} on the "
+    "baseline and {rec:.3f} on the recommended model, and a control model that never saw the members reaches "
+    "{control:.3f}. That part is a difference between the two populations, not membership: DP bounds what one "
+    "record changes in the model, not how two groups differ, so noise does not remove it."
+)
+# TPR at 1 % FPR of an attack that guesses; an interval reaching down to it is no evidence of a leak.
+GUESSING_TPR = 0.01
 BOUND_EXCEEDED_NOTE = (
     "The membership game's attack accuracy ({measured:.3f}, 95 % interval from {low:.3f}) exceeds what "
     "(epsilon, delta)-DP allows any membership attack ({bound:.3f}): training or accounting does not match "
@@ -238,7 +255,9 @@ def build_recommendation(
     fresh seeds), else the search trial's own figures, with the configuration, headline and notes."""
     assert choice.trial is not None and choice.selection is not None
     best = score(confirmed, baseline, tradeoff, choice.trial.index) if confirmed is not None else choice.trial
-    notes = [EMPIRICAL_NOTE]
+    # The two games' readings first: what the baseline leaked and what the recommendation leaves.
+    notes = games_readings(baseline, best)
+    notes.append(EMPIRICAL_NOTE)
     if confirmation is None:
         notes.append(NOT_CONFIRMED_NOTE.format(tradeoff=tradeoff))
     if choice.selection.method == "best_observed":
@@ -269,6 +288,42 @@ def build_recommendation(
         tuning_cost=TUNING_COST_PROXY if tuned_on == "proxy" else TUNING_COST_PRIVATE,
         notes=notes,
     )
+
+
+def games_readings(baseline: Baseline, recommended: TrialMeasurement) -> list[str]:
+    """The membership game's reading, and the population game's when the split has one (the study's game; when
+    the objective reads it, SHIFT_NOTE says the same)."""
+    readings = []
+    membership = membership_reading(baseline, recommended)
+    if membership is not None:
+        readings.append(membership)
+    population, base_population = recommended.games.population, baseline.games.population
+    if recommended.privacy_game == "membership" and population is not None and base_population is not None:
+        readings.append(POPULATION_READING.format(base=base_population.attack_accuracy,
+                                                  rec=population.attack_accuracy,
+                                                  control=population.reference_attack_accuracy))
+    return readings
+
+
+def membership_reading(baseline: Baseline, recommended: TrialMeasurement) -> str | None:
+    """What the calibrated attack's TPR at 1 % FPR says about the baseline and the recommended model (None when
+    either was measured without it)."""
+    base_attack = baseline.games.membership.attacks.get(CALIBRATED_ATTACK)
+    rec_attack = recommended.games.membership.attacks.get(CALIBRATED_ATTACK)
+    if base_attack is None or rec_attack is None:
+        return None
+    base, rec = base_attack.tpr_at_1pct_fpr, rec_attack.tpr_at_1pct_fpr
+    if base.low <= GUESSING_TPR:
+        verdict = NO_LEAK_FOUND
+    else:
+        verdict = LEAK_REMOVED if rec.low <= GUESSING_TPR else LEAK_LEFT
+    epsilon = ("no DP guarantee" if recommended.epsilon is None
+               else f"epsilon {recommended.epsilon:.3g} at delta {recommended.delta:.3g}")
+    return MEMBERSHIP_READING.format(base=_percent(base), rec=_percent(rec), epsilon=epsilon, verdict=verdict)
+
+
+def _percent(estimate: Estimate) -> str:
+    return f"{estimate.value:.1%} [{estimate.low:.1%}, {estimate.high:.1%}]"
 
 
 def build_result(

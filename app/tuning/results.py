@@ -10,6 +10,8 @@ from app.tuning.model_spec import ModelSpec
 from app.tuning.search import SearchSpace
 
 PrivacyGame = Literal["membership", "population"]
+# The key of the calibrated reference-model attack in MembershipGame.attacks.
+CALIBRATED_ATTACK = "rmia"
 
 
 class Estimate(BaseModel):

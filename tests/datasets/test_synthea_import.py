@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from app.datasets import DatasetError, RandomSplit, import_synthea_export, prepare_dataset
-from app.datasets.builtin import SYNTHEA_COVID_COLUMNS
+from app.datasets.builtin import BACKGROUND_CONDITIONS, SAMPLE_ADULTS, SYNTHEA_COVID_COLUMNS
 
 PATIENT_HEADER = "Id,BIRTHDATE,DEATHDATE,RACE,ETHNICITY,GENDER,HEALTHCARE_EXPENSES,HEALTHCARE_COVERAGE"
 CONDITION_HEADER = "START,STOP,PATIENT,ENCOUNTER,CODE,DESCRIPTION"
@@ -23,8 +23,20 @@ def test_real_sample(synthea_sample: Path) -> None:
     assert counts == {"fever": 341, "cough": 264, "loss_of_taste": 184, "fatigue": 154, "dyspnea": 79}
     assert set(df["education"].dropna()) == {"primary", "high_school", "higher"}
     assert df["education"].isna().sum() == 101  # children have no education finding
-    # Synthea's severe path: pneumonia, hypoxemia and respiratory distress are recorded together
+    # Synthea's admission findings: pneumonia, hypoxemia and respiratory distress are recorded together
     assert df["pneumonia"].sum() == df["hypoxemia"].sum() == df["respiratory_distress"].sum() == 80
+    # The conditions v2 adds, counted among the sample's 317 adults as the generator's figures cite them
+    adults = df[df["age"] >= 18]
+    counts = {c: int(adults[c].sum()) for c in ("hyperlipidemia", "coronary_heart_disease", "stroke", "cancer",
+                                                 "alzheimers", "copd", "refugee", "osteoporosis", "opioid_abuse")}
+    assert counts == {"hyperlipidemia": 38, "coronary_heart_disease": 11, "stroke": 10, "cancer": 14, "alzheimers": 6,
+                      "copd": 4, "refugee": 184, "osteoporosis": 17, "opioid_abuse": 3}
+    # Every background condition's count and carriers' mean age, as the generator's table states them
+    assert len(adults) == SAMPLE_ADULTS
+    for name, _, count, mean_age in BACKGROUND_CONDITIONS:
+        carriers = adults[adults[name] == 1]
+        assert (name, len(carriers)) == (name, count)
+        assert carriers["age"].mean() == pytest.approx(mean_age, abs=0.1)
     # an imported export is a valid dptune table
     data, report = prepare_dataset(df, label="died", split=RandomSplit(), seed=0)
     assert report.rows_used == 414 and report.imputed["education"] == 101
@@ -55,7 +67,10 @@ def test_windows_and_latest_findings(tmp_path: Path) -> None:
             "2000-01-01,,a,e6,224299000,Received higher education (finding)",
             "2021-01-01,,a,e7,160903007,Full-time employment (finding)",  # after onset
             "2020-03-10,,b,e8,840539006,COVID-19",
-            "2020-03-11,,b,e8,99999999,Septic shock (disorder)",  # unknown code, known description
+            "2020-03-11,,b,e8,99999999,Pneumonia (disorder)",  # unknown code, known description
+            "2019-01-01,,b,e10,55822004,Hyperlipidemia",  # a comorbidity active at onset
+            "2018-01-01,,b,e11,64859006,Osteoporosis (disorder)",  # a background condition, by its code
+            "2020-03-12,,b,e8,76571007,Septic shock (disorder)",  # a terminal complication: not a column
             "2020-03-10,,c,e9,840539006,COVID-19",
         ],
     )
@@ -65,7 +80,8 @@ def test_windows_and_latest_findings(tmp_path: Path) -> None:
     assert df.loc["a", ["fever", "cough", "fatigue", "hypertension", "obesity"]].tolist() == [1, 0, 0, 1, 0]
     assert df.loc["a", "education"] == "higher"
     assert pd.isna(df.loc["a", "employment"])
-    assert df.loc["b", "septic_shock"] == 1
+    assert df.loc["b", ["pneumonia", "hyperlipidemia", "osteoporosis", "stroke"]].tolist() == [1, 1, 1, 0]
+    assert "septic_shock" not in df.columns
     assert df.loc["a", "healthcare_expenses"] == 10.5
 
 

@@ -134,3 +134,48 @@ def test_the_budget_excludes_trials_above_max_epsilon_and_no_guarantee_says_so_f
     anything = recommend([no_noise, huge], base, 0.5, GuaranteeSpec(max_epsilon=None))  # best observed of two
     assert anything is not None and anything.index == 0 and anything.mode == "no_guarantee"
     assert anything.headline.startswith("NO PRIVACY GUARANTEE") and "adds no noise" in anything.headline
+
+
+def _with_calibrated_tpr(games, low: float):  # type: ignore[no-untyped-def]
+    from app.tuning.results import Estimate
+
+    rmia = games.membership.attacks["rmia"].model_copy(
+        update={"tpr_at_1pct_fpr": Estimate(value=low + 0.01, low=low, high=low + 0.02)})
+    membership = games.membership.model_copy(update={"attacks": {**games.membership.attacks, "rmia": rmia}})
+    return games.model_copy(update={"membership": membership})
+
+
+@pytest.mark.parametrize(("base_low", "rec_low", "verdict"), [
+    (0.03, 0.004, "within the noise of guessing"),  # leak removed
+    (0.03, 0.02, "still finds more members than guessing"),  # leak left
+    (0.008, 0.004, "finds no membership leak"),  # nothing to remove
+])
+def test_the_membership_reading_says_whether_dp_removed_a_leak(base_low: float, rec_low: float, verdict: str) -> None:
+    base = _baseline(0.9, 0.6)
+    base = base.model_copy(update={"games": _with_calibrated_tpr(base.games, base_low)})
+    measured = _measurement(0.85, 0.52, epsilon=2.5)
+    trial = score(measured.model_copy(update={"games": _with_calibrated_tpr(measured.games, rec_low)}), base, 0.5, 0)
+    [note] = [n for n in recommend([trial], base, 0.5).notes if n.startswith("Membership game")]
+    assert verdict in note and "epsilon 2.5 at delta 1e-05" in note
+    assert f"{base_low + 0.01:.1%} [{base_low:.1%}," in note
+
+
+def test_the_population_reading_says_dp_does_not_remove_a_population_difference() -> None:
+    from app.tuning.results import PopulationGame
+    from tests.factories import attack
+
+    def with_population(accuracy: float, control: float):  # type: ignore[no-untyped-def]
+        return PopulationGame(attack_accuracy=accuracy, attacks={"rf": attack(accuracy)},
+                              reference_attack_accuracy=control, reference_attacks={"rf": attack(control)},
+                              shift=control - 0.5, membership=accuracy - control, members=100)
+
+    base = _baseline(0.9, 0.6)
+    base = base.model_copy(update={"games": base.games.model_copy(update={"population": with_population(0.61, 0.58)})})
+    measured = _measurement(0.85, 0.52)
+    g = measured.games.model_copy(update={"population": with_population(0.59, 0.585)})
+    trial = score(measured.model_copy(update={"games": g}), base, 0.5, 0)
+    [note] = [n for n in recommend([trial], base, 0.5).notes if n.startswith("Population game")]
+    assert "0.610 on the baseline and 0.590 on the recommended model" in note and "reaches 0.585" in note
+    assert "noise does not remove it" in note
+    # Without an external set there is no population game to read.
+    assert not any(n.startswith("Population game") for n in recommend([score(measured, base, 0.5, 0)], base, 0.5).notes)

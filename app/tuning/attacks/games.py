@@ -18,11 +18,11 @@ from app.tuning.attacks.blackbox import BLACKBOX_MODELS, blackbox_scores
 from app.tuning.attacks.calibrated import loss_scores, rmia_scores, true_label_probability
 from app.tuning.attacks.lower_bound import empirical_epsilon
 from app.tuning.attacks.statistics import attack_scores, best_accuracy_threshold
-from app.tuning.results import AttackScores, MembershipGame, PopulationGame
+from app.tuning.results import CALIBRATED_ATTACK, AttackScores, MembershipGame, PopulationGame
 
 # Trains a model like the target on (x, y) with the given seed and returns a function x -> probabilities.
 TrainLike = Callable[[np.ndarray, np.ndarray, int], Callable[[np.ndarray], np.ndarray]]
-LABEL_FREE_ATTACKS = ("loss", "rmia")
+LABEL_FREE_ATTACKS = ("loss", CALIBRATED_ATTACK)
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def membership_game(
         predict = train_like(pool_x[rows], pool_y[rows], int(rng.integers(0, 2**31 - 1)))
         references.append(true_label_probability(predict(game_x), labels))
         population_references.append(true_label_probability(predict(x_population), y_population))
-    scores["rmia"] = rmia_scores(
+    scores[CALIBRATED_ATTACK] = rmia_scores(
         true_label_probability(proba, labels), np.array(references),
         true_label_probability(target_population, y_population), np.array(population_references), break_ties=True,
     )
