@@ -1,8 +1,14 @@
-"""Chemically distant groups of compounds (one per fraction): Butina clusters, merged around far-apart seeds.
+"""Chemically distant groups of compounds: Butina clusters, grouped whole (docs/datasets.md, "Butina split").
 
-The Butina split asks for two (the member side and the external group); the study used three. Butina alone
-yields thousands of small clusters (2,854 on 11,000 HIV compounds, the largest 221), never a few large
-groups, so the clusters are merged (docs/datasets.md, "Butina split"):
+Two groupings (`GROUPINGS`):
+
+- `outlying`: the external group is the Butina clusters least typical of the whole sample (lowest mean Tanimoto
+  similarity to a seeded reference sample of its compounds), taken from the least typical up to the external
+  share; everything else is the member side, one large diverse region. See `outlying_groups`.
+- `distant-groups` (the grouping before issue 14): clusters merged into groups around far-apart seeds, below.
+
+distant-groups: Butina alone yields thousands of small clusters (2,854 on 11,000 HIV compounds, the largest
+221), never a few large groups, so the clusters are merged (the study used three groups):
 
 1. Describe each Butina cluster by its centroid, the mean of its members' fingerprints.
 2. Seeds: the largest cluster, then (one per further group) the cluster least similar (continuous Tanimoto on centroids) to
@@ -21,12 +27,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from rdkit.ML.Cluster import Butina
 
-from app.datasets.smiles import tanimoto, tanimoto_distance_matrix
+from app.datasets.smiles import tanimoto
 
 # The study's groups (6.3.2): 5,627 train, 2,953 test, 2,198 external compounds.
 STUDY_GROUP_FRACTIONS = (0.52, 0.27, 0.21)
+GROUPINGS = ("outlying", "distant-groups")
+# Compounds the typicality of the outlying grouping is measured against (seeded sample of the clustered ones).
+TYPICALITY_REFERENCE = 2000
 
 
 @dataclass(frozen=True)
@@ -39,14 +47,88 @@ class ButinaGroups:
     largest_cluster: int
 
 
+def tanimoto_neighbours(bits: np.ndarray, cutoff: float, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Each compound's neighbours (Tanimoto distance <= cutoff, itself included) as CSR (indptr, indices),
+    indices ascending per row.
+
+    Distances are computed as tanimoto_distance_matrix does (float32, exact integer dot products), upper
+    triangle only and in row blocks, so memory grows with the number of neighbours, not with n^2 (the
+    whole 41k HIV file never needs its 6.8 GB matrix).
+    """
+    x = np.asarray(bits, dtype=np.float32)
+    n = len(x)
+    counts = x.sum(axis=1)
+    heads: list[np.ndarray] = []
+    tails: list[np.ndarray] = []
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        dot = x[start:stop] @ x[start:].T
+        union = counts[start:stop, None] + counts[None, start:] - dot
+        distance = 1.0 - np.divide(dot, union, out=np.zeros_like(dot), where=union > 0)
+        rows, cols = np.nonzero(distance <= np.float32(cutoff))
+        upper = cols > rows  # j > i; the diagonal is added below, as in the dense matrix (distance 0)
+        heads.append(rows[upper].astype(np.int64) + start)
+        tails.append(cols[upper].astype(np.int64) + start)
+    i = np.concatenate(heads + tails + [np.arange(n)])
+    j = np.concatenate(tails + heads + [np.arange(n)])
+    order = np.lexsort((j, i))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(i, minlength=n))])
+    return indptr, j[order]
+
+
 def butina_clusters(bits: np.ndarray, cutoff: float) -> np.ndarray:
-    """Butina cluster index of every compound, for a Tanimoto distance cutoff."""
+    """Butina cluster index of every compound, for a Tanimoto distance cutoff.
+
+    The same algorithm and order as `rdkit.ML.Cluster.Butina.ClusterData(D, n, cutoff, isDistData=True)`
+    (no reordering), on sparse neighbour lists instead of a dense n x n matrix; tests check it gives RDKit's
+    clusters.
+    """
     n = len(bits)
-    clusters = Butina.ClusterData(tanimoto_distance_matrix(bits), n, cutoff, isDistData=True)
-    labels = np.empty(n, dtype=np.int64)
-    for index, members in enumerate(clusters):
-        labels[list(members)] = index
+    indptr, indices = tanimoto_neighbours(bits, cutoff)
+    degree = np.diff(indptr)
+    # RDKit sorts (neighbour count, index) pairs descending: most neighbours first, ties by higher index.
+    order = np.lexsort((-np.arange(n), -degree))
+    labels = np.full(n, -1, dtype=np.int64)
+    cluster = 0
+    for idx in order:
+        if labels[idx] >= 0:
+            continue
+        labels[idx] = cluster
+        if degree[idx] > 1:
+            neighbours = indices[indptr[idx] : indptr[idx + 1]]
+            labels[neighbours[labels[neighbours] < 0]] = cluster
+        cluster += 1
     return labels
+
+
+def compound_typicality(bits: np.ndarray, seed: int, reference: int = TYPICALITY_REFERENCE) -> np.ndarray:
+    """Each compound's mean Tanimoto similarity to a seeded sample of `reference` compounds (all when fewer)."""
+    n = len(bits)
+    rows = np.arange(n) if n <= reference else np.random.default_rng(seed).choice(n, reference, replace=False)
+    sample = bits[rows]
+    out = np.empty(n, dtype=np.float64)
+    for start in range(0, n, 4096):
+        out[start : start + 4096] = tanimoto(bits[start : start + 4096], sample).mean(axis=1)
+    return out
+
+
+def outlying_groups(bits: np.ndarray, labels: np.ndarray, external_share: float, seed: int) -> np.ndarray:
+    """Group of each compound: 1 (external) for the least typical whole Butina clusters, 0 for the rest.
+
+    A cluster's typicality is its compounds' mean `compound_typicality`. Clusters are taken from the least
+    typical up while the external group stays within `external_share` of the compounds (ties by cluster
+    index). No label is used.
+    """
+    sizes = np.bincount(labels)
+    if len(sizes) < 2:
+        return np.full(len(labels), -1, dtype=np.int64)
+    typicality = np.bincount(labels, weights=compound_typicality(bits, seed)) / sizes
+    order = np.argsort(typicality, kind="stable")
+    within = np.cumsum(sizes[order]) <= external_share * len(labels)
+    external = order[within]
+    if len(external) == 0:
+        external = order[:1]
+    return np.isin(labels, external).astype(np.int64)
 
 
 def cluster_centroids(bits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -127,10 +209,21 @@ def _group_centre(centroids: np.ndarray, sizes: np.ndarray, mask: np.ndarray) ->
 
 
 def butina_groups(
-    bits: np.ndarray, cutoff: float, fractions: tuple[float, ...] = STUDY_GROUP_FRACTIONS
+    bits: np.ndarray,
+    cutoff: float,
+    fractions: tuple[float, ...] = STUDY_GROUP_FRACTIONS,
+    grouping: str = "distant-groups",
+    seed: int = 0,
 ) -> ButinaGroups:
-    """Butina clusters of the fingerprints, merged into len(fractions) distant groups."""
+    """Butina clusters of the fingerprints, grouped whole: `distant-groups` merges them into len(fractions)
+    distant groups (0 = largest); `outlying` puts the least typical clusters, fractions[-1] of the compounds,
+    in group 1 (external) and the rest in group 0."""
     labels = butina_clusters(bits, cutoff)
-    groups = merge_clusters(bits, labels, fractions)
+    if grouping == "outlying":
+        groups = outlying_groups(bits, labels, fractions[-1], seed)
+    elif grouping == "distant-groups":
+        groups = merge_clusters(bits, labels, fractions)
+    else:
+        raise ValueError(f"unknown Butina grouping {grouping!r}; use one of {', '.join(GROUPINGS)}")
     counts = np.bincount(labels)
     return ButinaGroups(group=groups, cluster=labels, n_clusters=len(counts), largest_cluster=int(counts.max()))

@@ -8,8 +8,8 @@
   other k-means cluster, the other Butina group, or the rows a user's split column marks. A random split
   has none.
 
-Every kind divides its member side (all rows for random, the larger cluster for k-means, the largest group
-for Butina) into members / holdout / validation / test by the same four fractions, stratified by label.
+Every kind divides its member side (all rows for random, the larger cluster for k-means, the Butina member
+side) into members / holdout / validation / test by the same four fractions, stratified by label.
 """
 
 from __future__ import annotations
@@ -100,17 +100,34 @@ class ColumnSplit(_Spec):
 
 # The study's train and test groups together become the member side; its attacker group stays external.
 BUTINA_FRACTIONS = (STUDY_GROUP_FRACTIONS[0] + STUDY_GROUP_FRACTIONS[1], STUDY_GROUP_FRACTIONS[2])
+LEGACY_BUTINA_COMPOUNDS = 11_000  # distant-groups' sample: about the study's 10,778 compounds
+MAX_BUTINA_COMPOUNDS = 50_000  # more than HIV's 41,127 rows
 
 
 class ButinaSplit(_MemberSide):
-    """SMILES only: Butina clusters of ECFP fingerprints merged into two distant groups (the larger is the
-    member side, divided by the fractions, stratified; the other is external), on a seeded sub-sample of at
-    most `max_compounds`."""
+    """SMILES only: Butina clusters of ECFP fingerprints (on a seeded sub-sample of at most `max_compounds`)
+    grouped whole into the member side (divided by the fractions, stratified) and the external group.
+    `grouping` says how: `outlying` (the least typical clusters are external) or `distant-groups` (clusters
+    merged into two distant groups, the grouping before issue 14). A spec without `grouping` means
+    `distant-groups`, so that stored specs keep their meaning (docs/datasets.md, "Butina split")."""
 
     kind: Literal["butina"] = "butina"
+    grouping: Literal["outlying", "distant-groups"] = Field(
+        default="distant-groups",
+        description="outlying: the external group is the Butina clusters least similar to the data set as a "
+        "whole, and the member side is the rest (the grouping the CLI's `butina` gives, and the one under "
+        "which a 10-epoch baseline learns on HIV); distant-groups: clusters merged into two distant groups "
+        "(the grouping before issue 14, the value assumed when the field is missing).",
+    )
     cutoff: float = Field(default=0.7, gt=0.0, lt=1.0, description="Tanimoto distance threshold.")
-    # The distance matrix is n^2 float32: 11,000 compounds take 484 MB, 20,000 take 1.6 GB.
-    max_compounds: int = Field(default=11_000, ge=len(PARTS) * MIN_BUTINA_GROUP_ROWS, le=20_000)
+    # Neighbour lists are sparse (no n^2 matrix): all of HIV's 41,120 valid compounds took 110-200 s on a shared machine.
+    max_compounds: int | None = Field(
+        default=None,
+        ge=len(PARTS) * MIN_BUTINA_GROUP_ROWS,
+        le=MAX_BUTINA_COMPOUNDS,
+        description=f"Compounds clustered (a seeded sub-sample when there are more). Default: "
+        f"{LEGACY_BUTINA_COMPOUNDS:,} for distant-groups (as before), {MAX_BUTINA_COMPOUNDS:,} for outlying.",
+    )
     fractions: tuple[float, float] = Field(
         default=BUTINA_FRACTIONS,
         description="Target shares of the member side and the external group (the study's by default: its "
@@ -124,12 +141,20 @@ class ButinaSplit(_MemberSide):
             raise ValueError("Butina group fractions (member side, external) must be positive and sum to 1")
         return fractions
 
+    @property
+    def compounds(self) -> int:
+        """max_compounds, or its default for the grouping."""
+        if self.max_compounds is not None:
+            return self.max_compounds
+        return MAX_BUTINA_COMPOUNDS if self.grouping == "outlying" else LEGACY_BUTINA_COMPOUNDS
+
 
 SplitSpec = Annotated[Union[RandomSplit, KMeansSplit, ColumnSplit, ButinaSplit], Field(discriminator="kind")]
 
 
 def parse_split_option(text: str) -> SplitSpec:
-    """The CLI's split option: `random`, `kmeans:COL,COL,...`, `butina` or `column:COL`."""
+    """The CLI's split option: `random`, `kmeans:COL,COL,...`, `butina` (outlying grouping),
+    `butina:distant-groups` (the grouping before issue 14; also `butina:outlying`) or `column:COL`."""
     kind, sep, arg = text.strip().partition(":")
     kind = kind.strip().lower()
     arg = arg.strip()
@@ -137,7 +162,9 @@ def parse_split_option(text: str) -> SplitSpec:
         if kind == "random" and not sep:
             return RandomSplit()
         if kind == "butina" and not sep:
-            return ButinaSplit()
+            return ButinaSplit(grouping="outlying")
+        if kind == "butina" and arg in ("outlying", "distant-groups"):
+            return ButinaSplit(grouping=arg)
         if kind == "kmeans" and arg:
             return KMeansSplit(columns=[c.strip() for c in arg.split(",")])
         if kind == "column" and arg:
@@ -146,7 +173,7 @@ def parse_split_option(text: str) -> SplitSpec:
         raise DatasetError("invalid_split_option", f"invalid split '{text}': {exc.errors()[0]['msg']}") from None
     raise DatasetError(
         "invalid_split_option",
-        f"unknown split '{text}'; use random, kmeans:COL,COL,..., butina or column:COL",
+        f"unknown split '{text}'; use random, kmeans:COL,COL,..., butina, butina:distant-groups or column:COL",
         {"option": text},
     )
 
@@ -271,18 +298,18 @@ def column_parts(df: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def butina_split(fingerprints: np.ndarray, spec: ButinaSplit, labels: np.ndarray, seed: int) -> SplitAssignment:
-    """Sub-sample (seeded) to max_compounds, then two Butina groups: the larger is the member side (divided by
-    the fractions, stratified), the other external."""
+    """Sub-sample (seeded) to spec.compounds, then two groups of whole Butina clusters (spec.grouping): group 0
+    is the member side (divided by the fractions, stratified), group 1 external."""
     n = len(fingerprints)
     rows = np.arange(n)
-    if n > spec.max_compounds:
-        rows = np.sort(np.random.default_rng(seed).choice(n, spec.max_compounds, replace=False))
+    if n > spec.compounds:
+        rows = np.sort(np.random.default_rng(seed).choice(n, spec.compounds, replace=False))
     needed = len(PARTS) * MIN_BUTINA_GROUP_ROWS
     if len(rows) < needed:
         raise DatasetError("split_too_small", f"the Butina split needs at least {needed} valid compounds")
-    groups = butina_groups(fingerprints[rows], spec.cutoff, spec.fractions)
+    groups = butina_groups(fingerprints[rows], spec.cutoff, spec.fractions, spec.grouping, seed)
     parts = np.full(n, UNUSED, dtype=np.int64)
-    side = groups.group == 0  # the larger group; merge_clusters numbers groups largest first
+    side = groups.group == 0  # distant-groups numbers groups largest first; outlying's external group is 1
     sub = np.full(len(rows), EXTERNAL, dtype=np.int64)
     sub[groups.group < 0] = UNUSED  # fewer Butina clusters than groups: nothing assigned
     sub[side] = stratified_parts(labels[rows][side], spec.member_fractions(), np.random.default_rng(seed))

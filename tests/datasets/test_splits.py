@@ -41,7 +41,9 @@ def _labels(df: pd.DataFrame, column: str = "y") -> np.ndarray:
     ("text", "expected"),
     [
         ("random", RandomSplit()),
-        ("butina", ButinaSplit()),
+        ("butina", ButinaSplit(grouping="outlying")),
+        ("butina:outlying", ButinaSplit(grouping="outlying")),
+        ("butina:distant-groups", ButinaSplit(grouping="distant-groups")),
         ("kmeans:gender,race", KMeansSplit(columns=["gender", "race"])),
         (" kmeans: gender , race ", KMeansSplit(columns=["gender", "race"])),
         ("column:fold", ColumnSplit(column="fold")),
@@ -52,7 +54,7 @@ def test_parse_split_option(text: str, expected: SplitSpec) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "kmeans", "kmeans:", "column", "random:0.5", "butina:x", "stratified", "kmeans:a,a"]
+    "text", ["", "kmeans", "kmeans:", "column", "random:0.5", "butina:x", "butina:", "stratified", "kmeans:a,a"]
 )
 def test_parse_split_option_rejects(text: str) -> None:
     with pytest.raises(DatasetError) as excinfo:
@@ -95,6 +97,30 @@ def test_fractions_not_summing_to_one_are_a_clear_error(fields: dict[str, object
     with pytest.raises(ValidationError) as excinfo:
         TypeAdapter(SplitSpec).validate_python(fields)
     assert "members + holdout + validation + test must sum to 1" in str(excinfo.value)
+
+
+def test_parse_split_option_round_trips_through_json() -> None:
+    adapter = TypeAdapter(SplitSpec)
+    for text in ("butina", "butina:outlying", "butina:distant-groups"):
+        spec = parse_split_option(text)
+        assert adapter.validate_json(adapter.dump_json(spec)) == spec
+
+
+def test_butina_spec_without_grouping_keeps_its_stored_meaning() -> None:
+    """A split spec stored before `grouping` existed (every field but that one) still means distant-groups
+    on 11,000 compounds; the CLI's `butina` is the outlying grouping on all compounds."""
+    adapter = TypeAdapter(SplitSpec)
+    stored = {"kind": "butina", "members": 0.35, "holdout": 0.35, "validation": 0.15, "test": 0.15, "cutoff": 0.7,
+              "max_compounds": 11000, "fractions": [0.79, 0.21]}
+    spec = adapter.validate_python(stored)
+    assert isinstance(spec, ButinaSplit) and spec.grouping == "distant-groups" and spec.compounds == 11_000
+    bare = adapter.validate_python({"kind": "butina"})
+    assert isinstance(bare, ButinaSplit) and bare.grouping == "distant-groups" and bare.compounds == 11_000
+    outlying = parse_split_option("butina")
+    assert isinstance(outlying, ButinaSplit) and outlying.compounds == 50_000
+    assert ButinaSplit(grouping="outlying", max_compounds=3000).compounds == 3000
+    with pytest.raises(ValidationError):
+        adapter.validate_python({"kind": "butina", "grouping": "nearest"})
 
 
 def test_butina_fractions_are_member_side_and_external() -> None:
