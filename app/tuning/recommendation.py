@@ -98,6 +98,12 @@ WEAK_BASELINE_NOTE = (
     "split before choosing privacy parameters."
 )
 WEAK_BASELINE_UTILITY = 0.6
+NO_BETTER_THAN_CHANCE_NOTE = (
+    "The recommended model's test ROC-AUC is {value:.3f} (95 % interval {low:.3f}-{high:.3f}), which includes "
+    "or lies below chance (0.5): no configuration tried within this budget trained a useful model. Do not "
+    "publish it as is: raise max_epsilon, give DP-SGD more steps or a larger learning rate (clipped, noised "
+    "steps are smaller than the baseline's), or train on more records."
+)
 NOT_CONFIRMED_NOTE = (
     "Not confirmed: these are the search trial's own figures (one draw), re-scored at t = {tradeoff:g}; the job "
     "confirmed its recommendation at its own trade-off."
@@ -264,6 +270,9 @@ def build_recommendation(
         notes.append(BEST_OBSERVED_NOTE.format(count=choice.selection.feasible))
     if not baseline.learns or baseline.utility_test < WEAK_BASELINE_UTILITY:
         notes.append(WEAK_BASELINE_NOTE.format(utility=baseline.utility_test))
+    utility = confirmation.utility_test if confirmation is not None else best.utility_test_interval
+    if utility.low <= 0.5:
+        notes.insert(0, NO_BETTER_THAN_CHANCE_NOTE.format(value=utility.value, low=utility.low, high=utility.high))
     floor = baseline.label_only_attack_accuracy
     if floor is not None and floor > LABEL_SHIFT_FLOOR:
         notes.append(LABEL_SHIFT_NOTE.format(floor=floor, measured=best.attack_accuracy))

@@ -179,3 +179,16 @@ def test_the_population_reading_says_dp_does_not_remove_a_population_difference(
     assert "noise does not remove it" in note
     # Without an external set there is no population game to read.
     assert not any(n.startswith("Population game") for n in recommend([score(measured, base, 0.5, 0)], base, 0.5).notes)
+
+
+def test_a_recommended_model_no_better_than_chance_is_flagged_first() -> None:
+    from app.tuning.results import Estimate
+
+    base = _baseline(0.9, 0.6)
+    useless = score(_measurement(0.55, 0.5).model_copy(
+        update={"utility_test_interval": Estimate(value=0.45, low=0.36, high=0.54)}), base, 0.5, 0)
+    useful = score(_measurement(0.8, 0.5).model_copy(
+        update={"utility_test_interval": Estimate(value=0.8, low=0.72, high=0.88)}), base, 0.5, 0)
+    notes = recommend([useless], base, 0.5).notes
+    assert notes[0].startswith("The recommended model's test ROC-AUC is 0.450 (95 % interval 0.360-0.540)")
+    assert not any("chance (0.5): no configuration" in n for n in recommend([useful], base, 0.5).notes)
