@@ -33,7 +33,7 @@ dataset=$(curl -sf -H "$AUTH" -X POST "$API/v1/datasets/builtin" -H 'content-typ
 echo "built-in data set in $(since "$start") s"
 start=$(now)
 job=$(curl -sf -H "$AUTH" -X POST "$API/v1/jobs" -H 'content-type: application/json' \
-  -d "{\"dataset_id\": \"$dataset\", \"search\": {\"trials\": 8}}" | field id)
+  -d "{\"dataset_id\": \"$dataset\", \"model\": {\"learning_rate\": 0.1}, \"search\": {\"trials\": 8}}" | field id)
 while status=$(curl -sf -H "$AUTH" "$API/v1/jobs/$job" | field status); [ "$status" = queued ] || [ "$status" = running ]; do
   sleep 1
 done
