@@ -70,7 +70,7 @@ MEMBERSHIP_READING = (
 LEAK_REMOVED = "The baseline leaks; at the recommendation the attack is within the noise of guessing."
 LEAK_LEFT = "At the recommendation the attack still finds more members than guessing does."
 NO_LEAK_FOUND = ("Even on the baseline the attack is within the noise of guessing: it finds no membership leak "
-                 "here for DP to remove, and the guarantee is what the noise buys.")
+                 "here for DP to remove.")
 POPULATION_READING = (
     "Population game (the study's: members against the external set): the attack reaches {base:.3f} on the "
     "baseline and {rec:.3f} on the recommended model, and a control model that never saw the members reaches "
@@ -322,10 +322,10 @@ def membership_reading(baseline: Baseline, recommended: TrialMeasurement) -> str
     if base_attack is None or rec_attack is None:
         return None
     base, rec = base_attack.tpr_at_1pct_fpr, rec_attack.tpr_at_1pct_fpr
-    if base.low <= GUESSING_TPR:
-        verdict = NO_LEAK_FOUND
+    if rec.low > GUESSING_TPR:
+        verdict = LEAK_LEFT
     else:
-        verdict = LEAK_REMOVED if rec.low <= GUESSING_TPR else LEAK_LEFT
+        verdict = LEAK_REMOVED if base.low > GUESSING_TPR else NO_LEAK_FOUND
     epsilon = ("no DP guarantee" if recommended.epsilon is None
                else f"epsilon {recommended.epsilon:.3g} at delta {recommended.delta:.3g}")
     return MEMBERSHIP_READING.format(base=_percent(base), rec=_percent(rec), epsilon=epsilon, verdict=verdict)
