@@ -14,6 +14,8 @@ What v2 is built on (each a fact of the sample, docs/datasets.md):
   ages and conditions, not from a hidden class.
 - Rare conditions (coronary heart disease, stroke, atrial fibrillation, cancer, Alzheimer's, COPD: 1-4 %
   each in the sample) carry high risk and make small atypical subgroups: the records a model memorises.
+- Every other condition active at onset in at least 3 of the sample's adults is a column too
+  (BACKGROUND_CONDITIONS), at the sample's share: like a real history, it makes most records unique.
 """
 
 from __future__ import annotations
