@@ -39,7 +39,9 @@ class SearchSpec(BaseModel):
 
     method: Literal["bayes", "grid", "random"] = "bayes"
     trials: int | None = Field(default=25, ge=1, le=10_000, description="Trial budget; null for time only.")
-    seconds: float | None = Field(default=None, gt=0, description="Time budget in seconds; null for none.")
+    seconds: float | None = Field(default=None, gt=0, description=(
+        "Time budget in seconds, counted from the job's start (baseline included); the search always runs at "
+        "least one trial. Null for none."))
     min_clip: float = Field(default=0.1, gt=0, description="Smallest clipping norm (clip is searched on a log scale).")
     max_clip: float = Field(default=10.0, gt=0, le=1e6)
     max_noise: float = Field(default=10.0, ge=0, le=1e6, description="Largest noise multiplier. The smallest "
@@ -159,11 +161,13 @@ def search_step(
     budget: int | None = None,
 ) -> SearchStep:
     """The one search loop's step: stop for the trial budget (`budget`, default spec.budget()), the time
-    budget or an exhausted grid; otherwise the next point."""
+    budget or an exhausted grid; otherwise the next point. The time budget counts from the job's start (the
+    baseline and the accountant's noise calibration included) but never ends a search before its first trial:
+    a job with no measured point has nothing to recommend."""
     started = len(observed) + len(pending)
     if started >= (spec.budget() if budget is None else budget):
         return SearchStep(None, "budget")
-    if spec.seconds is not None and elapsed_seconds >= spec.seconds:
+    if spec.seconds is not None and started > 0 and elapsed_seconds >= spec.seconds:
         return SearchStep(None, "time")
     point = suggest(spec, space, observed, pending, seed)
     return SearchStep(point, None) if point is not None else SearchStep(None, "grid_exhausted")

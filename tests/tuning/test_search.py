@@ -56,6 +56,9 @@ def test_search_step_stops_for_budget_time_and_an_exhausted_grid() -> None:
     assert search_step(spec, NO_GUARANTEE, done[:1], [(3.0, 1.0)], seed=0, elapsed_seconds=0).stop == "budget"
     timed = SearchSpec(trials=None, seconds=5.0, method="random")
     assert search_step(timed, NO_GUARANTEE, done, [], seed=0, elapsed_seconds=5.0).stop == "time"
+    # A baseline (or the noise calibration) that outlasts the time budget still leaves one trial to recommend.
+    first = search_step(timed, NO_GUARANTEE, [], [], seed=0, elapsed_seconds=60.0)
+    assert first.stop is None and first.point == random_points(NO_GUARANTEE, 1, seed=0)[0]
     step = search_step(timed, NO_GUARANTEE, done, [], seed=0, elapsed_seconds=4.9)
     assert step.stop is None and step.point == random_points(NO_GUARANTEE, 3, seed=0)[2]
     grid = SearchSpec(method="grid", max_clip=1.1, max_noise=1.0, grid_step=0.5)
