@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import HTMLResponse
 
 from app.api.deps import PrincipalDep, SessionDep, SettingsDep
 from app.api.errors import ERROR_RESPONSES
@@ -60,6 +61,18 @@ def get_recommendation(
 @router.get("/{job_id}/result", summary="The whole result, as `dptune tune --json` writes it")
 def get_result(job_id: str, session: SessionDep, principal: PrincipalDep) -> TuningResult:
     return service.tuning_result(session, service.get_job(session, principal.owner_id, job_id))
+
+
+@router.get(
+    "/{job_id}/report",
+    summary="A self-contained HTML report: recommendation card and figures (no external URL); while the job runs, "
+    "what exists so far",
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {}}, "description": "One HTML page, figures inlined as PNG"}},
+)
+def get_report(job_id: str, session: SessionDep, principal: PrincipalDep) -> HTMLResponse:
+    job = service.get_job(session, principal.owner_id, job_id)
+    return HTMLResponse(service.report_html(session, job))
 
 
 @router.get(

@@ -20,6 +20,7 @@ from app.jobs.final_models import model_dir
 from app.jobs.models import ACTIVE_JOB_STATUSES, JobRecord, JobStage, JobStatus, TrialRecord, TrialStatus
 from app.jobs.schemas import JobCreate, JobRead, Progress, RecommendationRead, TrialFailure, TrialRead
 from app.owners import repository as owner_repository
+from app.reports import render_report, render_status_page
 from app.settings import Settings
 from app.tuning.final_model import MODEL_FILE, STATEMENT_FILE, zip_final_model
 from app.tuning.model_spec import ModelSpec
@@ -307,6 +308,25 @@ def tuning_result(session: Session, job: JobRecord) -> TuningResult:
         raise ApiError(409, "job_not_finished", f"the job is {job.status}; the result comes when it succeeds",
                        {"status": job.status})
     trials = queue.stored_trials(session, job)
+    stored = repository.get_recommendation(session, job.id)
+    recommendation = Recommendation.model_validate(stored.recommendation) if stored is not None else None
+    if recommendation is None and job.no_recommendation_reason is None:
+        recommendation = unconfirmed_recommendation(job, trials, job.tradeoff)  # a job from before revision 0004
+    return _job_result(session, job, trials, recommendation, job.no_recommendation_reason,
+                       _stop_reason(job, SearchSpec.model_validate(job.search)))
+
+
+def partial_result(session: Session, job: JobRecord, progress: Progress) -> TuningResult:
+    """What a job that has not succeeded holds so far, in the result's shape: its baseline and stored trials,
+    no recommendation, and a reason that says the job's state."""
+    return _job_result(session, job, queue.stored_trials(session, job), None, _unfinished_reason(job, progress),
+                       stop_reason=None)
+
+
+def _job_result(session: Session, job: JobRecord, trials: list[Trial], recommendation: Recommendation | None,
+                no_recommendation_reason: str | None, stop_reason: str | None) -> TuningResult:
+    """The one builder of a job's TuningResult, for /result and the report (needs the baseline)."""
+    assert job.delta is not None and job.preparation is not None and job.baseline is not None
     dataset = dataset_repository.get(session, job.dataset_id)
     info: dict[str, Any] = {"dataset_id": job.dataset_id}
     if dataset is not None:
@@ -314,23 +334,57 @@ def tuning_result(session: Session, job: JobRecord) -> TuningResult:
     info.update(job.preparation or {})
     if job.tune_dataset_id is not None:
         info["tune_dataset_id"] = job.tune_dataset_id  # the preparation above is the proxy's
-    assert job.delta is not None and job.preparation is not None
-    stored = repository.get_recommendation(session, job.id)
-    recommendation = Recommendation.model_validate(stored.recommendation) if stored is not None else None
-    if recommendation is None and job.no_recommendation_reason is None:
-        recommendation = unconfirmed_recommendation(job, trials, job.tradeoff)  # a job from before revision 0004
-    search = SearchSpec.model_validate(job.search)
     return build_result(
-        dataset=info, spec=ModelSpec.model_validate(job.model), search=search, space=queue.job_space(job),
-        guarantee=queue.job_guarantee(job), measurement=queue.job_measurement(job),
+        dataset=info, spec=ModelSpec.model_validate(job.model), search=SearchSpec.model_validate(job.search),
+        space=queue.job_space(job), guarantee=queue.job_guarantee(job), measurement=queue.job_measurement(job),
         splits=SplitSizes.model_validate(job.preparation["split_sizes"]), tradeoff=job.tradeoff, delta=job.delta,
         seed=job.seed, baseline=Baseline.model_validate(job.baseline), trials=trials,
         failed=queue.failed_trials(repository.trials_of_job(session, job.id, [TrialStatus.failed.value])),
-        stop_reason=_stop_reason(job, search), recommendation=recommendation,
-        no_recommendation_reason=job.no_recommendation_reason,
+        stop_reason=stop_reason, recommendation=recommendation, no_recommendation_reason=no_recommendation_reason,
         final_model=PrivacyStatement.model_validate(job.final_model) if job.final_model is not None else None,
         seconds=_elapsed(job, job.finished_at or utcnow()) or 0.0,
     )
+
+
+def _trials_done(progress: Progress) -> str:
+    return (f"{progress.done} of {progress.total} trials done" if progress.total is not None
+            else f"{progress.done} trials done")
+
+
+def _unfinished_reason(job: JobRecord, progress: Progress) -> str:
+    if job.status == JobStatus.failed.value:
+        return f"the job failed: {job.error or 'no error was recorded'}"
+    if job.status == JobStatus.cancelled.value:
+        return f"the job was cancelled after {progress.done} trial(s); it will not confirm a recommendation"
+    stage = f" (stage {job.stage})" if job.stage is not None else ""
+    return f"the job is {job.status}{stage}: {_trials_done(progress)}; the recommendation comes when it succeeds"
+
+
+def report_html(session: Session, job: JobRecord) -> str:
+    """The job's HTML report (app.reports): the whole result once the job succeeded; before, or after it failed
+    or was cancelled, what exists so far (from the baseline on), with a status line; without a baseline, a
+    page that says the job's status. `job` is already owner-checked (get_job)."""
+    progress = job_view(session, job).progress
+    parts = [f"job {job.id}", job.status]
+    if job.status in [s.value for s in ACTIVE_JOB_STATUSES] and job.stage is not None:
+        parts.append(f"stage {job.stage}")
+    parts.append(_trials_done(progress))
+    if progress.failed:
+        parts.append(f"{progress.failed} failed")
+    parts.append(f"as of {utcnow():%Y-%m-%d %H:%M:%S} UTC")
+    status_line = " · ".join(parts)
+    if job.baseline is None:
+        if job.status == JobStatus.failed.value:
+            message = f"The job failed before its baseline was trained: {job.error or 'no error was recorded'}"
+        elif job.status == JobStatus.cancelled.value:
+            message = "The job was cancelled before its baseline was trained: there is nothing to report."
+        else:
+            message = (f"The job is {job.status}. The report fills in once the non-private baseline is trained; "
+                       "reload this page to follow it.")
+        return render_status_page(f"dptune job {job.id}", status_line, message)
+    result = (tuning_result(session, job) if job.status == JobStatus.succeeded.value
+              else partial_result(session, job, progress))
+    return render_report(result, status_line=status_line)
 
 
 def _stop_reason(job: JobRecord, search: SearchSpec) -> str | None:
