@@ -47,6 +47,8 @@ def _add_search_options(parser: argparse.ArgumentParser, default_trials: int) ->
                         "privacy.json to DIR")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="write the full result as JSON here")
+    parser.add_argument("--report", type=Path, default=None, metavar="FILE",
+                        help="write the HTML report (figures and recommendation card) here")
 
 
 def _optional_epsilon(text: str) -> float | None:
@@ -82,8 +84,53 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the built-in synthea-covid data set end to end")
     _add_search_options(demo, default_trials=20)
 
+    _add_report_command(sub)
     _register_service_commands(sub)
     return parser
+
+
+def _add_report_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    report = sub.add_parser("report", help="write the HTML report of a `dptune tune --json` result")
+    report.add_argument("result", type=Path, metavar="RESULT.json", help="a file `dptune tune --json` wrote")
+    report.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
+                        help="the HTML file to write (default: RESULT with the suffix .html)")
+    report.set_defaults(handler=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    """Validate the result file as a TuningResult and write its report; a bad file is one line and exit 2."""
+    from pydantic import ValidationError
+
+    from app.tuning.results import TuningResult
+
+    output = args.output or args.result.with_suffix(".html")
+    try:
+        text = args.result.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"dptune: error: cannot read {args.result}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return 2
+    try:
+        result = TuningResult.model_validate_json(text)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        print(f"dptune: error: {args.result} is not a `dptune tune --json` result ({exc.error_count()} problem(s); "
+              f"first: {where + ': ' if where else ''}{error['msg']})", file=sys.stderr)
+        return 2
+    try:
+        _write_report(result, output)
+    except OSError as exc:
+        print(f"dptune: error: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _write_report(result, path: Path) -> None:  # type: ignore[no-untyped-def]
+    from app.reports import render_report
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(result), encoding="utf-8")
+    print(f"wrote {path}", file=sys.stderr)
 
 
 def _register_service_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -268,6 +315,8 @@ def _tune_and_report(data, spec, search, args, info, final_data=None) -> int:  #
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(result.model_dump_json(indent=2))
         print(f"wrote {args.json}", file=sys.stderr)
+    if args.report:
+        _write_report(result, args.report)
     return 0
 
 
