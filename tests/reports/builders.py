@@ -41,7 +41,8 @@ def result(source: str = "tiny.csv", points: list[tuple[float, float]] | None = 
            recommend: bool = True, tradeoff: float = 0.5) -> TuningResult:
     """A finished run: trials at `points`, the best one recommended and confirmed (or none, with its reason)."""
     baseline = factories.baseline(0.9, 0.66)
-    trials = [score(measured(c, n), baseline, tradeoff, i) for i, (c, n) in enumerate(points or POINTS)]
+    points = POINTS if points is None else points
+    trials = [score(measured(c, n), baseline, tradeoff, i) for i, (c, n) in enumerate(points)]
     guarantee = GuaranteeSpec(max_epsilon=10.0, max_utility_loss=None if recommend else 0.001)
     recommendation = None
     if recommend:
@@ -55,7 +56,7 @@ def result(source: str = "tiny.csv", points: list[tuple[float, float]] | None = 
                                               confirmed=confirmed,
                                               confirmation=fake_confirmation(confirmed, baseline, tradeoff))
     return build_result(
-        dataset={"source": source}, spec=SPEC, search=SearchSpec(trials=len(trials)),
+        dataset={"source": source}, spec=SPEC, search=SearchSpec(trials=max(1, len(trials))),
         space=SearchSpace(min_clip=0.1, max_clip=10.0, min_noise=0.5, max_noise=10.0), guarantee=guarantee,
         measurement=MeasurementSpec(), splits=SplitSizes(members=100, holdout=100, validation=60, test=60,
                                                          external=None),
