@@ -617,82 +617,34 @@ def run_setup(name: str, setup: Setup, config: Config, args: argparse.Namespace,
 
 
 def plot_setup(name, baseline, grid, searches, curves, grid_model, config, grid_note, figures: Path) -> None:  # type: ignore[no-untyped-def]
+    """The surfaces and the convergence through app/reports (the product's one plotting code); the search-cost
+    curves, which only this benchmark has, here."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib import cm
+
+    from app.reports.figures import convergence_figure, save_png, surface_panels, surfaces_figure
 
     figures.mkdir(parents=True, exist_ok=True)
-
-    def population(m: TrialMeasurement) -> float:
-        return m.games.population.attack_accuracy if m.games.population is not None else math.nan
-
-    panels = (
-        (lambda m: m.utility_test - baseline.utility_test, "utility (test AUC - baseline)"),
-        (population, "population game (the study's): attack accuracy"),
-        (lambda m: m.games.membership.attack_accuracy, "membership game: attack accuracy"),
-        (lambda m: m.games.membership.attacks[CALIBRATED].tpr_at_1pct_fpr.value,
-         f"membership game: calibrated ({CALIBRATED}) TPR at 1 % FPR"),
-    )
-
-    def surfaces(measurements, title: str, path: Path, interpolate: bool) -> None:
-        clip = np.array([m.clip for m in measurements])
-        noise = np.array([m.noise for m in measurements])
-        fig = plt.figure(figsize=(12, 9))
-        for i, (value, label) in enumerate(panels):
-            values = np.array([value(m) for m in measurements], dtype=np.float64)
-            ax = fig.add_subplot(2, 2, i + 1, projection="3d")
-            nc, nn = len(np.unique(clip)), len(np.unique(noise))
-            if interpolate or nc * nn != len(measurements) or nc < 2 or nn < 2:
-                if len(np.unique(noise)) > 1 and len(measurements) >= 3:
-                    ax.plot_trisurf(noise, clip, np.nan_to_num(values), cmap=cm.viridis, linewidth=0.1)
-                ax.scatter(noise, clip, values, color="k", s=6)
-            else:
-                order = np.lexsort((noise, clip))
-                ax.plot_surface(noise[order].reshape(nc, nn), clip[order].reshape(nc, nn),
-                                values[order].reshape(nc, nn), cmap=cm.viridis, linewidth=0)
-            ax.set_xlabel("noise multiplier")
-            ax.set_ylabel("clipping norm")
-            ax.set_title(label, fontsize=9)
-        fig.suptitle(title)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-
+    panels = surface_panels(baseline)
     if grid:
-        surfaces(grid, f"{name}: grid surfaces ({grid_note})", figures / f"{name}-grid-surfaces.png", False)
+        save_png(surfaces_figure(grid, panels, f"{name}: grid surfaces ({grid_note})", style="3d"),
+                 figures / f"{name}-grid-surfaces.png")
     optimizer_trials = searches.get(("bayes", SEARCH_BOUND, 0)) or []
     if optimizer_trials:
-        surfaces(optimizer_trials, f"{name}: surfaces from the optimizer's {len(optimizer_trials)} trials alone "
-                 f"(bayes, t = {COST_TRADEOFF:g}, epsilon <= {config.max_epsilon:g})",
-                 figures / f"{name}-optimizer-surfaces.png", True)
+        save_png(surfaces_figure(optimizer_trials, panels, f"{name}: surfaces from the optimizer's "
+                                 f"{len(optimizer_trials)} trials alone (bayes, t = {COST_TRADEOFF:g}, epsilon <= "
+                                 f"{config.max_epsilon:g})", style="3d"),
+                 figures / f"{name}-optimizer-surfaces.png")
 
-    keys = (("objective", f"objective (t = {COST_TRADEOFF:g}, membership game)"),
-            ("utility", "utility (test AUC - baseline)"), ("membership", "membership game: attack accuracy"),
-            ("population", "population game: attack accuracy"))
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
-    for bound in config.bounds:
-        run = searches.get(("bayes", bound, 0)) or []
-        best, xs, ys = -np.inf, [], {k: [] for k, _ in keys}
-        for i, t in enumerate(run, start=1):
-            if t.objective > best:  # mark only new bests, as the study's figures do
-                best = t.objective
-                xs.append(i)
-                for k, v in (("objective", t.objective), ("utility", t.utility_test - baseline.utility_test),
-                             ("membership", t.games.membership.attack_accuracy), ("population", population(t))):
-                    ys[k].append(v)
-        for ax, (k, _) in zip(axes, keys):
-            ax.plot(xs, ys[k], marker="o", label=f"max clip/noise {bound:g}")
-    for ax, (_, title) in zip(axes, keys):
-        ax.set_xlabel("trial")
-        ax.set_title(title, fontsize=9)
-        ax.set_xlim(0, config.trials + 1)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"{name}: new best results over trials (bayes, epsilon <= {config.max_epsilon:g})")
-    fig.tight_layout()
-    fig.savefig(figures / f"{name}-convergence.png", dpi=100)
-    plt.close(fig)
+    runs = {f"max clip/noise {bound:g}": searches.get(("bayes", bound, 0)) or [] for bound in config.bounds}
+    if any(runs.values()):
+        save_png(convergence_figure(runs, baseline, f"{name}: new best results over trials (bayes, epsilon <= "
+                                    f"{config.max_epsilon:g})",
+                                    objective_label=f"objective (t = {COST_TRADEOFF:g}, membership game)",
+                                    last_trial=config.trials),
+                 figures / f"{name}-convergence.png")
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for method, colour in (("bayes", "C0"), ("random", "C1")):
