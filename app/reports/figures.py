@@ -335,3 +335,29 @@ def roc_figure(result: TuningResult) -> Figure:
     ax.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
     return figure
+
+
+def score_histogram_figure(result: TuningResult) -> Figure:
+    """The calibrated attack's binned per-record scores, members against nonmembers, baseline and recommendation."""
+    panels = [(name, _histogram(item)) for name, item in (("baseline (no DP)", result.baseline),
+                                                          ("recommendation", result.recommendation))]
+    panels = [(name, histogram) for name, histogram in panels if histogram is not None]
+    if not panels:
+        raise Skipped(f"the result stores no binned {CALIBRATED_ATTACK} scores (recorded only by newer versions)")
+    figure = Figure(figsize=(5.5 * len(panels), 3.8))
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (name, histogram) in zip(axes, panels):
+        edges = np.array(histogram.edges)
+        ax.stairs(histogram.nonmembers, edges, color="C0", lw=2, label="nonmembers (holdout)")
+        ax.stairs(histogram.members, edges, color="C3", lw=2, label="members")
+        ax.set_xlabel(f"{CALIBRATED_ATTACK} membership score")
+        ax.set_ylabel("records")
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def _histogram(item: TrialMeasurement | Baseline | None) -> Any:
+    games = getattr(item, "games", None)
+    return getattr(games.membership, "score_histogram", None) if games is not None else None

@@ -158,6 +158,14 @@ def report_figures(result: TuningResult) -> list[ReportFigure]:
                 "(TPR = FPR). Orange, when present: the accountant's TPR bound for any attack at the "
                 "recommendation's (epsilon, delta).")
 
+    def histogram_caption() -> str:
+        return (f"The calibrated attack's ({CALIBRATED_ATTACK}) per-record membership scores in the membership game, "
+                "counted in equal bins over [0, 1]: members (trained on) against as many holdout records, for the "
+                "baseline and the recommendation (its first repeat). Only counts per bin are stored: no record and "
+                "no data value. A leaking model pushes members' scores above the nonmembers'; two overlapping "
+                "distributions mean the attack cannot tell them apart. The score is the share of population "
+                "records whose likelihood ratio the record's dominates.")
+
     baseline = result.baseline
     return [
         _draw("Utility and attack against epsilon", lambda: figures.epsilon_figure(result), epsilon_caption),
@@ -168,6 +176,7 @@ def report_figures(result: TuningResult) -> list[ReportFigure]:
             {"search": trials}, baseline, f"new best results over {len(trials)} trials",
             objective_label=f"objective (t = {result.tradeoff:g}, {game} game)"), convergence_caption),
         _draw("Membership attack: ROC operating points", lambda: figures.roc_figure(result), roc_caption),
+        _draw("Membership scores", lambda: figures.score_histogram_figure(result), histogram_caption),
     ]
 
 

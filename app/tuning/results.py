@@ -35,6 +35,15 @@ class AttackScores(BaseModel):
     tpr_at_0_1pct_fpr: Estimate
 
 
+class ScoreHistogram(BaseModel):
+    """The calibrated attack's per-record membership scores counted in fixed bins, members and nonmembers apart:
+    the shape of the two distributions, with no record and no data value."""
+
+    edges: list[float] = Field(description="Bin edges over the score's range [0, 1] (one more than the counts).")
+    members: list[int] = Field(description="Members whose score falls in each bin.")
+    nonmembers: list[int] = Field(description="Nonmembers (holdout records) whose score falls in each bin.")
+
+
 class MembershipGame(BaseModel):
     """Members against in-distribution holdout records the target never saw: what DP bounds."""
 
@@ -47,6 +56,9 @@ class MembershipGame(BaseModel):
         description="Largest epsilon the strongest label-free attack (loss or rmia) proves at 95 % confidence: "
         "threshold chosen on one half of the records, Clopper-Pearson bounds on TPR and FPR on the other half.")
     epsilon_lower_bound_attack: str | None = Field(description="The attack the lower bound comes from.")
+    score_histogram: ScoreHistogram | None = Field(
+        default=None, description="The calibrated attack's scores, binned (null in results from before it was "
+        "recorded).")
 
 
 class PopulationGame(BaseModel):

@@ -20,13 +20,13 @@ def test_tune_writes_the_report_and_report_redraws_it_from_the_json(tmp_path: Pa
                      "--confirm-repeats", "2", "--json", str(result), "--report", str(report)])
     assert code == 0
     page = report.read_text()
-    assert len(re.findall(r"<img ", page)) == 5 and "not drawn" not in page
+    assert len(re.findall(r"<img ", page)) == 6 and "not drawn" not in page
     assert "http://" not in page and "https://" not in page
     assert "bound is not in this result" not in page  # a real run records the accountant's TPR bounds
     again = tmp_path / "again.html"
     assert cli.main(["report", str(result), "-o", str(again)]) == 0
     redrawn = again.read_text()
-    assert len(re.findall(r"<img ", redrawn)) == 5
+    assert len(re.findall(r"<img ", redrawn)) == 6
     # The same result gives the same page (the PNGs carry no timestamp).
     assert redrawn == page
     assert f"wrote {again}" in capsys.readouterr().err

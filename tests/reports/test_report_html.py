@@ -22,11 +22,11 @@ def _skipped(page: str) -> list[str]:
     return re.findall(r'<p class="skipped">([^<]*)</p>', page)
 
 
-def test_a_full_result_has_five_inline_figures_and_the_whole_card() -> None:
+def test_a_full_result_has_six_inline_figures_and_the_whole_card() -> None:
     result = builders.result()
     page = render_report(result, status_line="job 1 · succeeded")
-    assert len(_images(page)) == 5 and _skipped(page) == []
-    assert page.count("<img") == 5 and "<svg" not in page
+    assert len(_images(page)) == 6 and _skipped(page) == []
+    assert page.count("<img") == 6 and "<svg" not in page
     assert "http://" not in page and "https://" not in page and "<script" not in page and " href=" not in page
     rec = result.recommendation
     assert rec is not None and rec.confirmation is not None
@@ -68,19 +68,24 @@ def test_no_recommendation_shows_its_reason() -> None:
     page = render_report(result)
     assert 'class="card warning"><p class="headline">No recommendation.</p>' in page
     assert "no trial loses at most 0.001 validation ROC-AUC" in page
-    assert len(_images(page)) == 5  # the figures do not need a recommendation
+    assert len(_images(page)) == 6  # the figures do not need a recommendation
 
 
 def test_an_older_result_without_the_calibrated_attack_or_bounds_renders_and_names_what_it_skips() -> None:
     raw = builders.result().model_dump(mode="json")
     for item in [raw["baseline"], raw["recommendation"], *raw["trials"]]:
         del item["games"]["membership"]["attacks"][CALIBRATED_ATTACK]
+        del item["games"]["membership"]["score_histogram"]
     for item in [raw["recommendation"], *raw["trials"]]:
         item["tpr_bound_at_1pct_fpr"] = item["tpr_bound_at_0_1pct_fpr"] = None
     del raw["baseline"]["utility_validation_interval"]  # recorded only by newer versions
     page = render_report(TuningResult.model_validate(raw))
-    assert _skipped(page) == ["Membership attack: ROC operating points: not drawn, neither the baseline nor the "
-                              f"recommendation has the calibrated ({CALIBRATED_ATTACK}) attack."]
+    assert _skipped(page) == [
+        "Membership attack: ROC operating points: not drawn, neither the baseline nor the recommendation has the "
+        f"calibrated ({CALIBRATED_ATTACK}) attack.",
+        f"Membership scores: not drawn, the result stores no binned {CALIBRATED_ATTACK} scores (recorded only by "
+        "newer versions).",
+    ]
     assert len(_images(page)) == 4
     assert f"The calibrated attack ({CALIBRATED_ATTACK}) is not in this result&#x27;s trials" in page
 
@@ -94,14 +99,14 @@ def test_trials_without_games_at_all_render() -> None:
         "recommendation": result.recommendation.model_copy(update={"games": None}),
     })
     page = render_report(old)
-    assert len(_images(page)) == 4 and len(_skipped(page)) == 1
+    assert len(_images(page)) == 4 and len(_skipped(page)) == 2
     assert "empirical epsilon lower bound" in page
 
 
 def test_few_trials_draw_dots_and_no_trials_skip_with_a_reason() -> None:
     two = builders.result(points=[(1.0, 1.0), (2.0, 2.0)])
     page = render_report(two)
-    assert len(_images(page)) == 5
+    assert len(_images(page)) == 6
     assert "Only the trials are drawn: fewer than 3" in page
     empty = builders.result(points=[], recommend=False)
     page = render_report(empty)
@@ -111,7 +116,7 @@ def test_few_trials_draw_dots_and_no_trials_skip_with_a_reason() -> None:
         "Utility and privacy over (clip, noise): not drawn, no trial succeeded.",
         "Convergence: not drawn, no trial succeeded.",
     ]
-    assert len(_images(page)) == 1  # the baseline's ROC operating points remain
+    assert len(_images(page)) == 2  # the baseline's ROC operating points and scores remain
 
 
 def test_surfaces_leave_out_panels_without_values_and_need_a_trial() -> None:

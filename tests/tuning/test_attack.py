@@ -256,6 +256,11 @@ def test_membership_game_catches_a_memorising_model() -> None:
     assert game.epsilon_lower_bound > 2.0
     assert game.epsilon_lower_bound_attack in {"loss", "rmia"}
     assert game.attack_accuracy > 0.9
+    # The binned calibrated scores: every record counted once; members at the top, nonmembers at the bottom.
+    histogram = game.score_histogram
+    assert histogram is not None and len(histogram.edges) == len(histogram.members) + 1 == 21
+    assert sum(histogram.members) == sum(histogram.nonmembers) == 160
+    assert histogram.members[-1] == 160 and histogram.nonmembers[0] == 160
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -268,6 +273,10 @@ def test_membership_game_finds_nothing_in_a_model_that_ignores_its_data(seed: in
         assert auc.low <= 0.5 <= auc.high, name
         assert abs(game.attacks[name].accuracy.value - 0.5) < 0.1, name
     assert game.epsilon_lower_bound == 0.0 and game.epsilon_lower_bound_attack is None
+    histogram = game.score_histogram
+    assert histogram is not None and sum(histogram.members) == sum(histogram.nonmembers) == game.members
+    # Exchangeable records: no bin holds more than a fifth of either group.
+    assert max(histogram.members + histogram.nonmembers) < game.members / 5
 
 
 def test_rmia_tie_break_orders_records_that_dominate_the_whole_population() -> None:

@@ -18,11 +18,13 @@ from app.tuning.attacks.blackbox import BLACKBOX_MODELS, blackbox_scores
 from app.tuning.attacks.calibrated import loss_scores, rmia_scores, true_label_probability
 from app.tuning.attacks.lower_bound import empirical_epsilon
 from app.tuning.attacks.statistics import attack_scores, best_accuracy_threshold
-from app.tuning.results import CALIBRATED_ATTACK, AttackScores, MembershipGame, PopulationGame
+from app.tuning.results import CALIBRATED_ATTACK, AttackScores, MembershipGame, PopulationGame, ScoreHistogram
 
 # Trains a model like the target on (x, y) with the given seed and returns a function x -> probabilities.
 TrainLike = Callable[[np.ndarray, np.ndarray, int], Callable[[np.ndarray], np.ndarray]]
 LABEL_FREE_ATTACKS = ("loss", CALIBRATED_ATTACK)
+# Bins of the calibrated attack's score histogram: 2 x 20 counts per game, a few hundred bytes per trial.
+SCORE_BINS = 20
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,15 @@ def cross_fitted_decisions(scores: np.ndarray, truth: np.ndarray, fold: np.ndarr
         threshold = best_accuracy_threshold(truth[~rows], scores[~rows])
         decisions[rows] = scores[rows] >= threshold
     return decisions
+
+
+def score_histogram(scores: np.ndarray, truth: np.ndarray) -> ScoreHistogram:
+    """Counts of scores in [0, 1] (RMIA's range) in SCORE_BINS equal bins, members and nonmembers apart."""
+    edges = np.linspace(0.0, 1.0, SCORE_BINS + 1)
+    members, _ = np.histogram(np.clip(scores[truth == 1], 0.0, 1.0), bins=edges)
+    nonmembers, _ = np.histogram(np.clip(scores[truth == 0], 0.0, 1.0), bins=edges)
+    return ScoreHistogram(edges=[float(e) for e in edges], members=[int(c) for c in members],
+                          nonmembers=[int(c) for c in nonmembers])
 
 
 def _fitted_attacks(proba: np.ndarray, labels: np.ndarray, games: GameRecords, n_classes: int,
@@ -134,6 +145,7 @@ def membership_game(
         calibration_seconds=calibration_seconds,
         epsilon_lower_bound=epsilon,
         epsilon_lower_bound_attack=attack,
+        score_histogram=score_histogram(scores[CALIBRATED_ATTACK], games.truth),
     )
 
 
