@@ -1,12 +1,3 @@
-"""The service's fixtures, shared from tests/service/conftest.py."""
+"""The service's fixtures the report's API tests use (a database per backend, a client with an API key)."""
 
-from tests.service.conftest import (  # noqa: F401  (fixtures, found by name)
-    backend,
-    client,
-    data_dir,
-    database,
-    postgres_settings,
-    postgres_url,
-    settings,
-    sqlite_settings,
-)
+from tests.service.conftest import backend, client, data_dir, database, postgres_url, settings  # noqa: F401
