@@ -241,8 +241,8 @@ def epsilon_figure(result: TuningResult) -> Figure:
     if with_attack:
         ax = axes[1]
         attack_eps = _values(with_attack, lambda t: t.epsilon)
-        _errorbar(ax, attack_eps, [calibrated_attack(t).tpr_at_1pct_fpr for t in with_attack],  # type: ignore[union-attr]
-                  f"{CALIBRATED_ATTACK} (measured)", "C0")
+        measured = [attack.tpr_at_1pct_fpr for attack in map(calibrated_attack, with_attack) if attack is not None]
+        _errorbar(ax, attack_eps, measured, f"{CALIBRATED_ATTACK} (measured)", "C0")
         bounded = [t for t in trials if t.tpr_bound_at_1pct_fpr is not None]
         if bounded:
             ax.plot(_values(bounded, lambda t: t.epsilon), _values(bounded, lambda t: t.tpr_bound_at_1pct_fpr),

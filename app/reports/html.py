@@ -40,7 +40,8 @@ def esc(value: object) -> str:
 def num(value: float | None, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
-    return f"{value:.{digits}g}" if abs(value) >= 1000 or (value != 0 and abs(value) < 1e-3) else f"{value:.{digits}f}"
+    tiny_or_huge = abs(value) >= 1000 or (value != 0 and abs(value) < 1e-3)
+    return f"{value:.{digits}g}" if tiny_or_huge else f"{value:.{digits}f}"
 
 
 def estimate(value: Estimate | None, digits: int = 3) -> str:
@@ -237,10 +238,11 @@ def _recommendation_body(result: TuningResult, rec: Recommendation) -> str:
     rows = [
         ("test ROC-AUC", esc(estimate(baseline.utility_test_interval)),
          esc(estimate(confirmation.utility_test if confirmation else rec.utility_test_interval))),
-        ("validation ROC-AUC", esc(estimate(baseline.utility_validation_interval) if baseline.utility_validation_interval
-                                   else num(baseline.utility_validation)),
+        ("validation ROC-AUC", esc(estimate(baseline.utility_validation_interval)
+                                   if baseline.utility_validation_interval else num(baseline.utility_validation)),
          esc(estimate(confirmation.utility_validation) if confirmation else num(rec.utility_validation))),
-        ("utility loss (test)", "", esc(estimate(confirmation.utility_loss) if confirmation else num(rec.utility_loss))),
+        ("utility loss (test)", "",
+         esc(estimate(confirmation.utility_loss) if confirmation else num(rec.utility_loss))),
         (f"attack accuracy ({rec.privacy_game} game)", esc(num(baseline.attack_accuracy)),
          esc(estimate(confirmation.attack_accuracy) if confirmation else num(rec.attack_accuracy))),
         (f"{CALIBRATED_ATTACK} TPR at 1 % FPR (membership game)",

@@ -11,7 +11,8 @@ from app.tuning.model_spec import ModelSpec
 from app.tuning.objective import score
 from app.tuning.recommendation import Choice, build_recommendation, build_result
 from app.tuning.results import (
-    Baseline, GuaranteeSpec, MeasurementSpec, ScoreHistogram, Selection, SplitSizes, TrainingConfig, Trial, TrialMeasurement, TuningResult,
+    Baseline, GuaranteeSpec, MeasurementSpec, ScoreHistogram, Selection, SplitSizes, TrainingConfig, Trial,
+    TrialMeasurement, TuningResult,
 )
 from app.tuning.search import SearchSpace, SearchSpec
 from tests import factories
