@@ -11,7 +11,7 @@ from app.api.errors import ERROR_RESPONSES
 from app.api.pagination import Page, PageDep
 from app.jobs import service
 from app.jobs.models import JobStatus
-from app.jobs.schemas import JobCreate, JobRead, RecommendationRead, TrialRead
+from app.jobs.schemas import MAX_JOB_NAME, MAX_TAGS, JobCreate, JobRead, RecommendationRead, Tag, TrialRead
 from app.tuning.results import TuningResult
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
@@ -32,8 +32,12 @@ def list_jobs(
     principal: PrincipalDep,
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
     dataset_id: Annotated[str | None, Query(max_length=64)] = None,
+    name: Annotated[str | None, Query(min_length=1, max_length=MAX_JOB_NAME,
+                                      description="Jobs whose name contains this, in any case.")] = None,
+    tag: Annotated[list[Tag] | None, Query(max_length=MAX_TAGS,
+                                           description="Jobs that have this tag; repeated, all of them.")] = None,
 ) -> Page[JobRead]:
-    return service.list_jobs(session, principal.owner_id, status_filter, dataset_id, page)
+    return service.list_jobs(session, principal.owner_id, status_filter, dataset_id, page, name, tag)
 
 
 @router.get("/{job_id}", summary="Status, progress, baseline and best trial so far")

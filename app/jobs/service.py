@@ -69,6 +69,7 @@ def create_job(session: Session, settings: Settings, owner_id: str, request: Job
                                                                 "max": settings.max_active_jobs_per_owner})
     job = JobRecord(
         id=str(uuid.uuid4()),
+        name=request.name,
         dataset_id=dataset.id,
         owner_id=owner_id,
         status=JobStatus.queued.value,
@@ -90,6 +91,7 @@ def create_job(session: Session, settings: Settings, owner_id: str, request: Job
         created_at=utcnow(),
     )
     repository.add_job(session, job)
+    repository.add_tags(session, job.id, request.tags)
     return job
 
 
@@ -166,10 +168,12 @@ _NOT_READ = object()
 
 
 def job_view(session: Session, job: JobRecord, now: datetime | None = None, counts: dict[str, int] | None = None,
-             best: object = _NOT_READ) -> JobRead:
-    """The job as the API shows it. `counts` and `best` may come prefetched (listings read them for all
-    jobs of a page in one query each); the failed trials are read only when there are some."""
+             best: object = _NOT_READ, tags: list[str] | None = None) -> JobRead:
+    """The job as the API shows it. `counts`, `best` and `tags` may come prefetched (listings read them for
+    all jobs of a page in one query each); the failed trials are read only when there are some."""
     now = now or utcnow()
+    if tags is None:
+        tags = repository.tags_of_jobs(session, [job.id])[job.id]
     if counts is None:
         counts = repository.trial_counts(session, job.id)
     done = counts[TrialStatus.succeeded.value] + counts[TrialStatus.failed.value]
@@ -188,6 +192,8 @@ def job_view(session: Session, job: JobRecord, now: datetime | None = None, coun
     ] if counts[TrialStatus.failed.value] else []
     return JobRead(
         id=job.id,
+        name=job.name,
+        tags=tags,
         dataset_id=job.dataset_id,
         status=JobStatus(job.status),
         split=SPLIT_ADAPTER.validate_python(job.split),
@@ -237,13 +243,15 @@ def _eta(job: JobRecord, search: SearchSpec, done: int, total: int | None, now: 
 
 
 def list_jobs(session: Session, owner_id: str, status: JobStatus | None, dataset_id: str | None,
-              page: PageParams) -> Page[JobRead]:
-    jobs, total = repository.list_jobs(session, owner_id, status, dataset_id, page.offset, page.limit)
+              page: PageParams, name: str | None = None, tags: list[str] | None = None) -> Page[JobRead]:
+    jobs, total = repository.list_jobs(session, owner_id, status, dataset_id, page.offset, page.limit, name,
+                                       tags or [])
     now = utcnow()
     ids = [job.id for job in jobs]
     counts = repository.trial_counts_of_jobs(session, ids)
     best = repository.best_trials_of_jobs(session, ids)
-    items = [job_view(session, job, now, counts[job.id], best.get(job.id)) for job in jobs]
+    job_tags = repository.tags_of_jobs(session, ids)
+    items = [job_view(session, job, now, counts[job.id], best.get(job.id), job_tags[job.id]) for job in jobs]
     return Page[JobRead](items=items, total=total, offset=page.offset, limit=page.limit)
 
 
