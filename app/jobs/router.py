@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from app.api.deps import PrincipalDep, SessionDep, SettingsDep
 from app.api.errors import ERROR_RESPONSES
@@ -45,9 +45,45 @@ def get_job(job_id: str, session: SessionDep, principal: PrincipalDep) -> JobRea
     return service.job_view(session, service.get_job(session, principal.owner_id, job_id))
 
 
-@router.get("/{job_id}/trials", summary="Succeeded trials in index order")
-def list_trials(job_id: str, session: SessionDep, page: PageDep, principal: PrincipalDep) -> Page[TrialRead]:
-    return service.trials_page(session, service.get_job(session, principal.owner_id, job_id), page)
+@router.get(
+    "/{job_id}/trials",
+    summary="Succeeded trials in index order; CSV for `Accept: text/csv` or `?format=csv` (all trials, one row "
+    "each, nested fields as dotted columns; offset and limit page the JSON only)",
+    response_model=Page[TrialRead],
+    responses={200: {"content": {"text/csv": {}}, "description": "A page of trials (JSON), or all of them (CSV)"}},
+)
+def list_trials(
+    job_id: str,
+    request: Request,
+    session: SessionDep,
+    page: PageDep,
+    principal: PrincipalDep,
+    output_format: Annotated[Literal["json", "csv"] | None, Query(
+        alias="format", description="csv or json; without it, the Accept header decides (text/csv gives CSV)")] = None,
+) -> Any:
+    job = service.get_job(session, principal.owner_id, job_id)
+    if (output_format or preferred_format(request.headers.get("accept", ""))) == "csv":
+        return Response(service.trials_csv(session, job), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="dptune-trials-{job.id}.csv"'})
+    return service.trials_page(session, job, page)
+
+
+def preferred_format(accept: str) -> Literal["json", "csv"]:
+    """csv when the Accept header prefers text/csv to application/json (by q, then by order), else json."""
+    ranked: list[tuple[float, int, str]] = []
+    for position, entry in enumerate(accept.split(",")):
+        media_type, *parameters = (part.strip() for part in entry.split(";"))
+        quality = 1.0
+        for parameter in parameters:
+            name, _, text = parameter.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(text)
+                except ValueError:
+                    quality = 0.0
+        if media_type.lower() in ("text/csv", "application/json") and quality > 0:
+            ranked.append((-quality, position, media_type.lower()))
+    return "csv" if ranked and min(ranked)[2] == "text/csv" else "json"
 
 
 @router.get("/{job_id}/recommendation", summary="The recommended (clip, noise), for any trade-off")

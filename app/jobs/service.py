@@ -35,6 +35,7 @@ from app.tuning.results import (
     TuningResult,
 )
 from app.tuning.search import SearchSpec
+from app.tuning.trials_csv import trials_csv as trials_csv_text
 
 SPLIT_ADAPTER: TypeAdapter[SplitSpec] = TypeAdapter(SplitSpec)
 SHOWN_FAILURES = 20
@@ -257,14 +258,23 @@ def list_jobs(session: Session, owner_id: str, status: JobStatus | None, dataset
 
 def trials_page(session: Session, job: JobRecord, page: PageParams) -> Page[TrialRead]:
     rows, total = repository.succeeded_trials_page(session, job.id, page.offset, page.limit)
-    baseline = Baseline.model_validate(job.baseline) if job.baseline is not None else None
-    items: list[TrialRead] = []
-    if baseline is not None:
-        for row in rows:
-            trial = queue.scored_trial(row, baseline, job.tradeoff)
-            items.append(TrialRead(**trial.model_dump(), attempts=row.attempts, started_at=row.started_at,
-                                   finished_at=row.finished_at))
-    return Page[TrialRead](items=items, total=total, offset=page.offset, limit=page.limit)
+    return Page[TrialRead](items=_trial_reads(job, rows), total=total, offset=page.offset, limit=page.limit)
+
+
+def trials_csv(session: Session, job: JobRecord) -> str:
+    """Every succeeded trial in index order as CSV (app.tuning.trials_csv): no pages, as a job holds at most
+    DPTUNE_MAX_TRIALS_PER_JOB trials."""
+    rows = repository.trials_of_job(session, job.id, [TrialStatus.succeeded.value])
+    return trials_csv_text(_trial_reads(job, rows))
+
+
+def _trial_reads(job: JobRecord, rows: list[TrialRecord]) -> list[TrialRead]:
+    """Stored trials scored at the job's trade-off, with when and how often they ran."""
+    if job.baseline is None:
+        return []
+    baseline = Baseline.model_validate(job.baseline)
+    return [TrialRead(**queue.scored_trial(row, baseline, job.tradeoff).model_dump(), attempts=row.attempts,
+                      started_at=row.started_at, finished_at=row.finished_at) for row in rows]
 
 
 def recommendation_view(session: Session, job: JobRecord, tradeoff: float | None) -> RecommendationRead:
