@@ -187,7 +187,7 @@ def check_splittable(df: pd.DataFrame, label: str, smiles_column: str | None = N
                     return
         if not counts.any():
             raise _no_valid_smiles(smiles_column)
-    rows, majority = int(counts.sum()), int(counts.argmax())
+    rows = int(counts.sum())
     usable = "rows" if smiles_column is None else f"rows with a valid SMILES in '{smiles_column}'"
     if rows < MIN_TABLE_ROWS:
         raise DatasetError(
@@ -196,13 +196,13 @@ def check_splittable(df: pd.DataFrame, label: str, smiles_column: str | None = N
             "members, holdout, validation and test",
             {"rows": rows, "min_rows": MIN_TABLE_ROWS},
         )
-    outside = rows - int(counts[majority])
+    outside = rows - int(counts.max())  # the class itself is not named: messages never quote values
     if outside < MIN_ROWS_OUTSIDE_MAJORITY:
         raise DatasetError(
             "too_few_minority_rows",
-            f"only {outside} of the {usable} are not of the most common class '{class_names[majority]}' in "
-            f"'{label}'; every split needs at least {MIN_ROWS_OUTSIDE_MAJORITY}, as each of members, holdout, "
-            "validation and test needs two classes",
+            f"only {outside} of the {usable} are outside the most common class of '{label}'; every split needs "
+            f"at least {MIN_ROWS_OUTSIDE_MAJORITY}, as each of members, holdout, validation and test needs two "
+            "classes",
             {"column": label, "rows": outside, "min_rows": MIN_ROWS_OUTSIDE_MAJORITY},
         )
 
