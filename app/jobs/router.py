@@ -59,7 +59,7 @@ def list_trials(
     page: PageDep,
     principal: PrincipalDep,
     output_format: Annotated[Literal["json", "csv"] | None, Query(
-        alias="format", description="csv or json; without it, the Accept header decides (text/csv gives CSV)")] = None,
+        alias="format", description="csv or json; without it the Accept header decides (text/csv: CSV)")] = None,
 ) -> Any:
     job = service.get_job(session, principal.owner_id, job_id)
     if (output_format or preferred_format(request.headers.get("accept", ""))) == "csv":

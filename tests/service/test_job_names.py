@@ -61,7 +61,8 @@ def test_name_and_tags_are_stored_shown_and_filtered(client: TestClient, setting
     ({"tags": ["semi;colon"]}, ["body", "tags", "0"]),
     ({"tags": "covid"}, ["body", "tags"]),
 ])
-def test_bad_names_and_tags_are_refused(client: TestClient, fields: dict[str, object], location: list[object]) -> None:
+def test_bad_names_and_tags_are_refused(client: TestClient, fields: dict[str, object],
+                                        location: list[object]) -> None:
     dataset = str(upload_tiny(client)["id"])
     error = assert_error_shape(client.post("/v1/jobs", json=tiny_job(dataset, **fields)), 422)
     assert location in [e["loc"] for e in error["details"]["errors"]], error  # type: ignore[index]
