@@ -49,6 +49,9 @@ def _add_search_options(parser: argparse.ArgumentParser, default_trials: int) ->
     parser.add_argument("--json", type=Path, default=None, help="write the full result as JSON here")
     parser.add_argument("--report", type=Path, default=None, metavar="FILE",
                         help="write the HTML report (figures and recommendation card) here")
+    parser.add_argument("--csv", type=Path, default=None, metavar="FILE",
+                        help="write the trials as CSV here: one row each, nested fields as dotted columns (the "
+                        "columns of GET /v1/jobs/{id}/trials?format=csv)")
 
 
 def _optional_epsilon(text: str) -> float | None:
@@ -317,7 +320,17 @@ def _tune_and_report(data, spec, search, args, info, final_data=None) -> int:  #
         print(f"wrote {args.json}", file=sys.stderr)
     if args.report:
         _write_report(result, args.report)
+    if args.csv:
+        _write_trials_csv(args.csv, result.trials)
     return 0
+
+
+def _write_trials_csv(path: Path, trials) -> None:  # type: ignore[no-untyped-def]
+    from app.tuning.trials_csv import trials_csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(trials_csv(trials))
+    print(f"wrote {path}", file=sys.stderr)
 
 
 def _final_model(result, spec, args, data):  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from app.api import system
+from app.api import metrics, system
 from app.api.errors import install_error_handlers
 from app.api.middleware import AuthenticationMiddleware, BodySizeLimitMiddleware, RequestContextMiddleware
 from app.datasets import router as datasets_router
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
     """The app for `settings` (default: DPTUNE_* variables). With `upgrade`, the schema is brought to the
     newest revision at start, so a new version of the server migrates its own database."""
     settings = settings or Settings()
+    metrics_registry = metrics.make_registry()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,9 +52,12 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
         remove_stale_temp_files(settings)
         app.state.settings = settings
         app.state.database = database
+        queue_collector = metrics.QueueCollector(database, settings.lease_seconds)
+        metrics_registry.register(queue_collector)
         try:
             yield
         finally:
+            metrics_registry.unregister(queue_collector)
             database.dispose()
 
     app = FastAPI(
@@ -63,13 +67,17 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.state.metrics_registry = metrics_registry
     # Added innermost first. Order of a request: request id and access log, then the key (before any body
     # is read), then the body size cap, then the routes.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_json_bytes,
                        exempt=frozenset({("POST", "/v1/datasets")}))  # uploads stream under their own cap
     app.add_middleware(AuthenticationMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    # Outermost: counts every answer, those of the key check and the size cap included.
+    app.add_middleware(metrics.HttpMetricsMiddleware, http_metrics=metrics.HttpMetrics(metrics_registry))
     app.include_router(system.router)
+    app.include_router(metrics.router)
     app.include_router(datasets_router.router)
     app.include_router(jobs_router.router)
     _declare_undefined_metrics_as_null(app)

@@ -26,7 +26,8 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # Who the request acts for (an app.owners.service.Principal), put in the scope by AuthenticationMiddleware.
 PRINCIPAL_SCOPE_KEY = "dptune.principal"
-# Routes anyone may call; everything else under /v1 needs a key.
+# Routes under /v1 anyone may call; everything else under /v1 needs a key. Paths outside /v1 (/metrics, which
+# shows only aggregates over all owners, /docs, /openapi.json) need none.
 PUBLIC_PATHS = frozenset({"/v1/health", "/v1/version"})
 
 

@@ -15,11 +15,14 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from app.datasets.errors import DatasetError
-from app.datasets.smiles import morgan_fingerprints
+from app.datasets.smiles import molecule, morgan_fingerprints
 from app.datasets.splits import (
     EXTERNAL,
     HOLDOUT,
     MEMBERS,
+    MIN_PART_ROWS,
+    MIN_ROWS_OUTSIDE_MAJORITY,
+    MIN_TABLE_ROWS,
     PARTS,
     TEST,
     VALIDATION,
@@ -102,9 +105,7 @@ def prepare_dataset(
         bits, valid = morgan_fingerprints(df[smiles_column].tolist(), fingerprint_radius, fingerprint_bits)
         invalid = int((~valid).sum())
         if not valid.any():
-            raise DatasetError(
-                "no_valid_smiles", f"no value in column '{smiles_column}' is a valid SMILES", {"column": smiles_column}
-            )
+            raise _no_valid_smiles(smiles_column)
         rows = np.flatnonzero(valid)
         fingerprints = bits[rows]
     table = df.iloc[rows].reset_index(drop=True)
@@ -167,6 +168,52 @@ def prepare_dataset(
         report.rows_used, report.rows_in, report.split_sizes, report.n_features, invalid,
     )
     return data, report
+
+
+def check_splittable(df: pd.DataFrame, label: str, smiles_column: str | None = None) -> None:
+    """Refuse, before any job, a table that prepare_dataset would refuse for every split: a SMILES column in
+    which no SMILES parses, or fewer usable rows (with a SMILES column: rows whose SMILES parses, the rows
+    prepare_dataset keeps) than check_parts needs of any split. With a SMILES column, SMILES are parsed only
+    until the rows read are enough. Run after validate_table (the label has no missing value)."""
+    class_names, codes = label_classes(df[label])
+    if smiles_column is None:
+        counts = np.bincount(codes, minlength=len(class_names))
+    else:
+        counts = np.zeros(len(class_names), dtype=np.int64)
+        for text, code in zip(df[smiles_column].tolist(), codes, strict=True):
+            if molecule(text) is not None:
+                counts[code] += 1
+                if _enough_for_a_split(counts):
+                    return
+        if not counts.any():
+            raise _no_valid_smiles(smiles_column)
+    rows = int(counts.sum())
+    usable = "rows" if smiles_column is None else f"rows with a valid SMILES in '{smiles_column}'"
+    if rows < MIN_TABLE_ROWS:
+        raise DatasetError(
+            "too_few_rows",
+            f"the table has {rows} {usable}; every split needs at least {MIN_TABLE_ROWS}: {MIN_PART_ROWS} in each of "
+            "members, holdout, validation and test",
+            {"rows": rows, "min_rows": MIN_TABLE_ROWS},
+        )
+    outside = rows - int(counts.max())  # the class itself is not named: messages never quote values
+    if outside < MIN_ROWS_OUTSIDE_MAJORITY:
+        raise DatasetError(
+            "too_few_minority_rows",
+            f"only {outside} of the {usable} are outside the most common class of '{label}'; every split needs "
+            f"at least {MIN_ROWS_OUTSIDE_MAJORITY}, as each of members, holdout, validation and test needs two "
+            "classes",
+            {"column": label, "rows": outside, "min_rows": MIN_ROWS_OUTSIDE_MAJORITY},
+        )
+
+
+def _enough_for_a_split(counts: np.ndarray) -> bool:
+    rows = int(counts.sum())
+    return rows >= MIN_TABLE_ROWS and rows - int(counts.max()) >= MIN_ROWS_OUTSIDE_MAJORITY
+
+
+def _no_valid_smiles(column: str) -> DatasetError:
+    return DatasetError("no_valid_smiles", f"no value in column '{column}' is a valid SMILES", {"column": column})
 
 
 # A column constant on the members teaches the model nothing, but its untrained weights still act on the other

@@ -20,6 +20,7 @@ from app.api.pagination import Page, PageParams
 from app.datasets import repository
 from app.datasets.builtin import BUILTIN_DATASETS
 from app.datasets.errors import DatasetError
+from app.datasets.features import check_splittable
 from app.datasets.models import DatasetRecord
 from app.datasets.schemas import BuiltinDatasetCreate, DatasetRead
 from app.datasets.splits import SplitSpec
@@ -62,6 +63,7 @@ def register_upload(
     frame = read_table(temp, filename)
     check_shape(frame, settings)
     summary = _validate(frame, label, smiles_column)
+    check_splittable(frame, label, smiles_column)  # what every split would refuse, before a job finds it
     dataset_id = str(uuid.uuid4())
     record = DatasetRecord(
         id=dataset_id,

@@ -38,11 +38,16 @@ def morgan_fingerprints(smiles: Iterable[object], radius: int = 2, bits: int = 1
     out = np.zeros((len(texts), bits), dtype=np.uint8)
     valid = np.zeros(len(texts), dtype=bool)
     for i, text in enumerate(texts):
-        mol = Chem.MolFromSmiles(text) if isinstance(text, str) and text.strip() else None
+        mol = molecule(text)
         if mol is not None:
             out[i] = fingerprint(mol)
             valid[i] = True
     return out, valid
+
+
+def molecule(text: object) -> Any:
+    """The RDKit molecule of a SMILES string; None for anything that is not one (missing, blank, invalid)."""
+    return Chem.MolFromSmiles(text) if isinstance(text, str) and text.strip() else None
 
 
 def tanimoto(a: np.ndarray, b: np.ndarray) -> np.ndarray:

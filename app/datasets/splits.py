@@ -33,6 +33,11 @@ MEMBER_SIDE_PARTS = PARTS[:EXTERNAL]  # the four parts every split has
 COLUMN_VALUES = {**{name: code for code, name in enumerate(PARTS)}, "nonmembers": EXTERNAL}
 MIN_PART_ROWS = 10
 MIN_BUTINA_GROUP_ROWS = 20
+# What check_parts asks of every split, whatever its kind and fractions: members, holdout, validation and test
+# each hold MIN_PART_ROWS rows and two classes, so a table needs this many rows, and at least one row per part
+# outside its most common class. A table short of either is refused at upload (features.check_splittable).
+MIN_TABLE_ROWS = len(MEMBER_SIDE_PARTS) * MIN_PART_ROWS
+MIN_ROWS_OUTSIDE_MAJORITY = len(MEMBER_SIDE_PARTS)
 # Numeric k-means inputs are standardized, clipped to this many standard deviations so that a handful of
 # extreme values (healthcare costs are heavy-tailed) cannot form a cluster of their own, and then scaled to
 # the spread of a 0/1 column (sd 0.5), so that one number weighs in the distances like one indicator and a

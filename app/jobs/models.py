@@ -65,6 +65,7 @@ class JobRecord(Base):
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))  # its tags are in job_tags (JobTagRecord)
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
     # A proxy (public or synthetic data of the same columns) the baseline, search and confirmation run on;
     # the private data set (dataset_id) is then read once, by the final training. NULL: tune on dataset_id.
@@ -121,6 +122,15 @@ class JobRecord(Base):
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     baseline_finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class JobTagRecord(Base):
+    """One tag of a job. A table, not a JSON list: filtering on tags is then the same SQL on every backend."""
+
+    __tablename__ = "job_tags"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(50), primary_key=True, index=True)
 
 
 class TrialRecord(Base):

@@ -20,6 +20,7 @@ from app.jobs.models import (
     FINISHING_STAGES,
     JobRecord,
     JobStage,
+    JobTagRecord,
     JobStatus,
     RecommendationRecord,
     TrialRecord,
@@ -59,19 +60,43 @@ def count_active_jobs(session: Session, owner_id: str) -> int:
 
 
 def list_jobs(
-    session: Session, owner_id: str, status: JobStatus | None, dataset_id: str | None, offset: int, limit: int
+    session: Session, owner_id: str, status: JobStatus | None, dataset_id: str | None, offset: int, limit: int,
+    name: str | None = None, tags: Sequence[str] = (),
 ) -> tuple[list[JobRecord], int]:
+    """The owner's jobs, newest first; `name` matches part of the name in any case, and each of `tags` must
+    be one of the job's tags."""
     conditions = [JobRecord.owner_id == owner_id]
     if status is not None:
         conditions.append(JobRecord.status == status.value)
     if dataset_id is not None:
         conditions.append(JobRecord.dataset_id == dataset_id)
+    if name is not None:
+        conditions.append(JobRecord.name.icontains(name, autoescape=True))
+    for tag in dict.fromkeys(tags):
+        conditions.append(select(JobTagRecord.job_id).where(
+            JobTagRecord.job_id == JobRecord.id, JobTagRecord.tag == tag).exists())
     total = session.scalar(select(func.count()).select_from(JobRecord).where(*conditions)) or 0
     rows = session.scalars(
         select(JobRecord).where(*conditions).order_by(JobRecord.created_at.desc(), JobRecord.id)
         .offset(offset).limit(limit)
     ).all()
     return list(rows), int(total)
+
+
+def add_tags(session: Session, job_id: str, tags: Sequence[str]) -> None:
+    session.add_all(JobTagRecord(job_id=job_id, tag=tag) for tag in dict.fromkeys(tags))
+    session.flush()
+
+
+def tags_of_jobs(session: Session, job_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Each job's tags in alphabetical order, for many jobs in one query."""
+    tags: dict[str, list[str]] = {job_id: [] for job_id in job_ids}
+    if job_ids:
+        rows = session.execute(select(JobTagRecord.job_id, JobTagRecord.tag)
+                               .where(JobTagRecord.job_id.in_(list(job_ids))).order_by(JobTagRecord.tag))
+        for job_id, tag in rows:
+            tags[str(job_id)].append(str(tag))
+    return tags
 
 
 def _uses_dataset(dataset_id: str) -> Any:
@@ -96,6 +121,7 @@ def delete_jobs_of_dataset(session: Session, dataset_id: str) -> int:
     job_ids = select(JobRecord.id).where(_uses_dataset(dataset_id)).scalar_subquery()
     session.execute(delete(RecommendationRecord).where(RecommendationRecord.job_id.in_(job_ids)))
     session.execute(delete(TrialRecord).where(TrialRecord.job_id.in_(job_ids)))
+    session.execute(delete(JobTagRecord).where(JobTagRecord.job_id.in_(job_ids)))
     result = session.execute(delete(JobRecord).where(_uses_dataset(dataset_id)))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

@@ -5,9 +5,17 @@ from __future__ import annotations
 import copy
 import math
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from app.datasets.splits import SplitSpec
 from app.jobs.models import JobStage, JobStatus
@@ -27,6 +35,27 @@ def _measurement_field(name: str) -> Any:
 
 def _guarantee_field(name: str) -> Any:
     return copy.deepcopy(GuaranteeSpec.model_fields[name])
+
+
+# ---- A job's name and tags, to find it again (GET /v1/jobs?name=&tag=). One definition for JobCreate and JobRead.
+MAX_JOB_NAME = 200
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 50  # app.jobs.models.JobTagRecord.tag
+# Words of letters, digits and - _ . : / = + @ #, single spaces between them: "cohort:2024", "ethics board".
+TAG_PATTERN = r"^[\w.:/=+@#-]+( [\w.:/=+@#-]+)*$"
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG_LENGTH, pattern=TAG_PATTERN)]
+
+
+def _job_name_field() -> Any:
+    return Field(default=None, min_length=1, max_length=MAX_JOB_NAME,
+                 description="A name to find the job by (GET /v1/jobs?name= matches part of it, any case).")
+
+
+def _job_tags_field() -> Any:
+    return Field(default_factory=list, max_length=MAX_TAGS,
+                 description=f"Up to {MAX_TAGS} tags of up to {MAX_TAG_LENGTH} characters: letters, digits, "
+                 "- _ . : / = + @ # and single spaces inside; a repeated tag counts once "
+                 "(GET /v1/jobs?tag=a&tag=b finds the jobs that have all of them).")
 
 
 class JobCreate(BaseModel):
@@ -56,6 +85,14 @@ class JobCreate(BaseModel):
         description="A proxy data set of yours (public or synthetic data with the same label and split columns) "
         "to run the baseline, the search and the confirmation on; the data set of dataset_id is then read once, "
         "by the final training, so epsilon covers everything done to it. Null: tune on dataset_id itself.")
+
+    name: str | None = _job_name_field()
+    tags: list[Tag] = _job_tags_field()
+
+    @field_validator("tags")
+    @classmethod
+    def _distinct_tags(cls, tags: list[str]) -> list[str]:
+        return list(dict.fromkeys(tags))
 
     def measurement(self) -> MeasurementSpec:
         return MeasurementSpec(**{name: getattr(self, name) for name in MEASUREMENT_FIELDS})
@@ -97,6 +134,8 @@ class TrialFailure(BaseModel):
 
 class JobRead(BaseModel):
     id: str
+    name: str | None = _job_name_field()
+    tags: list[str] = _job_tags_field()
     dataset_id: str
     status: JobStatus
     split: SplitSpec

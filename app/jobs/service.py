@@ -36,6 +36,7 @@ from app.tuning.results import (
     TuningResult,
 )
 from app.tuning.search import SearchSpec
+from app.tuning.trials_csv import trials_csv as trials_csv_text
 
 SPLIT_ADAPTER: TypeAdapter[SplitSpec] = TypeAdapter(SplitSpec)
 SHOWN_FAILURES = 20
@@ -70,6 +71,7 @@ def create_job(session: Session, settings: Settings, owner_id: str, request: Job
                                                                 "max": settings.max_active_jobs_per_owner})
     job = JobRecord(
         id=str(uuid.uuid4()),
+        name=request.name,
         dataset_id=dataset.id,
         owner_id=owner_id,
         status=JobStatus.queued.value,
@@ -91,6 +93,7 @@ def create_job(session: Session, settings: Settings, owner_id: str, request: Job
         created_at=utcnow(),
     )
     repository.add_job(session, job)
+    repository.add_tags(session, job.id, request.tags)
     return job
 
 
@@ -167,10 +170,12 @@ _NOT_READ = object()
 
 
 def job_view(session: Session, job: JobRecord, now: datetime | None = None, counts: dict[str, int] | None = None,
-             best: object = _NOT_READ) -> JobRead:
-    """The job as the API shows it. `counts` and `best` may come prefetched (listings read them for all
-    jobs of a page in one query each); the failed trials are read only when there are some."""
+             best: object = _NOT_READ, tags: list[str] | None = None) -> JobRead:
+    """The job as the API shows it. `counts`, `best` and `tags` may come prefetched (listings read them for
+    all jobs of a page in one query each); the failed trials are read only when there are some."""
     now = now or utcnow()
+    if tags is None:
+        tags = repository.tags_of_jobs(session, [job.id])[job.id]
     if counts is None:
         counts = repository.trial_counts(session, job.id)
     done = counts[TrialStatus.succeeded.value] + counts[TrialStatus.failed.value]
@@ -189,6 +194,8 @@ def job_view(session: Session, job: JobRecord, now: datetime | None = None, coun
     ] if counts[TrialStatus.failed.value] else []
     return JobRead(
         id=job.id,
+        name=job.name,
+        tags=tags,
         dataset_id=job.dataset_id,
         status=JobStatus(job.status),
         split=SPLIT_ADAPTER.validate_python(job.split),
@@ -238,26 +245,37 @@ def _eta(job: JobRecord, search: SearchSpec, done: int, total: int | None, now: 
 
 
 def list_jobs(session: Session, owner_id: str, status: JobStatus | None, dataset_id: str | None,
-              page: PageParams) -> Page[JobRead]:
-    jobs, total = repository.list_jobs(session, owner_id, status, dataset_id, page.offset, page.limit)
+              page: PageParams, name: str | None = None, tags: list[str] | None = None) -> Page[JobRead]:
+    jobs, total = repository.list_jobs(session, owner_id, status, dataset_id, page.offset, page.limit, name,
+                                       tags or [])
     now = utcnow()
     ids = [job.id for job in jobs]
     counts = repository.trial_counts_of_jobs(session, ids)
     best = repository.best_trials_of_jobs(session, ids)
-    items = [job_view(session, job, now, counts[job.id], best.get(job.id)) for job in jobs]
+    job_tags = repository.tags_of_jobs(session, ids)
+    items = [job_view(session, job, now, counts[job.id], best.get(job.id), job_tags[job.id]) for job in jobs]
     return Page[JobRead](items=items, total=total, offset=page.offset, limit=page.limit)
 
 
 def trials_page(session: Session, job: JobRecord, page: PageParams) -> Page[TrialRead]:
     rows, total = repository.succeeded_trials_page(session, job.id, page.offset, page.limit)
-    baseline = Baseline.model_validate(job.baseline) if job.baseline is not None else None
-    items: list[TrialRead] = []
-    if baseline is not None:
-        for row in rows:
-            trial = queue.scored_trial(row, baseline, job.tradeoff)
-            items.append(TrialRead(**trial.model_dump(), attempts=row.attempts, started_at=row.started_at,
-                                   finished_at=row.finished_at))
-    return Page[TrialRead](items=items, total=total, offset=page.offset, limit=page.limit)
+    return Page[TrialRead](items=_trial_reads(job, rows), total=total, offset=page.offset, limit=page.limit)
+
+
+def trials_csv(session: Session, job: JobRecord) -> str:
+    """Every succeeded trial in index order as CSV (app.tuning.trials_csv): no pages, as a job holds at most
+    DPTUNE_MAX_TRIALS_PER_JOB trials."""
+    rows = repository.trials_of_job(session, job.id, [TrialStatus.succeeded.value])
+    return trials_csv_text(_trial_reads(job, rows))
+
+
+def _trial_reads(job: JobRecord, rows: list[TrialRecord]) -> list[TrialRead]:
+    """Stored trials scored at the job's trade-off, with when and how often they ran."""
+    if job.baseline is None:
+        return []
+    baseline = Baseline.model_validate(job.baseline)
+    return [TrialRead(**queue.scored_trial(row, baseline, job.tradeoff).model_dump(), attempts=row.attempts,
+                      started_at=row.started_at, finished_at=row.finished_at) for row in rows]
 
 
 def recommendation_view(session: Session, job: JobRecord, tradeoff: float | None) -> RecommendationRead:

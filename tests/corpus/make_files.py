@@ -88,6 +88,14 @@ def files() -> dict[str, bytes]:
     valid = _parquet(pa.table({"age": pa.array(np.arange(40.0)), "outcome": pa.array([0, 1] * 20)}))
     out["truncated.parquet"] = valid[: len(valid) // 2]
     out["csv_named_parquet.parquet"] = good.encode()
+    # Valid tables that no split can use (app.datasets.features.check_splittable), and SMILES that do not parse.
+    out["too_few_rows.csv"] = (GOOD_HEADER + "\n".join(_good_rows(39)) + "\n").encode()
+    out["three_rows_of_one_class.csv"] = (GOOD_HEADER + "\n".join(
+        r[:-1] + ("1" if i < 3 else "0") for i, r in enumerate(_good_rows(200))) + "\n").encode()
+    out["no_smiles_parses.csv"] = ("smiles,outcome\n" + "\n".join(
+        f"{['C1CC', 'not a molecule', 'Xx(', ''][i % 4]},{i % 2}" for i in range(60)) + "\n").encode()
+    out["few_smiles_parse.csv"] = ("smiles,outcome\n" + "\n".join(
+        f"{'CCO' if i % 3 == 0 else 'C1CC'},{i % 2}" for i in range(90)) + "\n").encode()
     return out
 
 

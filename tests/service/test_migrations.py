@@ -11,7 +11,7 @@ import app.owners.models  # noqa: F401  (the models register their tables on Bas
 from app.db import Base, Database, upgrade_schema
 from app.settings import Settings
 
-HEAD = "0004"
+HEAD = "0005"
 
 
 def _is_known_sqlite_difference(diff: object, sqlite: bool) -> bool:
@@ -154,6 +154,55 @@ def test_jobs_from_before_recommendation_v2_read_as_no_guarantee_jobs(new_databa
                 "SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs'"))}
             assert "guarantee" not in columns and "tune_dataset_id" not in columns and "stage" not in columns
             assert connection.execute(text("SELECT COUNT(*) FROM trials")).scalar_one() == 4  # nothing cascaded
+        assert upgrade_schema(database) == HEAD
+    finally:
+        database.dispose()
+
+
+def test_job_names_and_tags_upgrade_and_downgrade(new_database_settings: Settings) -> None:
+    """0005: a job from before has no name and no tags, and the API reads it; tags added afterwards are found
+    by the filter. The downgrade drops the column and the table and keeps the jobs; the upgrade runs again."""
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from app.api.pagination import PageParams
+    from app.db import alembic_config
+    from app.jobs import repository, service
+    from app.jobs.models import JobRecord
+    from tests.service.helpers import upgrade_to
+
+    database = Database(new_database_settings)
+    try:
+        upgrade_to(database, "0004")
+        with database.engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO datasets (id, owner_id, name, source, file_format, storage_key, size_bytes, sha256, "
+                "label, rows, columns, class_counts, created_at) VALUES ('d', 'local', 'd', 'upload', 'csv', "
+                "'datasets/d.csv', 1, 'x', 'y', 1, '[\"a\", \"y\"]', '{}', '2026-01-01 00:00:00')"))
+            connection.execute(text(
+                "INSERT INTO jobs (id, dataset_id, owner_id, status, split, model, search, tradeoff, seed, budget, "
+                "parallelism, trials_version, baseline_attempts, finish_attempts, stage, created_at) VALUES ('old', "
+                "'d', 'local', 'queued', '{\"kind\": \"random\"}', '{}', '{\"trials\": 2}', 0.5, 0, 2, 1, 0, 0, 0, "
+                "'baseline', '2026-01-01 00:00:00')"))
+        assert upgrade_schema(database) == HEAD
+        with database.transaction() as session:
+            job = session.get(JobRecord, "old")
+            assert job is not None
+            view = service.job_view(session, job)
+            assert (view.name, view.tags) == (None, [])
+            repository.add_tags(session, "old", ["kept", "legacy"])
+        with database.reading() as session:
+            page = service.list_jobs(session, "local", None, None, PageParams(offset=0, limit=10), tags=["legacy"])
+            assert [item.tags for item in page.items] == [["kept", "legacy"]]
+        config = alembic_config(database.url)
+        with database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0004")
+        with database.engine.connect() as connection:
+            inspector = inspect(connection)
+            assert "job_tags" not in inspector.get_table_names()
+            assert "name" not in {column["name"] for column in inspector.get_columns("jobs")}
+            assert connection.execute(text("SELECT COUNT(*) FROM jobs")).scalar_one() == 1
         assert upgrade_schema(database) == HEAD
     finally:
         database.dispose()
