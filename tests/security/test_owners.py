@@ -23,7 +23,7 @@ PROTECTED = [
     ("GET", "/v1/datasets/some-id"), ("DELETE", "/v1/datasets/some-id"),
     ("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs/some-id"), ("GET", "/v1/jobs/some-id/trials"),
     ("GET", "/v1/jobs/some-id/recommendation"), ("GET", "/v1/jobs/some-id/result"),
-    ("GET", "/v1/jobs/some-id/model"), ("POST", "/v1/jobs/some-id/cancel"),
+    ("GET", "/v1/jobs/some-id/model"), ("GET", "/v1/jobs/some-id/report"), ("POST", "/v1/jobs/some-id/cancel"),
 ]
 
 

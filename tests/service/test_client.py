@@ -121,8 +121,6 @@ def test_errors_carry_the_servers_code(client: TestClient, settings: Settings) -
 
 
 def test_report_through_the_client(client: TestClient, settings: Settings) -> None:
-    if "/v1/jobs/{job_id}/report" not in client.get("/openapi.json").json()["paths"]:
-        pytest.skip("GET /v1/jobs/{id}/report comes with the reports branch (issue 15 part 1); not on this one")
     dptune = Client(api_key=create_api_key(settings, "client-owner"), http=client)
     dataset = dptune.upload(tiny_csv_bytes(), label="outcome")
     job = dptune.submit(dataset["id"], **_job_fields())
