@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from app.api.deps import SessionDep, SettingsDep
-from app.api.errors import ApiError
+from app.api.errors import ApiError, dataset_error_status
 from app.api.pagination import PageParams
 from app.dashboard import sessions
 from app.dashboard.forms import FormErrors, job_request, validation_errors
@@ -84,7 +84,7 @@ class DashboardRoute(APIRoute):
             except ApiError as exc:
                 return _error_page(request, exc.status_code, exc.message)
             except DatasetError as exc:
-                return _error_page(request, 422, exc.message)
+                return _error_page(request, dataset_error_status(exc), exc.message)
 
         return handle
 
@@ -211,7 +211,7 @@ async def upload_dataset(request: Request, session: SessionDep, settings: Settin
     try:
         await receive_dataset(request, session, settings, principal.owner_id, check_fields)
     except (ApiError, DatasetError) as exc:
-        status_code = exc.status_code if isinstance(exc, ApiError) else 422
+        status_code = exc.status_code if isinstance(exc, ApiError) else dataset_error_status(exc)
         return _datasets_page(request, session, principal, data, 0, exc.message, status_code)
     return _see("/ui/datasets")
 
