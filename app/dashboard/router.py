@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.errors import ApiError, dataset_error_status
@@ -76,6 +78,8 @@ class DashboardRoute(APIRoute):
         async def handle(request: Request) -> Response:
             try:
                 return await handler(request)
+            except RequestValidationError:  # a hand-edited link (a query parameter missing or out of range)
+                return _error_page(request, 422, "This address is missing a parameter or has a wrong one.")
             except SignInRequired:
                 return RedirectResponse("/ui/sign-in", status_code=303)
             except CsrfRejected:
@@ -121,8 +125,8 @@ async def _posted_form(request: Request) -> FormData:
     """A state-changing form, after its CSRF token is checked against the session's (403 otherwise)."""
     try:
         form = await request.form(max_files=0, max_fields=32)
-    except Exception:  # Starlette's parser rejects files and malformed bodies; either is a bad request
-        raise ApiError(400, "bad_request", "the form could not be read") from None
+    except StarletteHTTPException as exc:  # Starlette's parser refuses a file or a malformed body with a 400
+        raise ApiError(exc.status_code, "bad_request", f"the form could not be read: {exc.detail}") from None
     _check_csrf(request, form.get(sessions.CSRF_FIELD))
     return form
 

@@ -74,7 +74,7 @@ def encode(secret: bytes, data: SessionData) -> str:
 def decode(secret: bytes, value: str, now: float | None = None) -> SessionData | None:
     """The session of a cookie value, or None when it is forged, malformed or older than MAX_AGE_SECONDS."""
     payload, _, signature = value.partition(".")
-    if not payload or not hmac.compare_digest(signature, _sign(secret, payload)):
+    if not payload or not hmac.compare_digest(signature.encode(), _sign(secret, payload).encode()):
         return None
     try:
         body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -103,4 +103,4 @@ def clear(response: Response, request: Request) -> None:
 
 
 def csrf_matches(data: SessionData | None, sent: str | None) -> bool:
-    return data is not None and bool(sent) and hmac.compare_digest(data.csrf, str(sent))
+    return data is not None and bool(sent) and hmac.compare_digest(data.csrf.encode(), str(sent).encode())

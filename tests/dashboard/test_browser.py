@@ -116,6 +116,7 @@ def _save(png: bytes, name: str) -> None:
 
 def test_sign_in_start_a_job_watch_it_and_read_its_report(live_server: LiveServer) -> None:
     executable = _chromium()
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
     started = time.monotonic()
@@ -159,7 +160,7 @@ def test_sign_in_start_a_job_watch_it_and_read_its_report(live_server: LiveServe
                 page.wait_for_timeout(500)
                 try:
                     status = page.inner_text("#job-status", timeout=2000)
-                except Exception:  # the page is reloading at this moment
+                except PlaywrightError:  # the page is reloading at this moment
                     continue
                 if status != statuses[-1]:
                     statuses.append(status)

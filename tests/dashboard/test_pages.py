@@ -36,6 +36,11 @@ def test_root_and_ui_lead_to_the_sign_in_form_then_to_the_jobs(client: TestClien
     assert landed.url.path == "/ui/jobs" and "No job yet" in landed.text
     assert key not in landed.text and "test-owner" in landed.text
     assert anonymous.get("/ui/sign-in").url.path == "/ui/jobs"  # signed in already
+    # A hand-edited address or a form posted as a file upload: a page that says so, never a 500 or JSON.
+    missing = anonymous.get("/ui/jobs/new")
+    assert missing.status_code == 422 and "missing a parameter" in missing.text
+    as_file = anonymous.post("/ui/sign-out", files={"csrf_token": ("t.txt", b"x", "text/plain")})
+    assert as_file.status_code == 400 and as_file.headers["content-type"].startswith("text/html")
 
 
 def test_upload_list_and_delete_a_data_set(client: TestClient, settings: Settings, database: Database) -> None:

@@ -101,7 +101,8 @@ def test_every_state_changing_form_needs_the_session_csrf_token(client: TestClie
         ("/ui/sign-out", {}),
     ]
     for path, fields in forms:
-        for sent in ({}, {"csrf_token": ""}, {"csrf_token": token[:-1] + ("A" if token[-1] != "A" else "B")}):
+        for sent in ({}, {"csrf_token": ""}, {"csrf_token": token[:-1] + ("A" if token[-1] != "A" else "B")},
+                     {"csrf_token": token + "é"}):
             response = anonymous.post(path, data={**fields, **sent}, follow_redirects=False)
             assert response.status_code == 403, (path, sent, response.text)
             assert "security token" in response.text
