@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.errors import ApiError, dataset_error_status
+from app.api.middleware import PRINCIPAL_SCOPE_KEY
 from app.api.pagination import PageParams
 from app.dashboard import sessions
 from app.dashboard.forms import FormErrors, job_request, validation_errors
@@ -118,6 +119,7 @@ def _signed_in(request: Request, session: Session) -> tuple[Principal, sessions.
     principal = principal_of_key(session, data.key_id) if data is not None and data.key_id else None
     if principal is None or data is None:
         raise SignInRequired()
+    request.scope[PRINCIPAL_SCOPE_KEY] = principal  # for the access log's owner and key ids, as in the API
     return principal, data
 
 
