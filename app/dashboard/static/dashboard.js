@@ -1,3 +1,9 @@
+// Forms that delete or cancel ask first (data-confirm); the server does not depend on it.
+document.addEventListener("submit", function (event) {
+  const message = event.target.dataset && event.target.dataset.confirm;
+  if (message && !window.confirm(message)) event.preventDefault();
+});
+
 // Live progress on the job page: fetch the progress box every few seconds while the job is queued or running,
 // and reload the page once it has ended (to show the recommendation and the full report).
 (function () {
