@@ -123,18 +123,19 @@ def _signed_in(request: Request, session: Session) -> tuple[Principal, sessions.
     return principal, data
 
 
-async def _posted_form(request: Request) -> FormData:
-    """A state-changing form, after its CSRF token is checked against the session's (403 otherwise)."""
+async def _posted_form(request: Request, cookie: str = sessions.COOKIE_NAME) -> FormData:
+    """A state-changing form, after its CSRF token is checked against the cookie's (403 otherwise)."""
     try:
         form = await request.form(max_files=0, max_fields=32)
     except StarletteHTTPException as exc:  # Starlette's parser refuses a file or a malformed body with a 400
         raise ApiError(exc.status_code, "bad_request", f"the form could not be read: {exc.detail}") from None
-    _check_csrf(request, form.get(sessions.CSRF_FIELD))
+    _check_csrf(request, form.get(sessions.CSRF_FIELD), cookie)
     return form
 
 
-def _check_csrf(request: Request, sent: object) -> None:
-    if not sessions.csrf_matches(sessions.read(request, _secret(request)), sent if isinstance(sent, str) else None):
+def _check_csrf(request: Request, sent: object, cookie: str = sessions.COOKIE_NAME) -> None:
+    data = sessions.read(request, _secret(request), cookie)
+    if not sessions.csrf_matches(data, sent if isinstance(sent, str) else None):
         raise CsrfRejected()
 
 
@@ -162,16 +163,16 @@ def sign_in_page(request: Request, session: SessionDep) -> Response:
 
 
 def _sign_in_form(request: Request, error: str | None, status_code: int = 200) -> HTMLResponse:
-    """The form with a fresh pre-session CSRF token (the session is made anew at sign-in)."""
+    """The form with a fresh CSRF token in its own cookie (the session is made anew at sign-in)."""
     data = sessions.new_session()
     response = _page(request, "sign_in.html", {"error": error}, None, data, status_code)
-    sessions.write(response, request, _secret(request), data)
+    sessions.write(response, request, _secret(request), data, sessions.SIGN_IN_COOKIE)
     return response
 
 
 @router.post("/sign-in")
 async def sign_in(request: Request, session: SessionDep) -> Response:
-    form = await _posted_form(request)
+    form = await _posted_form(request, sessions.SIGN_IN_COOKIE)
     key = str(form.get("api_key", "")).strip()
     principal = authenticate(session, key) if key else None
     if principal is None:
@@ -179,6 +180,7 @@ async def sign_in(request: Request, session: SessionDep) -> Response:
                              else "Enter an API key.", 401)
     response = _see("/ui/jobs")
     sessions.write(response, request, _secret(request), sessions.new_session(principal.key_id))
+    sessions.clear(response, request, sessions.SIGN_IN_COOKIE)
     return response
 
 

@@ -24,6 +24,9 @@ from starlette.responses import Response
 from app.settings import Settings
 
 COOKIE_NAME = "dptune_session"
+# The sign-in form's own CSRF token lives in another cookie: a SameSite=Strict session cookie is not sent when
+# one arrives from another site's link, and showing the form then must not overwrite (sign out) the session.
+SIGN_IN_COOKIE = "dptune_sign_in"
 COOKIE_PATH = "/ui"
 MAX_AGE_SECONDS = 12 * 3600
 SECRET_FILE = "dashboard-secret"
@@ -87,18 +90,18 @@ def decode(secret: bytes, value: str, now: float | None = None) -> SessionData |
     return data
 
 
-def read(request: Request, secret: bytes) -> SessionData | None:
-    value = request.cookies.get(COOKIE_NAME)
+def read(request: Request, secret: bytes, name: str = COOKIE_NAME) -> SessionData | None:
+    value = request.cookies.get(name)
     return decode(secret, value) if value else None
 
 
-def write(response: Response, request: Request, secret: bytes, data: SessionData) -> None:
-    response.set_cookie(COOKIE_NAME, encode(secret, data), max_age=MAX_AGE_SECONDS, path=COOKIE_PATH,
+def write(response: Response, request: Request, secret: bytes, data: SessionData, name: str = COOKIE_NAME) -> None:
+    response.set_cookie(name, encode(secret, data), max_age=MAX_AGE_SECONDS, path=COOKIE_PATH,
                         httponly=True, samesite="strict", secure=request.url.scheme == "https")
 
 
-def clear(response: Response, request: Request) -> None:
-    response.delete_cookie(COOKIE_NAME, path=COOKIE_PATH, httponly=True, samesite="strict",
+def clear(response: Response, request: Request, name: str = COOKIE_NAME) -> None:
+    response.delete_cookie(name, path=COOKIE_PATH, httponly=True, samesite="strict",
                            secure=request.url.scheme == "https")
 
 

@@ -7,7 +7,7 @@ import stat
 
 from fastapi.testclient import TestClient
 
-from app.dashboard.sessions import COOKIE_NAME, SECRET_FILE
+from app.dashboard.sessions import COOKIE_NAME, SECRET_FILE, SIGN_IN_COOKIE
 from app.db import Database
 from app.main import create_app
 from app.owners.service import authenticate, revoke
@@ -28,7 +28,8 @@ def _session_cookie_header(client: TestClient, key: str) -> str:
     response = client.post("/ui/sign-in", data={"api_key": key, "csrf_token": csrf_of(form.text)},
                            follow_redirects=False)
     assert response.status_code == 303
-    return response.headers["set-cookie"]
+    [session] = [c for c in response.headers.get_list("set-cookie") if c.startswith(f"{COOKIE_NAME}=")]
+    return session
 
 
 def test_session_cookie_is_httponly_samesite_strict_and_secure_on_https(client: TestClient,
@@ -38,6 +39,10 @@ def test_session_cookie_is_httponly_samesite_strict_and_secure_on_https(client: 
     attributes = [part.strip().lower() for part in header.split(";")]
     assert "httponly" in attributes and "samesite=strict" in attributes and "path=/ui" in attributes
     assert "secure" not in attributes  # plain http (a local server): a Secure cookie would never come back
+    # Arriving without the cookie (a SameSite=Strict cookie is not sent from another site's link), the sign-in
+    # page sets only its own form cookie: it must not overwrite, and so end, the session.
+    form = TestClient(anonymous.app).get("/ui/sign-in")
+    assert [c.split("=")[0] for c in form.headers.get_list("set-cookie")] == [SIGN_IN_COOKIE]
     assert key not in header
     secret = settings.data_dir / SECRET_FILE  # the signing key: made once, readable by the server's user only
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600 and len(secret.read_text().strip()) == 64
