@@ -41,7 +41,9 @@ TINY_JOB_FORM = {
 }
 
 
-def _chromium() -> str:
+@pytest.fixture
+def chromium() -> str:
+    """The chromium executable; asked for before the server starts, so a missing one fails at once."""
     if os.environ.get("DPTUNE_SKIP_BROWSER") == "1":
         pytest.skip("DPTUNE_SKIP_BROWSER=1: the browser test is skipped")
     path = shutil.which(CHROMIUM) or (CHROMIUM if os.access(CHROMIUM, os.X_OK) else None)
@@ -127,8 +129,7 @@ def _save(png: bytes, name: str) -> None:
         (Path(folder) / name).write_bytes(png)
 
 
-def test_sign_in_start_a_job_watch_it_and_read_its_report(live_server: LiveServer) -> None:
-    executable = _chromium()
+def test_sign_in_start_a_job_watch_it_and_read_its_report(chromium: str, live_server: LiveServer) -> None:
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
@@ -137,7 +138,7 @@ def test_sign_in_start_a_job_watch_it_and_read_its_report(live_server: LiveServe
     base = live_server.url
     outside: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("request", lambda request: None if request.url.startswith((base, "data:"))
@@ -209,14 +210,13 @@ def test_sign_in_start_a_job_watch_it_and_read_its_report(live_server: LiveServe
 # turns that into a failure, and the marker is to be removed.
 @pytest.mark.xfail(reason="/docs and /redoc load their assets from a CDN until the apidocs branch merges",
                    strict=True)
-def test_api_docs_render_with_no_external_request(app_server: LiveServer) -> None:
-    executable = _chromium()
+def test_api_docs_render_with_no_external_request(chromium: str, app_server: LiveServer) -> None:
     from playwright.sync_api import sync_playwright
 
     base = app_server.url
     outside: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:
             page = browser.new_page()
             page.on("request", lambda request: None if request.url.startswith((base, "data:", "blob:"))
