@@ -52,8 +52,11 @@ def test_session_cookie_is_httponly_samesite_strict_and_secure_on_https(client: 
     assert "secure" in secure and "httponly" in secure and "samesite=strict" in secure
 
 
-def test_the_api_refuses_the_session_cookie(client: TestClient) -> None:
+def test_the_api_refuses_the_session_cookie_and_the_dashboard_the_key_header(client: TestClient) -> None:
     anonymous, key = browser(client)
+    # The dashboard has its own sign-in: an API key header opens none of its pages.
+    keyed = anonymous.get("/ui/datasets", headers={"Authorization": f"Bearer {key}"}, follow_redirects=False)
+    assert keyed.status_code == 303 and keyed.headers["location"] == "/ui/sign-in"
     sign_in(anonymous, key)
     cookie = anonymous.cookies.get(COOKIE_NAME, path="/ui")
     assert anonymous.get("/ui/datasets").status_code == 200
