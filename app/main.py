@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from app.api import metrics, system
 from app.api.errors import install_error_handlers
 from app.api.middleware import AuthenticationMiddleware, BodySizeLimitMiddleware, RequestContextMiddleware
+from app.dashboard import router as dashboard
 from app.datasets import router as datasets_router
 from app.datasets.storage import remove_stale_temp_files
 from app.db import Database, upgrade_schema
@@ -70,8 +72,9 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
     app.state.metrics_registry = metrics_registry
     # Added innermost first. Order of a request: request id and access log, then the key (before any body
     # is read), then the body size cap, then the routes.
+    uploads = frozenset({("POST", "/v1/datasets"), ("POST", "/ui/datasets/upload")})
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_json_bytes,
-                       exempt=frozenset({("POST", "/v1/datasets")}))  # uploads stream under their own cap
+                       exempt=uploads)  # uploads stream under their own cap
     app.add_middleware(AuthenticationMiddleware)
     app.add_middleware(RequestContextMiddleware)
     # Outermost: counts every answer, those of the key check and the size cap included.
@@ -80,6 +83,9 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
     app.include_router(metrics.router)
     app.include_router(datasets_router.router)
     app.include_router(jobs_router.router)
+    app.include_router(dashboard.router)  # /ui, its own session auth (not the /v1 key middleware)
+    app.include_router(dashboard.entry_router)
+    app.mount("/ui/static", StaticFiles(directory=dashboard.STATIC_DIR), name="dashboard-static")
     _declare_undefined_metrics_as_null(app)
     return app
 

@@ -53,6 +53,12 @@ def unauthorized(message: str) -> ApiError:
 
 # DatasetError codes that are not "the content is unusable" (422).
 _DATASET_ERROR_STATUS = {"unsupported_file_type": 415, "upload_too_large": 413}
+
+
+def dataset_error_status(exc: DatasetError) -> int:
+    return _DATASET_ERROR_STATUS.get(exc.code, 422)
+
+
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -113,8 +119,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DatasetError)
     async def _dataset_error(_request: Request, exc: DatasetError) -> JSONResponse:
-        status_code = _DATASET_ERROR_STATUS.get(exc.code, 422)
-        return error_response(status_code, exc.code, exc.message, exc.details)
+        return error_response(dataset_error_status(exc), exc.code, exc.message, exc.details)
 
     @app.exception_handler(ModelSpecError)
     async def _model_spec_error(_request: Request, exc: ModelSpecError) -> JSONResponse:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import PrincipalDep, SessionDep, SettingsDep
 from app.api.errors import ERROR_RESPONSES, ApiError
 from app.api.pagination import Page, PageDep
 from app.datasets import service
+from app.datasets.models import DatasetRecord
 from app.datasets.schemas import BuiltinDatasetCreate, DatasetRead
 from app.datasets.storage import new_temp_path, remove_temp
 from app.datasets.upload import clean_filename, receive_upload
+from app.settings import Settings
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
 
@@ -57,10 +61,21 @@ def _form_field(fields: dict[str, str], name: str, required: bool) -> str | None
              summary="Upload a data set (multipart: file, label, smiles_column, name)")
 async def upload_dataset(request: Request, response: Response, session: SessionDep, settings: SettingsDep,
                          principal: PrincipalDep) -> DatasetRead:
+    record = await receive_dataset(request, session, settings, principal.owner_id)
+    response.headers["Location"] = f"/v1/datasets/{record.id}"
+    return service.to_read(record)
+
+
+async def receive_dataset(request: Request, session: Session, settings: Settings, owner_id: str,
+                          check_fields: Callable[[dict[str, str]], None] | None = None) -> DatasetRecord:
+    """Stream a multipart upload to a temp file and register it (the API's and the dashboard's one path).
+    `check_fields` sees the form's text fields before anything is registered (the dashboard's CSRF token)."""
     temp = new_temp_path(settings)
     try:
         with temp.open("wb") as handle:
             upload = await receive_upload(request, handle, settings.max_upload_bytes)
+        if check_fields is not None:
+            check_fields(upload.fields)
         filename = clean_filename(upload.filename)
         if filename is None:
             raise ApiError(422, "validation_error", "file: field required",
@@ -69,14 +84,13 @@ async def upload_dataset(request: Request, response: Response, session: SessionD
         assert label is not None
         smiles_column = _form_field(upload.fields, "smiles_column", required=False)
         name = _form_field(upload.fields, "name", required=False)
-        record = await run_in_threadpool(
-            service.register_upload, session, settings, principal.owner_id, temp, upload, label, smiles_column,
-            name, filename,
+        record: DatasetRecord = await run_in_threadpool(
+            service.register_upload, session, settings, owner_id, temp, upload, label, smiles_column, name,
+            filename,
         )
+        return record
     finally:
         remove_temp(temp)  # no-op once the file was moved into place
-    response.headers["Location"] = f"/v1/datasets/{record.id}"
-    return service.to_read(record)
 
 
 @router.post("/builtin", status_code=status.HTTP_201_CREATED, summary="Create a built-in data set")

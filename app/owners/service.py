@@ -44,6 +44,15 @@ def authenticate(session: Session, key: str) -> Principal | None:
     return Principal(owner_id=owner.id, owner_name=owner.name, key_id=record.id)
 
 
+def principal_of_key(session: Session, key_id: str) -> Principal | None:
+    """Who a key id acts for while the key is active (the dashboard's session holds the id, not the key)."""
+    record = repository.get_key(session, key_id)
+    if record is None or record.revoked_at is not None:
+        return None
+    owner = session.get(OwnerRecord, record.owner_id)
+    return None if owner is None else Principal(owner_id=owner.id, owner_name=owner.name, key_id=record.id)
+
+
 def ensure_owner(session: Session, name: str) -> OwnerRecord:
     name = name.strip()
     if not name or len(name) > MAX_OWNER_NAME_CHARS:
