@@ -21,11 +21,14 @@ logger = logging.getLogger("dptune.api")
 class ErrorDetail(BaseModel):
     code: str = Field(description="Stable, machine-readable reason, e.g. dataset_not_found.")
     message: str = Field(description="What went wrong, for a person.")
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: dict[str, Any] = Field(default_factory=dict, description="Facts about the error, by name (e.g. the "
+                                    "limit passed, or the validation errors' loc/msg/type); never data values.")
 
 
 class ErrorResponse(BaseModel):
-    error: ErrorDetail
+    """The body of every error response."""
+
+    error: ErrorDetail = Field(description="What went wrong.")
 
 
 class ApiError(Exception):

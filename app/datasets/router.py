@@ -31,7 +31,8 @@ _UPLOAD_BODY: dict[str, Any] = {
                         "label": {"type": "string", "minLength": 1, "maxLength": 255, "description": "Label column."},
                         "smiles_column": {"type": "string", "maxLength": 255,
                                           "description": "SMILES column: features become ECFP fingerprints."},
-                        "name": {"type": "string", "maxLength": 255},
+                        "name": {"type": "string", "maxLength": 255,
+                                 "description": "A name for the data set; default: the file name."},
                     },
                 }
             }

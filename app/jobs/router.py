@@ -30,8 +30,9 @@ def list_jobs(
     session: SessionDep,
     page: PageDep,
     principal: PrincipalDep,
-    status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
-    dataset_id: Annotated[str | None, Query(max_length=64)] = None,
+    status_filter: Annotated[JobStatus | None,
+                             Query(alias="status", description="Only jobs with this status.")] = None,
+    dataset_id: Annotated[str | None, Query(max_length=64, description="Only jobs on this data set.")] = None,
 ) -> Page[JobRead]:
     return service.list_jobs(session, principal.owner_id, status_filter, dataset_id, page)
 

@@ -45,3 +45,34 @@ def test_docs_pages_fetch_nothing_from_outside(anonymous: TestClient, page: str)
 def test_swagger_ui_does_not_send_the_schema_to_a_validator(anonymous: TestClient) -> None:
     # Swagger UI's default validatorUrl is validator.swagger.io, which it would call from the browser.
     assert '"validatorUrl": null' in anonymous.get("/docs").text
+
+
+@pytest.fixture
+def openapi(anonymous: TestClient) -> dict[str, Any]:
+    response = anonymous.get("/openapi.json")
+    assert response.status_code == 200
+    schema: dict[str, Any] = response.json()
+    return schema
+
+
+def _operations(openapi: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in openapi["paths"].items():
+        for method, operation in item.items():
+            yield method.upper(), path, operation
+
+
+def test_every_schema_field_and_parameter_has_a_description(openapi: dict[str, Any]) -> None:
+    undescribed = [
+        f"{name}.{field}"
+        for name, component in openapi["components"]["schemas"].items()
+        for field, spec in component.get("properties", {}).items()
+        if not spec.get("description", "").strip()
+    ]
+    for method, path, operation in _operations(openapi):
+        undescribed += [f"{method} {path} ?{p['name']}" for p in operation.get("parameters", ())
+                        if p["in"] == "query" and not p.get("description", "").strip()]
+        for media in operation.get("requestBody", {}).get("content", {}).values():
+            undescribed += [f"{method} {path} body.{field}" for field, spec in
+                            media["schema"].get("properties", {}).items() if not spec.get("description", "").strip()]
+    assert undescribed == []
+    assert sum(len(c.get("properties", {})) for c in openapi["components"]["schemas"].values()) > 300
