@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Body, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import PrincipalDep, SessionDep, SettingsDep
@@ -34,10 +34,25 @@ _UPLOAD_BODY: dict[str, Any] = {
                         "name": {"type": "string", "maxLength": 255,
                                  "description": "A name for the data set; default: the file name."},
                     },
-                }
+                },
+                # The file is the built-in cohort written as CSV (tests/service/test_api_docs.py sends it).
+                "examples": {
+                    "synthea_covid_csv": {
+                        "summary": "A CSV of patients, label column died",
+                        "description": "file: a CSV such as the built-in synthea-covid cohort written out "
+                        "(POST /v1/datasets/builtin makes the same data without an upload).",
+                        "value": {"label": "died", "name": "synthea-covid cohort"},
+                    },
+                },
             }
         },
     }
+}
+
+
+BUILTIN_EXAMPLES: dict[str, dict[str, Any]] = {
+    "synthea_covid": {"summary": "The synthetic COVID-19 cohort (label died, the study's k-means split)",
+                      "value": {"name": "synthea-covid", "seed": 0}},
 }
 
 
@@ -81,8 +96,9 @@ async def upload_dataset(request: Request, response: Response, session: SessionD
 
 
 @router.post("/builtin", status_code=status.HTTP_201_CREATED, summary="Create a built-in data set")
-def create_builtin_dataset(body: BuiltinDatasetCreate, response: Response, session: SessionDep,
-                           settings: SettingsDep, principal: PrincipalDep) -> DatasetRead:
+def create_builtin_dataset(body: Annotated[BuiltinDatasetCreate, Body(openapi_examples=BUILTIN_EXAMPLES)],
+                           response: Response, session: SessionDep, settings: SettingsDep,
+                           principal: PrincipalDep) -> DatasetRead:
     record = service.create_builtin(session, settings, principal.owner_id, body)
     response.headers["Location"] = f"/v1/datasets/{record.id}"
     return service.to_read(record)

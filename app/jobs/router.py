@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Body, Query, Response, status
 
 from app.api.deps import PrincipalDep, SessionDep, SettingsDep
 from app.api.errors import ERROR_RESPONSES
@@ -16,9 +16,46 @@ from app.tuning.results import TuningResult
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
+# What the documented examples put in dataset_id: ids are made at upload, so no example can hold a real one.
+EXAMPLE_DATASET_ID = "<id from POST /v1/datasets or /v1/datasets/builtin>"
+_FIRST_CREATE_THE_DATA_SET = ("Create the built-in data set first (POST /v1/datasets/builtin with "
+                              '{"name": "synthea-covid"}) or upload one, and put its id in dataset_id. ')
+# Shown by /docs (the first is Swagger's "Try it out" body) and /redoc; tests/service/test_api_docs.py posts
+# each one from the served schema and expects 202.
+JOB_EXAMPLES: dict[str, dict[str, Any]] = {
+    "builtin": {
+        "summary": "10 trials on the built-in data set, epsilon at most 10",
+        "description": _FIRST_CREATE_THE_DATA_SET + "The learning rate is `dptune demo`'s: at Keras' SGD default "
+        "(0.01) no DP trial learns this cohort in 10 epochs.",
+        "value": {"dataset_id": EXAMPLE_DATASET_ID, "model": {"learning_rate": 0.1},
+                  "search": {"method": "bayes", "trials": 10}, "tradeoff": 0.5},
+    },
+    "target_epsilon": {
+        "summary": "Exactly epsilon 3: the noise is calibrated, only the clipping norm is searched",
+        "description": _FIRST_CREATE_THE_DATA_SET,
+        "value": {"dataset_id": EXAMPLE_DATASET_ID, "model": {"learning_rate": 0.1}, "target_epsilon": 3.0,
+                  "search": {"method": "bayes", "trials": 8}, "tradeoff": 0.5},
+    },
+    "time_budget": {
+        "summary": "30 minutes, favouring utility (t = 0.75), losing at most 0.05 validation ROC-AUC",
+        "description": _FIRST_CREATE_THE_DATA_SET + "trials null: only the time budget (and the server's trial "
+        "limit) ends the search.",
+        "value": {"dataset_id": EXAMPLE_DATASET_ID, "model": {"learning_rate": 0.1},
+                  "search": {"method": "bayes", "trials": None, "seconds": 1800}, "tradeoff": 0.75,
+                  "max_utility_loss": 0.05},
+    },
+    "study": {
+        "summary": "The study's method: a grid without a privacy guarantee, the population game",
+        "description": _FIRST_CREATE_THE_DATA_SET + "max_epsilon null searches noise from 0 (no guarantee); the "
+        "population game needs a split with an external set, as the built-in data set's k-means split has.",
+        "value": {"dataset_id": EXAMPLE_DATASET_ID, "model": {"learning_rate": 0.1}, "max_epsilon": None,
+                  "privacy_game": "population", "search": {"method": "grid", "grid_step": 2.5}, "tradeoff": 0.5},
+    },
+}
+
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, summary="Queue a tuning job")
-def create_job(body: JobCreate, response: Response, session: SessionDep, settings: SettingsDep,
+def create_job(body: Annotated[JobCreate, Body(openapi_examples=JOB_EXAMPLES)], response: Response, session: SessionDep, settings: SettingsDep,
                principal: PrincipalDep) -> JobRead:
     job = service.create_job(session, settings, principal.owner_id, body)
     response.headers["Location"] = f"/v1/jobs/{job.id}"

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app.datasets import BUILTIN_DATASETS
+from app.jobs.router import EXAMPLE_DATASET_ID
 from app.main import create_app
 from app.settings import Settings
-from tests.service.conftest import assert_error_shape, bearer, create_api_key
+from tests.service.conftest import assert_error_shape, bearer, create_api_key, make_settings
 
 # Every URL an HTML page makes the browser fetch: src=, href=, and Swagger UI's `url:` / ReDoc's spec-url.
 _PAGE_REFERENCES = re.compile(r"""(?:\bsrc|\bhref|\bspec-url)\s*=\s*["']([^"']+)["']|\burl:\s*["']([^"']+)["']""")
@@ -76,3 +78,51 @@ def test_every_schema_field_and_parameter_has_a_description(openapi: dict[str, A
                             media["schema"].get("properties", {}).items() if not spec.get("description", "").strip()]
     assert undescribed == []
     assert sum(len(c.get("properties", {})) for c in openapi["components"]["schemas"].values()) > 300
+
+
+@pytest.fixture
+def owner(data_dir: Any) -> Iterator[TestClient]:
+    """A client with a key; uploads up to 5 MB (the built-in cohort as CSV is about 1.2 MB)."""
+    settings = make_settings(data_dir, max_upload_bytes=5_000_000)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        test_client.headers.update(bearer(create_api_key(settings)))
+        yield test_client
+
+
+def _examples(openapi: dict[str, Any], method: str, path: str, media: str) -> dict[str, Any]:
+    examples: dict[str, Any] = openapi["paths"][path][method]["requestBody"]["content"][media]["examples"]
+    assert examples
+    return {name: example["value"] for name, example in examples.items()}
+
+
+def test_every_documented_example_is_accepted(owner: TestClient) -> None:
+    """The examples of the served schema, sent as Swagger's "Try it out" sends them; only dataset_id is filled
+    in (ids are made at upload), with the built-in data set the examples say to create first."""
+    openapi = owner.get("/openapi.json").json()
+    created = [owner.post("/v1/datasets/builtin", json=value)
+               for value in _examples(openapi, "post", "/v1/datasets/builtin", "application/json").values()]
+    assert [r.status_code for r in created] == [201] * len(created), [r.text for r in created]
+    dataset_id = created[0].json()["id"]
+
+    jobs = _examples(openapi, "post", "/v1/jobs", "application/json")
+    assert len(jobs) >= 3
+    for name, value in jobs.items():
+        assert value["dataset_id"] == EXAMPLE_DATASET_ID, name  # nothing else needs filling in
+        response = owner.post("/v1/jobs", json={**value, "dataset_id": dataset_id})
+        assert response.status_code == 202, (name, response.text)
+        job = response.json()
+        assert job["status"] == "queued" and job["dataset_id"] == dataset_id
+        for field in ("tradeoff", "target_epsilon", "max_epsilon", "max_utility_loss", "privacy_game"):
+            if field in value:
+                shown = job["guarantee"] if field in ("target_epsilon", "max_epsilon", "max_utility_loss") else (
+                    job["measurement"] if field == "privacy_game" else job)
+                assert shown[field] == value[field], (name, field)
+
+    builtin = BUILTIN_DATASETS["synthea-covid"]
+    csv = builtin.load(0).to_csv(index=False).encode()
+    for name, fields in _examples(openapi, "post", "/v1/datasets", "multipart/form-data").items():
+        assert fields["label"] == builtin.label
+        response = owner.post("/v1/datasets", files={"file": ("synthea-covid.csv", csv, "text/csv")}, data=fields)
+        assert response.status_code == 201, (name, response.text)
+        assert response.json()["label"] == fields["label"] and response.json()["rows"] == 6000
+
