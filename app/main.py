@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from app.api import system
+from app.api.deps import reject_unknown_query_parameters
 from app.api.errors import install_error_handlers
 from app.api.middleware import AuthenticationMiddleware, BodySizeLimitMiddleware, RequestContextMiddleware
 from app.datasets import router as datasets_router
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
     app = FastAPIOffline(
         static_url=DOCS_ASSETS_URL,
         swagger_ui_parameters={"validatorUrl": None},  # Swagger UI's default sends the schema to validator.swagger.io
+        dependencies=[Depends(reject_unknown_query_parameters)],
         title="dptune",
         summary="Recommends DP-SGD clipping norm and noise multiplier from measured utility and attack success.",
         version="v1",

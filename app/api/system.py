@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.deps import DatabaseDep
-from app.api.errors import ERROR_RESPONSES, ApiError
+from app.api.errors import ERROR_RESPONSES, ApiError, error_responses
 
 router = APIRouter(prefix="/v1", tags=["system"], responses=ERROR_RESPONSES)
 
@@ -24,7 +24,8 @@ class Version(BaseModel):
     api: str = Field(description="The API version in the paths (v1).")
 
 
-@router.get("/health", summary="The service is up and its database reachable")
+@router.get("/health", summary="The service is up and its database reachable",
+            responses=error_responses(e503="`database_unavailable`: the database does not answer."))
 def health(database: DatabaseDep) -> Health:
     try:
         database.ping()

@@ -7,14 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response, status
 
 from app.api.deps import PrincipalDep, SessionDep, SettingsDep
-from app.api.errors import ERROR_RESPONSES
+from app.api.errors import PROTECTED_RESPONSES, error_responses
 from app.api.pagination import Page, PageDep
 from app.jobs import service
 from app.jobs.models import JobStatus
 from app.jobs.schemas import JobCreate, JobRead, RecommendationRead, TrialRead
 from app.tuning.results import TuningResult
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROTECTED_RESPONSES)
 
 # What the documented examples put in dataset_id: ids are made at upload, so no example can hold a real one.
 EXAMPLE_DATASET_ID = "<id from POST /v1/datasets or /v1/datasets/builtin>"
@@ -54,7 +54,17 @@ JOB_EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, summary="Queue a tuning job")
+_NOT_FINISHED = "`job_not_finished` while the job is queued or running (details.status says which)"
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, summary="Queue a tuning job", responses=error_responses(
+    413,
+    e404="`dataset_not_found`: dataset_id or tune_dataset_id names no data set of yours.",
+    e422="Invalid job: `validation_error` (details.errors), or a check of the job against its data set: "
+    "`too_many_trials`, `missing_column`, `invalid_split`, `butina_needs_smiles`, `no_external_set`, "
+    "`proxy_is_private`, `proxy_label_mismatch`, `proxy_missing_column`, `invalid_model`.",
+    e429="`too_many_active_jobs`: you have the most queued or running jobs allowed; wait or cancel one.",
+))
 def create_job(body: Annotated[JobCreate, Body(openapi_examples=JOB_EXAMPLES)], response: Response, session: SessionDep, settings: SettingsDep,
                principal: PrincipalDep) -> JobRead:
     job = service.create_job(session, settings, principal.owner_id, body)
@@ -74,17 +84,20 @@ def list_jobs(
     return service.list_jobs(session, principal.owner_id, status_filter, dataset_id, page)
 
 
-@router.get("/{job_id}", summary="Status, progress, baseline and best trial so far")
+@router.get("/{job_id}", summary="Status, progress, baseline and best trial so far", responses=error_responses(404))
 def get_job(job_id: str, session: SessionDep, principal: PrincipalDep) -> JobRead:
     return service.job_view(session, service.get_job(session, principal.owner_id, job_id))
 
 
-@router.get("/{job_id}/trials", summary="Succeeded trials in index order")
+@router.get("/{job_id}/trials", summary="Succeeded trials in index order", responses=error_responses(404))
 def list_trials(job_id: str, session: SessionDep, page: PageDep, principal: PrincipalDep) -> Page[TrialRead]:
     return service.trials_page(session, service.get_job(session, principal.owner_id, job_id), page)
 
 
-@router.get("/{job_id}/recommendation", summary="The recommended (clip, noise), for any trade-off")
+@router.get("/{job_id}/recommendation", summary="The recommended (clip, noise), for any trade-off",
+            responses=error_responses(404, e409=f"No recommendation: {_NOT_FINISHED}; failed or cancelled "
+                                      "before any trial succeeded (it will never come); `no_trials`; or "
+                                      "`no_recommendation` (details.reason: no trial met max_utility_loss)."))
 def get_recommendation(
     job_id: str,
     session: SessionDep,
@@ -95,7 +108,9 @@ def get_recommendation(
     return service.recommendation_view(session, service.get_job(session, principal.owner_id, job_id), tradeoff)
 
 
-@router.get("/{job_id}/result", summary="The whole result, as `dptune tune --json` writes it")
+@router.get("/{job_id}/result", summary="The whole result, as `dptune tune --json` writes it",
+            responses=error_responses(404, e409=f"No result: {_NOT_FINISHED}, or the job failed or was "
+                                      "cancelled (it will never come)."))
 def get_result(job_id: str, session: SessionDep, principal: PrincipalDep) -> TuningResult:
     return service.tuning_result(session, service.get_job(session, principal.owner_id, job_id))
 
@@ -105,7 +120,9 @@ def get_result(job_id: str, session: SessionDep, principal: PrincipalDep) -> Tun
     summary="The final model as a zip: model.keras (a plain Keras model, probabilities out) and privacy.json "
     "(its epsilon, delta and the complete training configuration they hold for); 409 until the job trained it",
     response_class=Response,
-    responses={200: {"content": {"application/zip": {}}, "description": "model.keras and privacy.json"}},
+    responses={200: {"content": {"application/zip": {}}, "description": "model.keras and privacy.json"},
+               **error_responses(404, e409=f"No model: {_NOT_FINISHED}; `no_recommendation`; or `no_model` "
+                                 "(the job failed, was cancelled, or its files are gone).")},
 )
 def get_model(job_id: str, session: SessionDep, settings: SettingsDep, principal: PrincipalDep) -> Response:
     job = service.get_job(session, principal.owner_id, job_id)
@@ -113,7 +130,9 @@ def get_model(job_id: str, session: SessionDep, settings: SettingsDep, principal
                     headers={"Content-Disposition": f'attachment; filename="dptune-model-{job.id}.zip"'})
 
 
-@router.post("/{job_id}/cancel", summary="Cancel a queued or running job; finished trials are kept")
+@router.post("/{job_id}/cancel", summary="Cancel a queued or running job; finished trials are kept",
+             responses=error_responses(404, e409="`job_finished`: the job already succeeded, failed or was "
+                                       "cancelled."))
 def cancel_job(job_id: str, session: SessionDep, principal: PrincipalDep) -> JobRead:
     job = service.cancel_job(session, principal.owner_id, job_id)
     return service.job_view(session, job)

@@ -126,3 +126,58 @@ def test_every_documented_example_is_accepted(owner: TestClient) -> None:
         assert response.status_code == 201, (name, response.text)
         assert response.json()["label"] == fields["label"] and response.json()["rows"] == 6000
 
+
+
+# The 4xx each route can give besides 401 (no key) and 422 (validation, unknown query parameters), which every
+# protected route documents; 4XX stays as the catch-all (405 for a wrong method).
+ROUTE_ERRORS = {
+    ("POST", "/v1/datasets"): {400, 413, 415},
+    ("POST", "/v1/datasets/builtin"): {413},
+    ("GET", "/v1/datasets"): set(),
+    ("GET", "/v1/datasets/{dataset_id}"): {404},
+    ("DELETE", "/v1/datasets/{dataset_id}"): {404, 409},
+    ("POST", "/v1/jobs"): {404, 413, 429},
+    ("GET", "/v1/jobs"): set(),
+    ("GET", "/v1/jobs/{job_id}"): {404},
+    ("GET", "/v1/jobs/{job_id}/trials"): {404},
+    ("GET", "/v1/jobs/{job_id}/recommendation"): {404, 409},
+    ("GET", "/v1/jobs/{job_id}/result"): {404, 409},
+    ("GET", "/v1/jobs/{job_id}/model"): {404, 409},
+    ("POST", "/v1/jobs/{job_id}/cancel"): {404, 409},
+}
+
+
+def test_each_route_documents_its_4xx_with_the_error_body(openapi: dict[str, Any]) -> None:
+    protected = {(method, path): operation for method, path, operation in _operations(openapi)
+                 if operation.get("security")}
+    assert set(protected) >= set(ROUTE_ERRORS)
+    for key, operation in protected.items():
+        documented = {int(s) for s in operation["responses"] if s.isdigit() and 400 <= int(s) < 500}
+        assert documented == {401, 422} | ROUTE_ERRORS.get(key, set()), key
+        for status in documented:
+            response = operation["responses"][str(status)]
+            assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+            assert len(response["description"]) > 20, (key, status)
+    jobs_post = protected[("POST", "/v1/jobs")]["responses"]
+    assert "too_many_active_jobs" in jobs_post["429"]["description"]
+    assert "no_external_set" in jobs_post["422"]["description"]
+
+
+def test_a_misspelt_query_parameter_is_refused_not_ignored(owner: TestClient) -> None:
+    dataset_id = owner.post("/v1/datasets/builtin", json={"name": "synthea-covid"}).json()["id"]
+    job_id = owner.post("/v1/jobs", json={"dataset_id": dataset_id}).json()["id"]
+
+    response = owner.get(f"/v1/jobs/{job_id}/recommendation", params={"trade_off": "0.25"})
+    error = assert_error_shape(response, 422)
+    assert error["code"] == "validation_error"
+    assert error["message"] == "trade_off: unknown query parameter (this route takes tradeoff)"
+    assert error["details"]["errors"][0]["loc"] == ["query", "trade_off"]  # type: ignore[index]
+    # The declared name still reaches the route (409: the job has not run).
+    assert assert_error_shape(owner.get(f"/v1/jobs/{job_id}/recommendation", params={"tradeoff": "0.25"}), 409)
+
+    listing = owner.get("/v1/jobs", params={"status": "queued", "limit": 5, "statuss": "failed", "page": 2})
+    errors = assert_error_shape(listing, 422)["details"]["errors"]  # type: ignore[index]
+    assert [e["loc"] for e in errors] == [["query", "page"], ["query", "statuss"]]
+    assert "dataset_id, limit, offset, status" in errors[0]["msg"]  # its dependency's offset and limit count
+    assert owner.get("/v1/jobs", params={"status": "queued", "limit": 5}).json()["total"] == 1
+    assert assert_error_shape(owner.get("/v1/datasets", params={"x": "1"}), 422)
