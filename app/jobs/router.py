@@ -54,7 +54,8 @@ JOB_EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
-_NOT_FINISHED = "`job_not_finished` while the job is queued or running (details.status says which)"
+_NOT_FINISHED = ("`job_not_finished` while the job is queued or running (details.status says which); "
+                 "`job_failed` or `job_cancelled` when it will never come")
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, summary="Queue a tuning job", responses=error_responses(
@@ -65,8 +66,8 @@ _NOT_FINISHED = "`job_not_finished` while the job is queued or running (details.
     "`proxy_is_private`, `proxy_label_mismatch`, `proxy_missing_column`, `invalid_model`.",
     e429="`too_many_active_jobs`: you have the most queued or running jobs allowed; wait or cancel one.",
 ))
-def create_job(body: Annotated[JobCreate, Body(openapi_examples=JOB_EXAMPLES)], response: Response, session: SessionDep, settings: SettingsDep,
-               principal: PrincipalDep) -> JobRead:
+def create_job(body: Annotated[JobCreate, Body(openapi_examples=JOB_EXAMPLES)], response: Response,
+               session: SessionDep, settings: SettingsDep, principal: PrincipalDep) -> JobRead:
     job = service.create_job(session, settings, principal.owner_id, body)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return service.job_view(session, job)
@@ -95,9 +96,9 @@ def list_trials(job_id: str, session: SessionDep, page: PageDep, principal: Prin
 
 
 @router.get("/{job_id}/recommendation", summary="The recommended (clip, noise), for any trade-off",
-            responses=error_responses(404, e409=f"No recommendation: {_NOT_FINISHED}; failed or cancelled "
-                                      "before any trial succeeded (it will never come); `no_trials`; or "
-                                      "`no_recommendation` (details.reason: no trial met max_utility_loss)."))
+            responses=error_responses(404, e409=f"No recommendation: {_NOT_FINISHED} (a cancelled job has one "
+                                      "when a trial succeeded before); `no_trials`; or `no_recommendation` "
+                                      "(details.reason: no trial met max_utility_loss)."))
 def get_recommendation(
     job_id: str,
     session: SessionDep,
@@ -109,8 +110,7 @@ def get_recommendation(
 
 
 @router.get("/{job_id}/result", summary="The whole result, as `dptune tune --json` writes it",
-            responses=error_responses(404, e409=f"No result: {_NOT_FINISHED}, or the job failed or was "
-                                      "cancelled (it will never come)."))
+            responses=error_responses(404, e409=f"No result: {_NOT_FINISHED}."))
 def get_result(job_id: str, session: SessionDep, principal: PrincipalDep) -> TuningResult:
     return service.tuning_result(session, service.get_job(session, principal.owner_id, job_id))
 
@@ -122,7 +122,7 @@ def get_result(job_id: str, session: SessionDep, principal: PrincipalDep) -> Tun
     response_class=Response,
     responses={200: {"content": {"application/zip": {}}, "description": "model.keras and privacy.json"},
                **error_responses(404, e409=f"No model: {_NOT_FINISHED}; `no_recommendation`; or `no_model` "
-                                 "(the job failed, was cancelled, or its files are gone).")},
+                                 "(the job succeeded without one, or its files are gone).")},
 )
 def get_model(job_id: str, session: SessionDep, settings: SettingsDep, principal: PrincipalDep) -> Response:
     job = service.get_job(session, principal.owner_id, job_id)

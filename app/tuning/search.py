@@ -21,7 +21,6 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.tuning.accounting import noise_for_epsilon
 from app.tuning.errors import TuningError
 
 Point = tuple[float, float]
@@ -116,6 +115,10 @@ class SearchSpace(BaseModel):
 def search_space(search: SearchSpec, *, max_epsilon: float | None, target_epsilon: float | None,
                  sampling_rate: float, steps: int, delta: float) -> SearchSpace:
     """The space for the guarantee asked for. Raises TuningError when max_noise cannot meet max_epsilon."""
+    # Imported here: dp_accounting takes seconds to load, and the specs above are read where that must be fast
+    # (the CLI checks its options with them before anything heavy loads).
+    from app.tuning.accounting import noise_for_epsilon
+
     if target_epsilon is not None:
         noise = noise_for_epsilon(epsilon=target_epsilon, sampling_rate=sampling_rate, steps=steps, delta=delta)
         return SearchSpace(min_clip=search.min_clip, max_clip=search.max_clip, min_noise=noise, max_noise=noise,
