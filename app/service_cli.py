@@ -22,8 +22,8 @@ MAX_RESTART_PAUSE_SECONDS = 60.0
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     serve = subparsers.add_parser("serve", help="run the REST API (and one worker, unless --no-worker)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on; other than localhost, keys come only from `dptune keys create`")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument("--no-worker", action="store_true", help="serve the API only; run `dptune worker`s apart")
     serve.set_defaults(handler=serve_command)
 

@@ -57,7 +57,9 @@ def test_every_option_has_help_with_its_default() -> None:
                 continue
             assert action.help and action.help.strip(), (name, action.dest)
             if action.default not in (None, False):
-                assert f"(default: {action.default})" in " ".join(text.split()), (name, action.dest)
+                flat = " ".join(text.split())
+                assert f"(default: {action.default})" in flat, (name, action.dest)
+                assert flat.count("(default") == flat.count("(default:"), (name, "a default said twice")
     tune = " ".join(dict(_parsers(build_parser()))["dptune tune"].format_help().split())
     assert "t = 1 means utility only, t = 0 privacy only (default: 0.5)" in tune
     assert "(default: 10.0)" in tune and "'none' asks for no guarantee" in tune
