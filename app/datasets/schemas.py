@@ -19,7 +19,8 @@ class BuiltinDatasetCreate(BaseModel):
 
 class DatasetRead(BaseModel):
     id: str = Field(description="The data set's id, for dataset_id in jobs.")
-    name: str = Field(description="Its name: the one given at upload, else the file name.")
+    name: str = Field(description="Its name: the one given at upload (else the file name), or the built-in's "
+                      "name and seed.")
     source: Literal["upload", "builtin"] = Field(description="upload (a file sent to POST /v1/datasets) or builtin.")
     builtin_name: str | None = Field(description="The built-in data set it was generated from; null for uploads.")
     filename: str | None = Field(description="The uploaded file's name, without folders.")

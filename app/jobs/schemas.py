@@ -138,7 +138,7 @@ class TrialRead(Trial):
     """The engine's Trial (same fields as in the result JSON), plus when and how often it ran."""
 
     attempts: int = Field(description="Runs it took: more than 1 when a worker died and another re-ran it.")
-    started_at: datetime = Field(description="When its (last) run started (UTC).")
+    started_at: datetime = Field(description="When a worker first started it (UTC).")
     finished_at: datetime | None = Field(description="When it finished (UTC).")
 
 

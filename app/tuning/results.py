@@ -57,7 +57,7 @@ class PopulationGame(BaseModel):
 
     attack_accuracy: float = Field(description="Highest accuracy over the attacks on the target model.")
     attacks: dict[str, AttackScores] = Field(description="Each attack on the target model, by name (rf, nn, "
-                                             "loss, rmia).")
+                                             "loss).")
     reference_attack_accuracy: float = Field(
         description="The same attacks on a control model trained like the target on the holdout records, which "
         "never saw the members: what the difference between members' and external records alone gives.")
