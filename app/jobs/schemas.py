@@ -34,8 +34,9 @@ class JobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset_id: str = Field(min_length=1, max_length=64, description="The data set to tune on (an id from "
-                            "/v1/datasets); the final model, if any, trains on it.")
+    dataset_id: str = Field(min_length=1, max_length=64, description="The data set the model is for (an id from "
+                            "/v1/datasets): tuned on unless tune_dataset_id names a proxy; the final model trains "
+                            "on it.")
     split: SplitSpec | None = Field(default=None, description="Default: the data set's own, else a random split.")
     model: ModelSpec = Field(default_factory=ModelSpec, description="The model to train (default: an MLP).")
     search: SearchSpec = Field(default_factory=SearchSpec, description="How the (clip, noise) space is searched.")
