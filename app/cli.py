@@ -66,7 +66,6 @@ def _checked(spec: str, field: str) -> Callable[[str], Any]:
                 message = "a value is needed here"
             raise argparse.ArgumentTypeError(f"{message[0].lower()}{message[1:]}, got {text!r}") from None
 
-    parse.__name__ = field  # argparse names the type in some messages
     return parse
 
 
@@ -76,9 +75,11 @@ def _annotated(annotation: Any, metadata: list[Any]) -> Any:
     return Annotated[(annotation, *metadata)]  # type: ignore[valid-type]
 
 
-def _number(kind: Callable[[str], Any], *, ge: float | None = None, gt: float | None = None,
-            le: float | None = None, lt: float | None = None) -> Callable[[str], Any]:
-    """An argparse type for a number in a range (for options without a spec field to read bounds from)."""
+def _in_range(kind: Callable[[str], Any], low: float, high: float, *,
+              open_ends: bool = False) -> Callable[[str], Any]:
+    """An argparse type for a number in [low, high], or (low, high) with `open_ends` (for options without a
+    spec field to read bounds from)."""
+    shown = f"({low}, {high})" if open_ends else f"[{low}, {high}]"
 
     def parse(text: str) -> Any:
         try:
@@ -86,21 +87,10 @@ def _number(kind: Callable[[str], Any], *, ge: float | None = None, gt: float | 
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got "
                                              f"{text!r}") from None
-        low = "[" if ge is not None else "(" if gt is not None else None
-        high = "]" if le is not None else ")" if lt is not None else None
-        outside = ((ge is not None and not value >= ge) or (gt is not None and not value > gt)
-                   or (le is not None and not value <= le) or (lt is not None and not value < lt))
-        if outside or value != value:  # NaN compares false with everything
-            lower = ge if ge is not None else gt
-            upper = le if le is not None else lt
-            where = f"{low}{lower}, {upper}{high}" if low and high else (
-                f">= {ge}" if ge is not None else f"> {gt}" if gt is not None else
-                f"<= {le}" if le is not None else f"< {lt}")
-            raise argparse.ArgumentTypeError(f"must be in {where}, got {text}" if low and high
-                                             else f"must be {where}, got {text}")
+        if not (low < value < high if open_ends else low <= value <= high):  # NaN is outside too
+            raise argparse.ArgumentTypeError(f"must be in {shown}, got {text}")
         return value
 
-    parse.__name__ = kind.__name__
     return parse
 
 
@@ -118,14 +108,14 @@ def _add_search_options(parser: argparse.ArgumentParser, default_trials: int) ->
                         help="trial budget; 'none' for --seconds alone")
     parser.add_argument("--seconds", type=_checked(_SEARCH, "seconds"), default=None,
                         help="time budget in seconds, baseline included (default: none)")
-    parser.add_argument("--tradeoff", type=_number(float, ge=0, le=1), default=0.5,
+    parser.add_argument("--tradeoff", type=_in_range(float, 0, 1), default=0.5,
                         help="t in [0, 1]: weight of utility against privacy; t = 1 means utility only, t = 0 "
                         "privacy only")
     parser.add_argument("--max-clip", type=_checked(_SEARCH, "max_clip"), default=10.0,
                         help="largest clipping norm searched (from 0.1, on a log scale)")
     parser.add_argument("--max-noise", type=_checked(_SEARCH, "max_noise"), default=10.0,
                         help="largest noise multiplier searched; the smallest follows from --max-epsilon")
-    parser.add_argument("--delta", type=_number(float, gt=0, lt=1), default=None,
+    parser.add_argument("--delta", type=_in_range(float, 0, 1, open_ends=True), default=None,
                         help="delta for epsilon, in (0, 1) (default: min(1e-5, 1/(10 n)), n members)")
     parser.add_argument("--privacy-game", choices=["membership", "population"], default="membership",
                         help="the game the objective reads: membership (members vs holdout, what DP bounds) or "
@@ -152,7 +142,7 @@ def _add_search_options(parser: argparse.ArgumentParser, default_trials: int) ->
     parser.add_argument("--save-model", type=Path, default=None, metavar="DIR",
                         help="train the recommended configuration once more and write model.keras and "
                         "privacy.json to DIR (default: no final model)")
-    parser.add_argument("--seed", type=_number(int, ge=0, le=2**31 - 1), default=0,
+    parser.add_argument("--seed", type=_in_range(int, 0, 2**31 - 1), default=0,
                         help="seed of the split, the models and the search")
     parser.add_argument("--json", type=Path, default=None, help="write the full result as JSON here")
 
