@@ -90,11 +90,11 @@ PROTECTED_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def error_responses(*statuses: int, **meanings: str) -> dict[int | str, dict[str, Any]]:
-    """The OpenAPI `responses=` of a route's own error statuses, each with the error body: the common meaning
-    of `statuses`, or the route's own for a status given as a keyword (`e409="..."`)."""
+def error_responses(*statuses: int, meanings: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses=` of a route's own error statuses, each with the error body: `statuses` with their
+    common meaning, and `meanings`, statuses with the route's own words."""
     described = {status: _ERROR_MEANINGS[status] for status in statuses}
-    described.update({int(name.removeprefix("e")): text for name, text in meanings.items()})
+    described.update(meanings or {})
     return {status: {"model": ErrorResponse, "description": text} for status, text in sorted(described.items())}
 
 

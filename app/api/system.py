@@ -25,7 +25,7 @@ class Version(BaseModel):
 
 
 @router.get("/health", summary="The service is up and its database reachable",
-            responses=error_responses(e503="`database_unavailable`: the database does not answer."))
+            responses=error_responses(meanings={503: "`database_unavailable`: the database does not answer."}))
 def health(database: DatabaseDep) -> Health:
     try:
         database.ping()

@@ -70,16 +70,17 @@ def _form_field(fields: dict[str, str], name: str, required: bool) -> str | None
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, openapi_extra=_UPLOAD_BODY,
-             summary="Upload a data set (multipart: file, label, smiles_column, name)", responses=error_responses(
-                 e400="`invalid_multipart`: the multipart body cannot be parsed; `client_disconnected`.",
-                 e413="`upload_too_large`: the file is over DPTUNE_MAX_UPLOAD_BYTES (details.max_bytes); "
-                 "`field_too_large`: a form field is.",
-                 e415="`unsupported_file_type` (send .csv or .parquet) or `unsupported_media_type` (send "
-                 "multipart/form-data).",
-                 e422="The table cannot be used; the code names why, e.g. `validation_error` (a missing field), "
-                 "`missing_label`, `single_class`, `empty_table`, `unreadable_file`, `too_many_rows`, "
-                 "`too_many_columns`.",
-             ))
+             summary="Upload a data set (multipart: file, label, smiles_column, name)",
+             responses=error_responses(meanings={
+                 400: "`invalid_multipart`: the multipart body cannot be parsed; `client_disconnected`.",
+                 413: "`upload_too_large`: the file is over DPTUNE_MAX_UPLOAD_BYTES (details.max_bytes); "
+                      "`field_too_large`: a form field is.",
+                 415: "`unsupported_file_type` (send .csv or .parquet) or `unsupported_media_type` (send "
+                      "multipart/form-data).",
+                 422: "The table cannot be used; the code names why, e.g. `validation_error` (a missing field), "
+                      "`missing_label`, `single_class`, `empty_table`, `unreadable_file`, `too_many_rows`, "
+                      "`too_many_columns`.",
+             }))
 async def upload_dataset(request: Request, response: Response, session: SessionDep, settings: SettingsDep,
                          principal: PrincipalDep) -> DatasetRead:
     temp = new_temp_path(settings)
@@ -105,8 +106,8 @@ async def upload_dataset(request: Request, response: Response, session: SessionD
 
 
 @router.post("/builtin", status_code=status.HTTP_201_CREATED, summary="Create a built-in data set",
-             responses=error_responses(413, e422="`validation_error`, or `unknown_builtin_dataset`: no "
-                                       "built-in data set of that name."))
+             responses=error_responses(413, meanings={
+                 422: "`validation_error`, or `unknown_builtin_dataset`: no built-in data set of that name."}))
 def create_builtin_dataset(body: Annotated[BuiltinDatasetCreate, Body(openapi_examples=BUILTIN_EXAMPLES)],
                            response: Response, session: SessionDep, settings: SettingsDep,
                            principal: PrincipalDep) -> DatasetRead:
@@ -126,9 +127,9 @@ def get_dataset(dataset_id: str, session: SessionDep, principal: PrincipalDep) -
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT,
-               summary="Delete a data set, its file and everything derived from it", responses=error_responses(
-                   404, e409="`dataset_in_use`: jobs on it (as data or proxy) are queued or running; cancel them "
-                   "first."))
+               summary="Delete a data set, its file and everything derived from it",
+               responses=error_responses(404, meanings={
+                   409: "`dataset_in_use`: jobs on it (as data or proxy) are queued or running; cancel them first."}))
 def delete_dataset(dataset_id: str, session: SessionDep, settings: SettingsDep, principal: PrincipalDep) -> Response:
     service.delete_dataset(session, settings, principal.owner_id, dataset_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -58,14 +58,15 @@ _NOT_FINISHED = ("`job_not_finished` while the job is queued or running (details
                  "`job_failed` or `job_cancelled` when it will never come")
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, summary="Queue a tuning job", responses=error_responses(
-    413,
-    e404="`dataset_not_found`: dataset_id or tune_dataset_id names no data set of yours.",
-    e422="Invalid job: `validation_error` (details.errors), or a check of the job against its data set: "
-    "`too_many_trials`, `missing_column`, `invalid_split`, `butina_needs_smiles`, `no_external_set`, "
-    "`proxy_is_private`, `proxy_label_mismatch`, `proxy_missing_column`, `invalid_model`.",
-    e429="`too_many_active_jobs`: you have the most queued or running jobs allowed; wait or cancel one.",
-))
+@router.post("", status_code=status.HTTP_202_ACCEPTED, summary="Queue a tuning job",
+             responses=error_responses(413, meanings={
+                 404: "`dataset_not_found`: dataset_id or tune_dataset_id names no data set of yours.",
+                 422: "Invalid job: `validation_error` (details.errors), or a check of the job against its data set: "
+                      "`too_many_trials`, `missing_column`, `invalid_split`, `butina_needs_smiles`, "
+                      "`no_external_set`, `proxy_is_private`, `proxy_label_mismatch`, `proxy_missing_column`, "
+                      "`invalid_model`.",
+                 429: "`too_many_active_jobs`: you have the most queued or running jobs allowed; wait or cancel one.",
+             }))
 def create_job(body: Annotated[JobCreate, Body(openapi_examples=JOB_EXAMPLES)], response: Response,
                session: SessionDep, settings: SettingsDep, principal: PrincipalDep) -> JobRead:
     job = service.create_job(session, settings, principal.owner_id, body)
@@ -96,9 +97,9 @@ def list_trials(job_id: str, session: SessionDep, page: PageDep, principal: Prin
 
 
 @router.get("/{job_id}/recommendation", summary="The recommended (clip, noise), for any trade-off",
-            responses=error_responses(404, e409=f"No recommendation: {_NOT_FINISHED} (a cancelled job has one "
-                                      "when a trial succeeded before); `no_trials`; or `no_recommendation` "
-                                      "(details.reason: no trial met max_utility_loss)."))
+            responses=error_responses(404, meanings={
+                409: f"No recommendation: {_NOT_FINISHED} (a cancelled job has one when a trial succeeded before); "
+                     "`no_trials`; or `no_recommendation` (details.reason: no trial met max_utility_loss)."}))
 def get_recommendation(
     job_id: str,
     session: SessionDep,
@@ -110,7 +111,7 @@ def get_recommendation(
 
 
 @router.get("/{job_id}/result", summary="The whole result, as `dptune tune --json` writes it",
-            responses=error_responses(404, e409=f"No result: {_NOT_FINISHED}."))
+            responses=error_responses(404, meanings={409: f"No result: {_NOT_FINISHED}."}))
 def get_result(job_id: str, session: SessionDep, principal: PrincipalDep) -> TuningResult:
     return service.tuning_result(session, service.get_job(session, principal.owner_id, job_id))
 
@@ -121,8 +122,9 @@ def get_result(job_id: str, session: SessionDep, principal: PrincipalDep) -> Tun
     "(its epsilon, delta and the complete training configuration they hold for); 409 until the job trained it",
     response_class=Response,
     responses={200: {"content": {"application/zip": {}}, "description": "model.keras and privacy.json"},
-               **error_responses(404, e409=f"No model: {_NOT_FINISHED}; `no_recommendation`; or `no_model` "
-                                 "(the job succeeded without one, or its files are gone).")},
+               **error_responses(404, meanings={
+                   409: f"No model: {_NOT_FINISHED}; `no_recommendation`; or `no_model` (the job succeeded without "
+                        "one, or its files are gone)."})},
 )
 def get_model(job_id: str, session: SessionDep, settings: SettingsDep, principal: PrincipalDep) -> Response:
     job = service.get_job(session, principal.owner_id, job_id)
@@ -131,8 +133,8 @@ def get_model(job_id: str, session: SessionDep, settings: SettingsDep, principal
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a queued or running job; finished trials are kept",
-             responses=error_responses(404, e409="`job_finished`: the job already succeeded, failed or was "
-                                       "cancelled."))
+             responses=error_responses(404, meanings={
+                 409: "`job_finished`: the job already succeeded, failed or was cancelled."}))
 def cancel_job(job_id: str, session: SessionDep, principal: PrincipalDep) -> JobRead:
     job = service.cancel_job(session, principal.owner_id, job_id)
     return service.job_view(session, job)
