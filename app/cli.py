@@ -6,46 +6,144 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide TensorFlow's C++ start-up noise on CPU machines
+
+# Warnings of the libraries that a user of the command can do nothing about. Filtered here, at the command's
+# entry point only: tests and the service still see them.
+_LIBRARY_WARNINGS = (
+    (UserWarning, r"PyTorch not found"),  # ART: dptune uses none of its PyTorch estimators
+)
 
 
 def _split_help() -> str:
     return "random | kmeans:COL,COL,... | butina | column:COL"
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's help ends with its default, except where there is none (None, or a flag that is off):
+    those helps say themselves what leaving the option out means."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False:
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse.ArgumentParser with _HelpFormatter; subcommands' parsers are of this class too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _checked(spec: str, field: str) -> Callable[[str], Any]:
+    """An argparse type that reads a value with the type and bounds of `field` of the pydantic model `spec`
+    (module.Class), so an out-of-range option fails while the arguments are parsed, before TensorFlow loads,
+    and the bounds have one definition. 'none' is accepted where the field allows null."""
+
+    def parse(text: str) -> Any:
+        import importlib
+
+        from pydantic import TypeAdapter, ValidationError
+
+        module, _, name = spec.rpartition(".")
+        info = getattr(importlib.import_module(module), name).model_fields[field]
+        adapter: TypeAdapter[Any] = TypeAdapter(info.annotation if not info.metadata else
+                                                _annotated(info.annotation, info.metadata))
+        try:
+            if text.strip().lower() in {"none", "null"}:
+                return adapter.validate_python(None)
+            return adapter.validate_strings(text.strip())
+        except ValidationError as exc:
+            message = str(exc.errors()[0]["msg"])
+            if text.strip().lower() in {"none", "null"}:
+                message = "a value is needed here"
+            raise argparse.ArgumentTypeError(f"{message[0].lower()}{message[1:]}, got {text!r}") from None
+
+    return parse
+
+
+def _annotated(annotation: Any, metadata: list[Any]) -> Any:
+    from typing import Annotated
+
+    return Annotated[(annotation, *metadata)]  # type: ignore[valid-type]
+
+
+def _in_range(kind: Callable[[str], Any], low: float, high: float, *,
+              open_ends: bool = False) -> Callable[[str], Any]:
+    """An argparse type for a number in [low, high], or (low, high) with `open_ends` (for options without a
+    spec field to read bounds from)."""
+    shown = f"({low}, {high})" if open_ends else f"[{low}, {high}]"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got "
+                                             f"{text!r}") from None
+        if not (low < value < high if open_ends else low <= value <= high):  # NaN is outside too
+            raise argparse.ArgumentTypeError(f"must be in {shown}, got {text}")
+        return value
+
+    return parse
+
+
+_MODEL = "app.tuning.model_spec.ModelSpec"
+_SEARCH = "app.tuning.search.SearchSpec"
+_MEASUREMENT = "app.tuning.results.MeasurementSpec"
+_GUARANTEE = "app.tuning.results.GuaranteeSpec"
+
+
 def _add_search_options(parser: argparse.ArgumentParser, default_trials: int) -> None:
-    parser.add_argument("--search", choices=["bayes", "grid", "random"], default="bayes")
-    parser.add_argument("--trials", type=int, default=default_trials, help="trial budget")
-    parser.add_argument("--seconds", type=float, default=None, help="time budget in seconds")
-    parser.add_argument("--tradeoff", type=float, default=0.5, help="t in [0, 1]: weight of utility vs privacy")
-    parser.add_argument("--max-clip", type=float, default=10.0)
-    parser.add_argument("--max-noise", type=float, default=10.0)
-    parser.add_argument("--delta", type=float, default=None,
-                        help="delta for epsilon (default min(1e-5, 1/(10 n)), n members)")
+    parser.add_argument("--search", choices=["bayes", "grid", "random"], default="bayes",
+                        help="how (clip, noise) is searched: bayes (a Gaussian process after space-filling "
+                        "points), grid or random")
+    parser.add_argument("--trials", type=_checked(_SEARCH, "trials"), default=default_trials,
+                        help="trial budget; 'none' for --seconds alone")
+    parser.add_argument("--seconds", type=_checked(_SEARCH, "seconds"), default=None,
+                        help="time budget in seconds, baseline included (default: none)")
+    parser.add_argument("--tradeoff", type=_in_range(float, 0, 1), default=0.5,
+                        help="t in [0, 1]: weight of utility against privacy; t = 1 means utility only, t = 0 "
+                        "privacy only")
+    parser.add_argument("--max-clip", type=_checked(_SEARCH, "max_clip"), default=10.0,
+                        help="largest clipping norm searched (from 0.1, on a log scale)")
+    parser.add_argument("--max-noise", type=_checked(_SEARCH, "max_noise"), default=10.0,
+                        help="largest noise multiplier searched; the smallest follows from --max-epsilon")
+    parser.add_argument("--delta", type=_in_range(float, 0, 1, open_ends=True), default=None,
+                        help="delta for epsilon, in (0, 1) (default: min(1e-5, 1/(10 n)), n members)")
     parser.add_argument("--privacy-game", choices=["membership", "population"], default="membership",
                         help="the game the objective reads: membership (members vs holdout, what DP bounds) or "
                         "population (the study's members vs external set)")
-    parser.add_argument("--repeats", type=int, default=1, help="seeds each trial is measured over")
-    parser.add_argument("--reference-models", type=int, default=4, help="K of the calibrated attack per trial")
-    parser.add_argument("--audit-reference-models", type=int, default=16,
-                        help="K of the calibrated attack for the baseline")
+    parser.add_argument("--repeats", type=_checked(_MEASUREMENT, "repeats"), default=1,
+                        help="seeds each trial is measured over (1-20)")
+    parser.add_argument("--reference-models", type=_checked(_MEASUREMENT, "reference_models"), default=4,
+                        help="K of the calibrated attack per trial (2-64); more: a stronger, slower attack")
+    parser.add_argument("--audit-reference-models", type=_checked(_MEASUREMENT, "audit_reference_models"),
+                        default=16, help="K of the calibrated attack for the baseline (2-128)")
     parser.add_argument("--allow-weak-baseline", action="store_true",
-                        help="tune even when the non-private baseline does not learn")
-    parser.add_argument("--max-epsilon", type=_optional_epsilon, default=10.0,
-                        help="no trial trains with a larger epsilon (default 10); 'none' asks for no guarantee")
-    parser.add_argument("--target-epsilon", type=float, default=None,
-                        help="calibrate every trial's noise to this epsilon and search the clipping norm")
-    parser.add_argument("--confirm-repeats", type=int, default=3,
-                        help="fresh seeds the chosen point is measured again with")
-    parser.add_argument("--max-utility-loss", type=float, default=None,
-                        help="recommend only points losing at most this much validation ROC-AUC")
+                        help="tune even when the non-private baseline does not learn (default: refuse)")
+    parser.add_argument("--max-epsilon", type=_checked(_GUARANTEE, "max_epsilon"), default=10.0,
+                        help="no trial trains with a larger epsilon (smaller: more private); 'none' asks for no "
+                        "guarantee")
+    parser.add_argument("--target-epsilon", type=_checked(_GUARANTEE, "target_epsilon"), default=None,
+                        help="calibrate every trial's noise to this epsilon and search the clipping norm only "
+                        "(default: search noise too)")
+    parser.add_argument("--confirm-repeats", type=_checked(_GUARANTEE, "confirm_repeats"), default=3,
+                        help="fresh seeds the chosen point is measured again with (2-20)")
+    parser.add_argument("--max-utility-loss", type=_checked(_GUARANTEE, "max_utility_loss"), default=None,
+                        help="recommend only points losing at most this much validation ROC-AUC, in [0, 1] "
+                        "(default: no limit)")
     parser.add_argument("--save-model", type=Path, default=None, metavar="DIR",
                         help="train the recommended configuration once more and write model.keras and "
-                        "privacy.json to DIR")
-    parser.add_argument("--seed", type=int, default=0)
+                        "privacy.json to DIR (default: no final model)")
+    parser.add_argument("--seed", type=_in_range(int, 0, 2**31 - 1), default=0,
+                        help="seed of the split, the models and the search")
     parser.add_argument("--json", type=Path, default=None, help="write the full result as JSON here")
     parser.add_argument("--report", type=Path, default=None, metavar="FILE",
                         help="write the HTML report (figures and recommendation card) here")
@@ -54,30 +152,35 @@ def _add_search_options(parser: argparse.ArgumentParser, default_trials: int) ->
                         "columns of GET /v1/jobs/{id}/trials?format=csv)")
 
 
-def _optional_epsilon(text: str) -> float | None:
-    if text.strip().lower() in {"none", "null"}:
-        return None
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+        return version("dptune")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dptune", description="Recommend DP-SGD clipping and noise parameters.")
+    parser = _Parser(prog="dptune", description="Recommend DP-SGD clipping and noise parameters.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     tune = sub.add_parser("tune", help="tune DP-SGD parameters for a CSV or Parquet data set")
-    tune.add_argument("data", type=Path)
+    tune.add_argument("data", type=Path, help="the CSV (UTF-8) or Parquet file")
     tune.add_argument("--label", required=True, help="label column")
     tune.add_argument("--smiles", default=None, help="SMILES column: features become ECFP fingerprints")
     tune.add_argument("--split", default="random", help=_split_help())
     tune.add_argument("--hidden", default="50,10", help="hidden layer sizes, comma-separated")
-    tune.add_argument("--dropout", type=float, default=0.0)
-    tune.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
-    tune.add_argument("--learning-rate", type=float, default=None)
-    tune.add_argument("--epochs", type=int, default=10)
-    tune.add_argument("--batch-size", type=int, default=32)
+    tune.add_argument("--dropout", type=_checked(_MODEL, "dropout"), default=0.0,
+                      help="dropout rate after each hidden layer, in [0, 1)")
+    tune.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="the optimizer (its DP variant)")
+    tune.add_argument("--learning-rate", type=_checked(_MODEL, "learning_rate"), default=None,
+                      help="learning rate (default: Keras', 0.01 for sgd, 0.001 for adam)")
+    tune.add_argument("--epochs", type=_checked(_MODEL, "epochs"), default=10,
+                      help="passes over the members; more: more steps, so more noise for the same epsilon")
+    tune.add_argument("--batch-size", type=_checked(_MODEL, "batch_size"), default=32,
+                      help="expected batch size (Poisson sampling at batch_size / n)")
     tune.add_argument("--keras-json", type=Path, default=None, help="a model.to_json() file instead of an MLP")
     tune.add_argument("--tune-on", type=Path, default=None, metavar="PROXY",
                       help="search on this public or synthetic proxy (same columns); DATA is then read once, by "
@@ -144,7 +247,13 @@ def _register_service_commands(sub: argparse._SubParsersAction) -> None:  # type
     register(sub)
 
 
+def _quiet_libraries() -> None:
+    for category, message in _LIBRARY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_libraries()
     args = build_parser().parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is not None:
@@ -156,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.measurement = _measurement_spec(args)  # bad options fail before any data is read
         args.guarantee = _guarantee_spec(args)
+        _search_spec(args)
         if getattr(args, "tune_on", None) is not None and args.save_model is None:
             raise ValueError("--tune-on needs --save-model DIR: with a proxy, the private data is read only by "
                              "the final training")
@@ -177,11 +287,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _search_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
     from app.tuning.search import SearchSpec
 
-    return SearchSpec(
-        method=args.search, trials=args.trials, seconds=args.seconds, max_clip=args.max_clip, max_noise=args.max_noise
-    )
+    try:
+        return SearchSpec(method=args.search, trials=args.trials, seconds=args.seconds, max_clip=args.max_clip,
+                          max_noise=args.max_noise)
+    except ValidationError as exc:
+        raise ValueError(f"search options: {str(exc.errors()[0]['msg']).removeprefix('Value error, ')}") from None
 
 
 def _run_tune(args: argparse.Namespace) -> int:

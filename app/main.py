@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from app.api import metrics, system
+from app.api.deps import reject_unknown_query_parameters
 from app.api.errors import install_error_handlers
 from app.api.middleware import AuthenticationMiddleware, BodySizeLimitMiddleware, RequestContextMiddleware
 from app.dashboard import router as dashboard
@@ -21,6 +23,8 @@ from app.jobs import router as jobs_router
 from app.settings import Settings
 
 logger = logging.getLogger("dptune.api")
+
+DOCS_ASSETS_URL = "/docs-assets"
 
 # Measured metrics of the engine's result models that can be NaN (an AUC on a split holding one class, and
 # what is computed from it). JSON has no NaN: the API sends null, and the schema says so. AttackScores'
@@ -62,7 +66,12 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
             metrics_registry.unregister(queue_collector)
             database.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from fastapi-offline's bundled copies, served here under
+    # DOCS_ASSETS_URL (outside /v1, so public like the pages): hospital networks often have no internet.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS_URL,
+        swagger_ui_parameters={"validatorUrl": None},  # Swagger UI's default sends the schema to validator.swagger.io
+        dependencies=[Depends(reject_unknown_query_parameters)],
         title="dptune",
         summary="Recommends DP-SGD clipping norm and noise multiplier from measured utility and attack success.",
         version="v1",

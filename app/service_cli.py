@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 logger = logging.getLogger("dptune.serve")
 
@@ -21,8 +22,8 @@ MAX_RESTART_PAUSE_SECONDS = 60.0
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     serve = subparsers.add_parser("serve", help="run the REST API (and one worker, unless --no-worker)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on; other than localhost, keys come only from `dptune keys create`")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument("--no-worker", action="store_true", help="serve the API only; run `dptune worker`s apart")
     serve.set_defaults(handler=serve_command)
 
@@ -32,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     migrate = subparsers.add_parser("migrate", help="upgrade the database schema to the newest revision")
     migrate.set_defaults(handler=migrate_command)
 
-    keys = subparsers.add_parser("keys", help="API keys: create (printed once), list, revoke")
+    keys = subparsers.add_parser("keys", help="API keys of the server's database: create (printed once), list, "
+                                 "revoke")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key for an owner (made if new); the key is the last line")
     create.add_argument("--owner", required=True, help="owner name: data sets and jobs belong to an owner")
@@ -40,54 +42,98 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     listing = keys_sub.add_parser("list", help="list keys: id, owner, created, revoked (never the keys)")
     listing.set_defaults(handler=keys_list_command)
     revoke = keys_sub.add_parser("revoke", help="revoke a key by its id (from `dptune keys list`)")
-    revoke.add_argument("key_id")
+    revoke.add_argument("key_id", help="the key's id, as `dptune keys list` shows it")
     revoke.set_defaults(handler=keys_revoke_command)
+    for command in (create, listing, revoke):
+        command.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                             help="the server's data folder, which holds its database dptune.db (default: "
+                             "DPTUNE_DATA_DIR, else ./dptune-data); DPTUNE_DATABASE_URL names a database instead")
 
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-def _migrated_database():  # type: ignore[no-untyped-def]
+class NoDatabase(Exception):
+    """The keys commands found no dptune database where they looked; the message says where and what to do."""
+
+
+def _server_database(data_dir: Path | None):  # type: ignore[no-untyped-def]
+    """The database of the server the keys are for, brought to the newest schema, after saying on stderr which
+    one it is. Never a new one: a key made in a database the server does not read would be refused by it."""
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
     from app.db import Database, upgrade_schema
     from app.settings import Settings
 
-    settings = Settings()
+    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    how_to_point = ("point at the server's data folder with --data-dir DIR or DPTUNE_DATA_DIR (or at its database "
+                    "with DPTUNE_DATABASE_URL); `dptune serve` or `dptune migrate` creates a new one")
+    if settings.database_url:
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+    else:
+        sqlite_file = (settings.data_dir / "dptune.db").resolve()
+        where = f"{sqlite_file} (data folder {settings.data_dir.resolve()})"
+        if not sqlite_file.is_file():
+            raise NoDatabase(f"no dptune database at {sqlite_file}: {how_to_point}")
     database = Database(settings)
-    upgrade_schema(database)
+    try:
+        if not inspect(database.engine).has_table("alembic_version"):
+            raise NoDatabase(f"the database {where} has no dptune schema: {how_to_point}")
+        print(f"dptune: using the database {where}", file=sys.stderr)
+        upgrade_schema(database)
+    except SQLAlchemyError as exc:
+        database.dispose()
+        raise NoDatabase(f"the database {where} cannot be used ({type(exc).__name__}): {how_to_point}") from None
+    except NoDatabase:
+        database.dispose()
+        raise
     return database
 
 
-def keys_create_command(args: argparse.Namespace) -> int:
-    from app.logs import configure_logging
+def _keys_command(command):  # type: ignore[no-untyped-def]
+    """A keys command: quiet logging, and a clear one-line error (exit 2) when there is no database to use."""
+
+    def run(args: argparse.Namespace) -> int:
+        from app.logs import configure_logging
+
+        configure_logging("WARNING")
+        try:
+            database = _server_database(args.data_dir)
+        except NoDatabase as exc:
+            print(f"dptune: error: {exc}", file=sys.stderr)
+            return 2
+        try:
+            return int(command(args, database))
+        finally:
+            database.dispose()
+
+    return run
+
+
+@_keys_command
+def keys_create_command(args: argparse.Namespace, database) -> int:  # type: ignore[no-untyped-def]
     from app.owners.service import create_key
 
-    configure_logging("WARNING")
-    database = _migrated_database()
     try:
         with database.transaction() as session:
             created = create_key(session, args.owner)
     except ValueError as exc:
         print(f"dptune: error: {exc}", file=sys.stderr)
         return 2
-    finally:
-        database.dispose()
     print(f"created key {created.key_id} for owner '{created.owner_name}'. It is shown only now; send it as "
           "'Authorization: Bearer <key>':")
     print(created.key, flush=True)
     return 0
 
 
-def keys_list_command(_args: argparse.Namespace) -> int:
-    from app.logs import configure_logging
+@_keys_command
+def keys_list_command(_args: argparse.Namespace, database) -> int:  # type: ignore[no-untyped-def]
     from app.owners import repository
 
-    configure_logging("WARNING")
-    database = _migrated_database()
-    try:
-        with database.reading() as session:
-            rows = repository.list_keys(session)
-    finally:
-        database.dispose()
+    with database.reading() as session:
+        rows = repository.list_keys(session)
     print(f"{'KEY ID':<14} {'OWNER':<24} {'CREATED (UTC)':<20} STATUS")
     for key, owner in rows:
         status = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
@@ -95,21 +141,16 @@ def keys_list_command(_args: argparse.Namespace) -> int:
     return 0
 
 
-def keys_revoke_command(args: argparse.Namespace) -> int:
-    from app.logs import configure_logging
+@_keys_command
+def keys_revoke_command(args: argparse.Namespace, database) -> int:  # type: ignore[no-untyped-def]
     from app.owners import repository
     from app.owners.service import revoke
 
-    configure_logging("WARNING")
-    database = _migrated_database()
-    try:
-        with database.transaction() as session:
-            if repository.get_key(session, args.key_id) is None:
-                print(f"dptune: error: no key with id '{args.key_id}'", file=sys.stderr)
-                return 1
-            revoked = revoke(session, args.key_id)
-    finally:
-        database.dispose()
+    with database.transaction() as session:
+        if repository.get_key(session, args.key_id) is None:
+            print(f"dptune: error: no key with id '{args.key_id}'", file=sys.stderr)
+            return 1
+        revoked = revoke(session, args.key_id)
     print(f"revoked key {args.key_id}" if revoked else f"key {args.key_id} was already revoked")
     return 0
 

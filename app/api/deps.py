@@ -7,6 +7,9 @@ from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -73,6 +76,35 @@ def _run_hooks(session: Session, kind: str) -> None:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
+
+
+# The attribute a route keeps the query parameters it declares in (its own and its dependencies'), found once.
+_DECLARED_QUERY = "dptune_declared_query"
+
+
+async def reject_unknown_query_parameters(request: Request) -> None:
+    """422 for a query parameter the API route does not declare, as for an unknown body field: a typo such as
+    `?trade_off=0.25` must not silently answer for the default."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.url.path.startswith("/v1"):
+        return
+    declared: frozenset[str] | None = getattr(route, _DECLARED_QUERY, None)
+    if declared is None:
+        declared = frozenset(_query_names(route.dependant))
+        setattr(route, _DECLARED_QUERY, declared)
+    unknown = sorted(set(request.query_params) - declared)
+    if unknown:
+        takes = f"this route takes {', '.join(sorted(declared))}" if declared else "this route takes none"
+        raise RequestValidationError([
+            {"loc": ("query", name), "msg": f"unknown query parameter ({takes})", "type": "extra_forbidden"}
+            for name in unknown
+        ])
+
+
+def _query_names(dependant: Dependant) -> Iterator[str]:
+    yield from (param.alias for param in dependant.query_params)
+    for sub in dependant.dependencies:
+        yield from _query_names(sub)
 
 
 # For the OpenAPI schema (the security scheme every protected route declares). The key itself is checked by

@@ -21,11 +21,14 @@ logger = logging.getLogger("dptune.api")
 class ErrorDetail(BaseModel):
     code: str = Field(description="Stable, machine-readable reason, e.g. dataset_not_found.")
     message: str = Field(description="What went wrong, for a person.")
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: dict[str, Any] = Field(default_factory=dict, description="Facts about the error, by name (e.g. the "
+                                    "limit passed, or the validation errors' loc/msg/type); never data values.")
 
 
 class ErrorResponse(BaseModel):
-    error: ErrorDetail
+    """The body of every error response."""
+
+    error: ErrorDetail = Field(description="What went wrong.")
 
 
 class ApiError(Exception):
@@ -73,11 +76,32 @@ _HTTP_CODES = {
     429: "too_many_requests",
 }
 
-# The OpenAPI `responses=` entry every route shares.
+# The OpenAPI `responses=` entry every route shares: the statuses a route names itself (error_responses) come
+# first; 4XX covers the rest (e.g. 405 for a wrong method).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": {"model": ErrorResponse, "description": "The request cannot be served; the body says why."},
     "5XX": {"model": ErrorResponse, "description": "Server error; no details leave the server."},
 }
+_ERROR_MEANINGS = {
+    401: "No valid API key: `unauthorized`.",
+    404: "No such id, or it belongs to another owner: `dataset_not_found` or `job_not_found`.",
+    413: "The body is over the server's cap: `request_too_large`.",
+    422: "Invalid input: `validation_error` (details.errors gives each problem's loc, msg and type; unknown query "
+         "parameters and body fields are errors too).",
+}
+# Every route under /v1 but /v1/health and /v1/version: a missing key is 401, a stray query parameter 422.
+PROTECTED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **{status: {"model": ErrorResponse, "description": _ERROR_MEANINGS[status]} for status in (401, 422)},
+    **ERROR_RESPONSES,
+}
+
+
+def error_responses(*statuses: int, meanings: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses=` of a route's own error statuses, each with the error body: `statuses` with their
+    common meaning, and `meanings`, statuses with the route's own words."""
+    described = {status: _ERROR_MEANINGS[status] for status in statuses}
+    described.update(meanings or {})
+    return {status: {"model": ErrorResponse, "description": text} for status, text in sorted(described.items())}
 
 
 def error_response(status_code: int, code: str, message: str, details: dict[str, Any] | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 ItemT = TypeVar("ItemT")
 
@@ -28,7 +28,7 @@ PageDep = Annotated[PageParams, Depends(page_params)]
 
 
 class Page(BaseModel, Generic[ItemT]):
-    items: list[ItemT]
-    total: int
-    offset: int
-    limit: int
+    items: list[ItemT] = Field(description="This page's items.")
+    total: int = Field(description="Items in all pages together.")
+    offset: int = Field(description="Items skipped before this page.")
+    limit: int = Field(description="Most items a page holds.")

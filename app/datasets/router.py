@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Body, Request, Response, status
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import PrincipalDep, SessionDep, SettingsDep
-from app.api.errors import ERROR_RESPONSES, ApiError
+from app.api.errors import PROTECTED_RESPONSES, ApiError, error_responses
 from app.api.pagination import Page, PageDep
 from app.datasets import service
 from app.datasets.models import DatasetRecord
@@ -19,7 +19,7 @@ from app.datasets.storage import new_temp_path, remove_temp
 from app.datasets.upload import clean_filename, receive_upload
 from app.settings import Settings
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=PROTECTED_RESPONSES)
 
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
@@ -35,12 +35,28 @@ _UPLOAD_BODY: dict[str, Any] = {
                         "label": {"type": "string", "minLength": 1, "maxLength": 255, "description": "Label column."},
                         "smiles_column": {"type": "string", "maxLength": 255,
                                           "description": "SMILES column: features become ECFP fingerprints."},
-                        "name": {"type": "string", "maxLength": 255},
+                        "name": {"type": "string", "maxLength": 255,
+                                 "description": "A name for the data set; default: the file name."},
                     },
-                }
+                },
+                # The file is the built-in cohort written as CSV (tests/service/test_api_docs.py sends it).
+                "examples": {
+                    "synthea_covid_csv": {
+                        "summary": "A CSV of patients, label column died",
+                        "description": "file: a CSV such as the built-in synthea-covid cohort written out "
+                        "(POST /v1/datasets/builtin makes the same data without an upload).",
+                        "value": {"label": "died", "name": "synthea-covid cohort"},
+                    },
+                },
             }
         },
     }
+}
+
+
+BUILTIN_EXAMPLES: dict[str, dict[str, Any]] = {
+    "synthea_covid": {"summary": "The synthetic COVID-19 cohort (label died, the study's k-means split)",
+                      "value": {"name": "synthea-covid", "seed": 0}},
 }
 
 
@@ -58,7 +74,17 @@ def _form_field(fields: dict[str, str], name: str, required: bool) -> str | None
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, openapi_extra=_UPLOAD_BODY,
-             summary="Upload a data set (multipart: file, label, smiles_column, name)")
+             summary="Upload a data set (multipart: file, label, smiles_column, name)",
+             responses=error_responses(meanings={
+                 400: "`invalid_multipart`: the multipart body cannot be parsed; `client_disconnected`.",
+                 413: "`upload_too_large`: the file is over DPTUNE_MAX_UPLOAD_BYTES (details.max_bytes); "
+                      "`field_too_large`: a form field is.",
+                 415: "`unsupported_file_type` (send .csv or .parquet) or `unsupported_media_type` (send "
+                      "multipart/form-data).",
+                 422: "The table cannot be used; the code names why, e.g. `validation_error` (a missing field), "
+                      "`missing_label`, `single_class`, `empty_table`, `unreadable_file`, `too_many_rows`, "
+                      "`too_many_columns`.",
+             }))
 async def upload_dataset(request: Request, response: Response, session: SessionDep, settings: SettingsDep,
                          principal: PrincipalDep) -> DatasetRead:
     record = await receive_dataset(request, session, settings, principal.owner_id)
@@ -93,9 +119,12 @@ async def receive_dataset(request: Request, session: Session, settings: Settings
         remove_temp(temp)  # no-op once the file was moved into place
 
 
-@router.post("/builtin", status_code=status.HTTP_201_CREATED, summary="Create a built-in data set")
-def create_builtin_dataset(body: BuiltinDatasetCreate, response: Response, session: SessionDep,
-                           settings: SettingsDep, principal: PrincipalDep) -> DatasetRead:
+@router.post("/builtin", status_code=status.HTTP_201_CREATED, summary="Create a built-in data set",
+             responses=error_responses(413, meanings={
+                 422: "`validation_error`, or `unknown_builtin_dataset`: no built-in data set of that name."}))
+def create_builtin_dataset(body: Annotated[BuiltinDatasetCreate, Body(openapi_examples=BUILTIN_EXAMPLES)],
+                           response: Response, session: SessionDep, settings: SettingsDep,
+                           principal: PrincipalDep) -> DatasetRead:
     record = service.create_builtin(session, settings, principal.owner_id, body)
     response.headers["Location"] = f"/v1/datasets/{record.id}"
     return service.to_read(record)
@@ -106,13 +135,15 @@ def list_datasets(session: SessionDep, page: PageDep, principal: PrincipalDep) -
     return service.list_datasets(session, principal.owner_id, page)
 
 
-@router.get("/{dataset_id}", summary="Get a data set")
+@router.get("/{dataset_id}", summary="Get a data set", responses=error_responses(404))
 def get_dataset(dataset_id: str, session: SessionDep, principal: PrincipalDep) -> DatasetRead:
     return service.to_read(service.get_dataset(session, principal.owner_id, dataset_id))
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT,
-               summary="Delete a data set, its file and everything derived from it")
+               summary="Delete a data set, its file and everything derived from it",
+               responses=error_responses(404, meanings={
+                   409: "`dataset_in_use`: jobs on it (as data or proxy) are queued or running; cancel them first."}))
 def delete_dataset(dataset_id: str, session: SessionDep, settings: SettingsDep, principal: PrincipalDep) -> Response:
     service.delete_dataset(session, settings, principal.owner_id, dataset_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

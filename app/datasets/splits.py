@@ -77,15 +77,15 @@ class _MemberSide(_Spec):
 class RandomSplit(_MemberSide):
     """Random fractions of all rows, stratified by label. No external set."""
 
-    kind: Literal["random"] = "random"
+    kind: Literal["random"] = Field(default="random", description="Selects this split.")
 
 
 class KMeansSplit(_MemberSide):
     """The study's biased split: k-means (k=2) on the named columns; the larger cluster is the member side
     (divided by the fractions, stratified), the other cluster is external."""
 
-    kind: Literal["kmeans"] = "kmeans"
-    columns: list[str] = Field(min_length=1)
+    kind: Literal["kmeans"] = Field(default="kmeans", description="Selects this split.")
+    columns: list[str] = Field(min_length=1, description="Columns k-means clusters the rows on.")
 
     @field_validator("columns")
     @classmethod
@@ -99,8 +99,8 @@ class ColumnSplit(_Spec):
     """The user's own split: a column whose values are members, holdout, validation, test or external
     (`nonmembers` is read as external). No external row: no external set. The column is not a feature."""
 
-    kind: Literal["column"] = "column"
-    column: str = Field(default="split", min_length=1)
+    kind: Literal["column"] = Field(default="column", description="Selects this split.")
+    column: str = Field(default="split", min_length=1, description="The column that names each row's part.")
 
 
 # The study's train and test groups together become the member side; its attacker group stays external.
@@ -116,7 +116,7 @@ class ButinaSplit(_MemberSide):
     merged into two distant groups, the grouping before issue 14). A spec without `grouping` means
     `distant-groups`, so that stored specs keep their meaning (docs/datasets.md, "Butina split")."""
 
-    kind: Literal["butina"] = "butina"
+    kind: Literal["butina"] = Field(default="butina", description="Selects this split.")
     grouping: Literal["outlying", "distant-groups"] = Field(
         default="distant-groups",
         description="outlying: the external group is the Butina clusters least similar to the data set as a "

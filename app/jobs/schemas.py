@@ -63,14 +63,17 @@ class JobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset_id: str = Field(min_length=1, max_length=64)
+    dataset_id: str = Field(min_length=1, max_length=64, description="The data set the model is for (an id from "
+                            "/v1/datasets): tuned on unless tune_dataset_id names a proxy; the final model trains "
+                            "on it.")
     split: SplitSpec | None = Field(default=None, description="Default: the data set's own, else a random split.")
-    model: ModelSpec = Field(default_factory=ModelSpec)
-    search: SearchSpec = Field(default_factory=SearchSpec)
-    tradeoff: float = Field(default=0.5, ge=0.0, le=1.0, description="t: weight of utility against privacy.")
+    model: ModelSpec = Field(default_factory=ModelSpec, description="The model to train (default: an MLP).")
+    search: SearchSpec = Field(default_factory=SearchSpec, description="How the (clip, noise) space is searched.")
+    tradeoff: float = Field(default=0.5, ge=0.0, le=1.0, description="t in [0, 1]: weight of utility against "
+                            "privacy in the objective; t = 1 means utility only, t = 0 privacy only.")
     delta: float | None = Field(default=None, gt=0.0, lt=1.0,
                                 description="Default: min(1e-5, 1/(10 n)), n the number of members.")
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed of the split, the models and the search.")
     privacy_game: PrivacyGame = _measurement_field("privacy_game")
     repeats: int = _measurement_field("repeats")
     reference_models: int = _measurement_field("reference_models")
@@ -119,31 +122,31 @@ class JobCreate(BaseModel):
 
 class Progress(BaseModel):
     done: int = Field(description="Trials finished, succeeded or failed.")
-    running: int
+    running: int = Field(description="Trials running now.")
     total: int | None = Field(description="The trial budget; null while only a time budget bounds the job.")
-    failed: int = 0
-    baseline_done: bool
+    failed: int = Field(default=0, description="Trials that failed (counted in done).")
+    baseline_done: bool = Field(description="Whether the non-private baseline has been measured.")
 
 
 class TrialFailure(BaseModel):
-    index: int
-    clip: float
-    noise: float
-    error: str
+    index: int = Field(description="The trial's number in the job.")
+    clip: float = Field(description="Its clipping norm.")
+    noise: float = Field(description="Its noise multiplier.")
+    error: str = Field(description="What went wrong: the error's type and message.")
 
 
 class JobRead(BaseModel):
-    id: str
+    id: str = Field(description="The job's id.")
     name: str | None = _job_name_field()
     tags: list[str] = _job_tags_field()
-    dataset_id: str
-    status: JobStatus
-    split: SplitSpec
-    model: ModelSpec
-    search: SearchSpec
-    tradeoff: float
+    dataset_id: str = Field(description="The data set it tunes for.")
+    status: JobStatus = Field(description="queued, running, succeeded, failed or cancelled.")
+    split: SplitSpec = Field(description="The split used (the data set's default when the job gave none).")
+    model: ModelSpec = Field(description="The model trained.")
+    search: SearchSpec = Field(description="The search spec.")
+    tradeoff: float = Field(description="t: t = 1 means utility only, t = 0 privacy only.")
     delta: float | None = Field(description="The delta epsilon is reported at (known once the baseline ran).")
-    seed: int
+    seed: int = Field(description="Seed of the split, the models and the search.")
     measurement: MeasurementSpec = Field(description="How privacy is measured (the job's privacy_game, repeats, "
                                          "reference_models, audit_reference_models, allow_weak_baseline).")
     guarantee: GuaranteeSpec = Field(description="What the recommendation must guarantee (the job's max_epsilon, "
@@ -153,16 +156,17 @@ class JobRead(BaseModel):
                                    "fresh seeds) or final (the final model's one training); null once the job ended.")
     no_recommendation_reason: str | None = Field(
         default=None, description="Why a succeeded job has no recommendation (no trial met max_utility_loss).")
-    progress: Progress
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    elapsed_seconds: float | None
+    progress: Progress = Field(description="Trials done, running and failed, against the budget.")
+    created_at: datetime = Field(description="When it was queued (UTC).")
+    started_at: datetime | None = Field(description="When a worker started it; null while queued.")
+    finished_at: datetime | None = Field(description="When it succeeded, failed or was cancelled; null before.")
+    elapsed_seconds: float | None = Field(description="Seconds from start to end (to now while it runs); null "
+                                          "until it starts.")
     eta_seconds: float | None = Field(description="Estimated seconds to the end; null when unknown.")
-    baseline: Baseline | None
+    baseline: Baseline | None = Field(description="The non-private baseline; null until measured.")
     best_trial: Trial | None = Field(description="The trial with the best objective at the job's trade-off so far.")
     failures: list[TrialFailure] = Field(default_factory=list, description="Failed trials (first 20).")
-    error: str | None
+    error: str | None = Field(description="Why the job failed, for a person; null unless it failed.")
     error_code: str | None = Field(
         description="Why a failed job failed: baseline_not_learning, no_external_set (the engine's checks), a data "
         "set error's code (e.g. split_too_small), baseline_failed (any other baseline error), baseline_abandoned "
@@ -174,13 +178,14 @@ class TrialRead(Trial):
     """The engine's Trial (same fields as in the result JSON), plus when and how often it ran."""
 
     attempts: int = Field(description="Runs it took: more than 1 when a worker died and another re-ran it.")
-    started_at: datetime
-    finished_at: datetime | None
+    started_at: datetime = Field(description="When a worker first started it (UTC).")
+    finished_at: datetime | None = Field(description="When it finished (UTC).")
 
 
 class RecommendationRead(Recommendation):
     """The engine's Recommendation for `tradeoff`, plus the Pareto front of all stored trials."""
 
-    job_id: str
-    job_status: JobStatus
+    job_id: str = Field(description="The job it is for.")
+    job_status: JobStatus = Field(description="The job's status: succeeded, or cancelled (its trials so far, "
+                                  "unconfirmed).")
     pareto_front: list[int] = Field(description="Indices of trials no other trial beats on utility and attack.")

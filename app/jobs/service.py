@@ -25,7 +25,7 @@ from app.settings import Settings
 from app.tuning.final_model import MODEL_FILE, STATEMENT_FILE, zip_final_model
 from app.tuning.model_spec import ModelSpec
 from app.tuning.objective import pareto_front
-from app.tuning.recommendation import build_recommendation, build_result, training_config
+from app.tuning.recommendation import NOT_CONFIRMED_NOTE, build_recommendation, build_result, training_config
 from app.tuning.results import (
     Baseline,
     MeasurementSpec,
@@ -285,8 +285,7 @@ def recommendation_view(session: Session, job: JobRecord, tradeoff: float | None
     trials = queue.stored_trials(session, job)
     usable = job.status == JobStatus.succeeded.value or (job.status == JobStatus.cancelled.value and trials)
     if not usable or job.baseline is None:
-        raise ApiError(409, "job_not_finished", f"the job is {job.status}; the recommendation comes when it succeeds",
-                       {"status": job.status})
+        raise _not_coming_yet(job, "recommendation")
     t = job.tradeoff if tradeoff is None else tradeoff
     stored = repository.get_recommendation(session, job.id)
     if stored is not None and stored.tradeoff == t:
@@ -297,8 +296,30 @@ def recommendation_view(session: Session, job: JobRecord, tradeoff: float | None
     else:
         recommendation = unconfirmed_recommendation(job, trials, t)
         front = pareto_front(trials)
+    if job.status == JobStatus.cancelled.value:
+        recommendation = _as_cancelled(recommendation, len(trials))
     return RecommendationRead(**recommendation.model_dump(), job_id=job.id, job_status=JobStatus(job.status),
                               pareto_front=front)
+
+
+CANCELLED_UNCONFIRMED_NOTE = (
+    "The job was cancelled: this point is the best of the {count} trial(s) it finished, on their own figures "
+    "(one draw each), never confirmed on fresh seeds; a confirmed recommendation and a final model will never "
+    "come. Queue a new job for them."
+)
+CANCELLED_CONFIRMED_NOTE = ("The job was cancelled after this recommendation was confirmed: its final model will "
+                            "never come.")
+
+
+def _as_cancelled(recommendation: Recommendation, trials: int) -> Recommendation:
+    """A cancelled job's recommendation says so first; the note that a confirmed one exists at the job's own
+    trade-off, untrue here, is dropped."""
+    if recommendation.confirmation is not None:
+        first = CANCELLED_CONFIRMED_NOTE
+    else:
+        first = CANCELLED_UNCONFIRMED_NOTE.format(count=trials)
+    dropped = NOT_CONFIRMED_NOTE.format(tradeoff=recommendation.tradeoff)
+    return recommendation.model_copy(update={"notes": [first, *(n for n in recommendation.notes if n != dropped)]})
 
 
 def unconfirmed_recommendation(job: JobRecord, trials: list[Trial], tradeoff: float) -> Recommendation:
@@ -316,6 +337,21 @@ def unconfirmed_recommendation(job: JobRecord, trials: list[Trial], tradeoff: fl
                                 training, tuned_on=queue.job_tuned_on(job))
 
 
+def _not_coming_yet(job: JobRecord, what: str) -> ApiError:
+    """409 for the recommendation, result or model of a job that has none: one that is still coming while the job
+    is queued or running, and one that never will after it failed or was cancelled (so nobody polls for it)."""
+    details = {"status": job.status}
+    if job.status in [s.value for s in ACTIVE_JOB_STATUSES]:
+        return ApiError(409, "job_not_finished", f"the job is {job.status}; the {what} comes when it succeeds",
+                        {**details, "stage": job.stage})
+    if job.status == JobStatus.cancelled.value:
+        kept = " before any trial succeeded" if what == "recommendation" else ""
+        return ApiError(409, "job_cancelled", f"the job was cancelled{kept}: its {what} will never come; queue a "
+                        "new job for one", details)
+    return ApiError(409, "job_failed", f"the job failed ({job.error_code or 'see its error'}): its {what} will "
+                    "never come", {**details, "error_code": job.error_code})
+
+
 def _no_recommendation(reason: str) -> ApiError:
     return ApiError(409, "no_recommendation", f"no point can be recommended: {reason}", {"reason": reason})
 
@@ -323,8 +359,7 @@ def _no_recommendation(reason: str) -> ApiError:
 def tuning_result(session: Session, job: JobRecord) -> TuningResult:
     """The same document `dptune tune --json` writes, from the stored job (recommendation.build_result)."""
     if job.status != JobStatus.succeeded.value or job.baseline is None:
-        raise ApiError(409, "job_not_finished", f"the job is {job.status}; the result comes when it succeeds",
-                       {"status": job.status})
+        raise _not_coming_yet(job, "result")
     trials = queue.stored_trials(session, job)
     stored = repository.get_recommendation(session, job.id)
     recommendation = Recommendation.model_validate(stored.recommendation) if stored is not None else None
@@ -416,10 +451,9 @@ def model_zip(job: JobRecord, settings: Settings) -> bytes:
     if job.final_model is None:
         if job.status == JobStatus.succeeded.value and job.no_recommendation_reason is not None:
             raise _no_recommendation(job.no_recommendation_reason)
-        if job.status in [s.value for s in ACTIVE_JOB_STATUSES]:
-            raise ApiError(409, "job_not_finished", f"the job is {job.status}; the final model comes when it "
-                           "succeeds", {"status": job.status, "stage": job.stage})
-        raise ApiError(409, "no_model", f"the job is {job.status} and has no final model", {"status": job.status})
+        if job.status != JobStatus.succeeded.value:
+            raise _not_coming_yet(job, "final model")
+        raise ApiError(409, "no_model", "the job succeeded without a final model", {"status": job.status})
     folder = model_dir(settings, job.id)
     if not all((folder / name).is_file() for name in (MODEL_FILE, STATEMENT_FILE)):
         raise ApiError(409, "no_model", "the final model's files are missing from the data folder",

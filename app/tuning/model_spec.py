@@ -44,13 +44,19 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     hidden: list[int] = Field(default=[50, 10], max_length=16, description="Hidden layer sizes.")
-    activation: Literal["relu", "tanh", "sigmoid", "elu", "selu", "gelu"] = "relu"
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
-    optimizer: Literal["sgd", "adam"] = "sgd"
+    activation: Literal["relu", "tanh", "sigmoid", "elu", "selu", "gelu"] = Field(
+        default="relu", description="Activation of the hidden layers.")
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="Dropout rate after each hidden layer; 0: none.")
+    optimizer: Literal["sgd", "adam"] = Field(default="sgd", description="The optimizer, in its DP-SGD variant for "
+                                              "private training.")
     learning_rate: float | None = Field(default=None, gt=0.0, le=10.0, description="Default: Keras' (0.01 / 0.001).")
-    epochs: int = Field(default=10, ge=1, le=1000)
-    batch_size: int = Field(default=32, ge=1, le=65536)
-    keras_json: str | None = Field(default=None, max_length=MAX_KERAS_JSON_BYTES)
+    epochs: int = Field(default=10, ge=1, le=1000, description="Passes over the members. More epochs: more steps, "
+                        "so more noise for the same epsilon.")
+    batch_size: int = Field(default=32, ge=1, le=65536, description="Expected batch size; the sampling rate is "
+                            "batch_size / n.")
+    keras_json: str | None = Field(default=None, max_length=MAX_KERAS_JSON_BYTES,
+                                   description="A Keras model.to_json() of standard layers, used instead of the MLP "
+                                   "(hidden, activation and dropout are then ignored). Null: the MLP.")
 
     @field_validator("hidden")
     @classmethod

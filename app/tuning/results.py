@@ -17,9 +17,9 @@ CALIBRATED_ATTACK = "rmia"
 class Estimate(BaseModel):
     """A measured value with its 95 % interval."""
 
-    value: float
-    low: float
-    high: float
+    value: float = Field(description="The point estimate.")
+    low: float = Field(description="Lower end of the 95 % interval.")
+    high: float = Field(description="Upper end of the 95 % interval.")
 
 
 class AttackScores(BaseModel):
@@ -29,10 +29,13 @@ class AttackScores(BaseModel):
     largest threshold whose FPR is within the target (chosen on the same records), with a Clopper-Pearson
     interval on the true positives at that threshold."""
 
-    accuracy: Estimate
-    auc: Estimate
-    tpr_at_1pct_fpr: Estimate
-    tpr_at_0_1pct_fpr: Estimate
+    accuracy: Estimate = Field(description="Share of records the attack labels correctly (member or not); 0.5 is "
+                               "guessing, lower is more private.")
+    auc: Estimate = Field(description="ROC-AUC of the attack's member scores; 0.5 is guessing, lower is more "
+                          "private.")
+    tpr_at_1pct_fpr: Estimate = Field(description="Share of members found while at most 1 % of nonmembers are "
+                                      "wrongly flagged; near 0.01 is guessing, lower is more private.")
+    tpr_at_0_1pct_fpr: Estimate = Field(description="The same at 0.1 % false positives.")
 
 
 class ScoreHistogram(BaseModel):
@@ -65,26 +68,31 @@ class PopulationGame(BaseModel):
     """The study's game: members against the external set, with a control model trained without the members."""
 
     attack_accuracy: float = Field(description="Highest accuracy over the attacks on the target model.")
-    attacks: dict[str, AttackScores]
+    attacks: dict[str, AttackScores] = Field(description="Each attack on the target model, by name (rf, nn, "
+                                             "loss).")
     reference_attack_accuracy: float = Field(
         description="The same attacks on a control model trained like the target on the holdout records, which "
         "never saw the members: what the difference between members' and external records alone gives.")
-    reference_attacks: dict[str, AttackScores]
+    reference_attacks: dict[str, AttackScores] = Field(description="The same attacks on the control model.")
     shift: float = Field(description="reference_attack_accuracy - 0.5: the part of the attack that is population shift.")
     membership: float = Field(description="attack_accuracy - reference_attack_accuracy: the part left for membership.")
-    members: int
+    members: int = Field(description="Members scored (as many external records are scored).")
 
 
 class Games(BaseModel):
-    membership: MembershipGame
+    """The attacks' results in both privacy games."""
+
+    membership: MembershipGame = Field(description="Members against holdout records: what DP bounds.")
     population: PopulationGame | None = Field(description="Present when the split has an external set.")
 
 
 class SplitSizes(BaseModel):
-    members: int
-    holdout: int
-    validation: int
-    test: int
+    """Rows in each part of the split."""
+
+    members: int = Field(description="Rows the target model trains on.")
+    holdout: int = Field(description="In-distribution rows never trained on: the membership game's nonmembers.")
+    validation: int = Field(description="Rows that select the parameters.")
+    test: int = Field(description="Rows that only report the chosen parameters' utility.")
     external: int | None = Field(description="Null when the split kind has no external attacker's set.")
 
 
@@ -92,16 +100,16 @@ class Utility(BaseModel):
     """ROC-AUC (binary) or macro one-vs-rest ROC-AUC (multi-class) on each split, and test accuracy.
     Validation selects parameters; test only reports them."""
 
-    utility_members: float
-    utility_holdout: float
-    utility_validation: float
-    utility_test: float
-    utility_external: float | None
+    utility_members: float = Field(description="ROC-AUC on the members (the training rows); higher is better.")
+    utility_holdout: float = Field(description="ROC-AUC on the holdout rows.")
+    utility_validation: float = Field(description="ROC-AUC on the validation split, which the objective uses.")
+    utility_test: float = Field(description="ROC-AUC on the test split, which only reports.")
+    utility_external: float | None = Field(description="ROC-AUC on the external set; null when the split has none.")
     utility_test_interval: Estimate = Field(description="Test ROC-AUC with its Hanley-McNeil 95 % interval.")
     utility_validation_interval: Estimate | None = Field(
         default=None, description="Validation ROC-AUC with its Hanley-McNeil 95 % interval (the objective's "
         "sampling error; null in results from before it was recorded).")
-    accuracy_test: float
+    accuracy_test: float = Field(description="Share of test rows classified correctly.")
 
 
 class Baseline(Utility):
@@ -109,7 +117,7 @@ class Baseline(Utility):
 
     privacy_game: PrivacyGame = Field(description="The game attack_accuracy is read from.")
     attack_accuracy: float = Field(description="p_start: the privacy game's highest attack accuracy.")
-    games: Games
+    games: Games = Field(description="Every attack in both games.")
     epsilon_lower_bound: float = Field(description="games.membership.epsilon_lower_bound.")
     label_only_attack_accuracy: float | None = Field(
         default=None,
@@ -121,15 +129,15 @@ class Baseline(Utility):
         "model reaches on this split, as a reference for the baseline.")
     learns: bool = Field(description="False when the baseline gate finds the baseline does not learn.")
     weak_reasons: list[str] = Field(default_factory=list, description="Why the gate found it does not learn.")
-    seconds: float
+    seconds: float = Field(description="Seconds the baseline took, its attacks and reference models included.")
 
 
 class RepeatValues(BaseModel):
     """One repeat's scalars (new initialisation, batches, noise and attack halves)."""
 
-    utility_validation: float
-    utility_test: float
-    attack_accuracy: float
+    utility_validation: float = Field(description="Validation ROC-AUC of this repeat.")
+    utility_test: float = Field(description="Test ROC-AUC of this repeat.")
+    attack_accuracy: float = Field(description="The privacy game's highest attack accuracy in this repeat.")
 
 
 class TrialMeasurement(Utility):
@@ -138,36 +146,39 @@ class TrialMeasurement(Utility):
 
     model_config = ConfigDict(extra="ignore")
 
-    clip: float
-    noise: float
-    privacy_game: PrivacyGame
+    clip: float = Field(description="Clipping norm: each example's gradient is scaled down to at most this L2 norm.")
+    noise: float = Field(description="Noise multiplier: Gaussian noise of standard deviation noise * clip is added "
+                         "to each summed batch gradient; 0 means no DP. More noise: smaller epsilon, less utility.")
+    privacy_game: PrivacyGame = Field(description="The game attack_accuracy is read from.")
     attack_accuracy: float = Field(description="The privacy game's highest attack accuracy (mean over repeats).")
     attack_accuracy_se: float | None = Field(description="Standard error over repeats; null for one repeat.")
-    utility_validation_se: float | None
-    utility_test_se: float | None
-    games: Games
-    repeats: int
-    repeat_values: list[RepeatValues]
+    utility_validation_se: float | None = Field(description="Standard error of utility_validation over repeats; "
+                                                "null for one repeat.")
+    utility_test_se: float | None = Field(description="Standard error of utility_test over repeats; null for one.")
+    games: Games = Field(description="Every attack in both games (first repeat).")
+    repeats: int = Field(description="Seeds this point was trained and attacked with.")
+    repeat_values: list[RepeatValues] = Field(description="Each repeat's figures, in seed order.")
     epsilon: float | None = Field(description="PLD epsilon at delta; null when noise is 0 (no finite guarantee).")
     epsilon_rdp: float | None = Field(description="RDP epsilon at delta, for cross-checking (never below epsilon).")
     epsilon_lower_bound: float = Field(description="games.membership.epsilon_lower_bound (first repeat).")
-    delta: float
+    delta: float = Field(description="The delta epsilon is computed at.")
     attack_accuracy_bound: float | None = Field(
         description="Tight cap on any membership attack's accuracy (balanced prior) from the PLD: (1 + delta(0)) / 2.")
     tpr_bound_at_1pct_fpr: float | None = Field(
         description="Cap on any attack's TPR at 1 % FPR from the PLD: min over eps of e^eps * 0.01 + delta(eps).")
-    tpr_bound_at_0_1pct_fpr: float | None
-    steps: int
-    sampling_rate: float
-    seconds: float
+    tpr_bound_at_0_1pct_fpr: float | None = Field(description="The same cap at 0.1 % FPR.")
+    steps: int = Field(description="Optimizer steps: epochs * ceil(n / batch_size).")
+    sampling_rate: float = Field(description="Poisson sampling rate batch_size / n.")
+    seconds: float = Field(description="Seconds the trial took (training and attacks, all repeats).")
 
 
 class Trial(TrialMeasurement):
     """A measurement scored against the baseline for one trade-off."""
 
-    index: int
+    index: int = Field(description="The trial's number in the job, from 0, in the order trials were proposed.")
     utility_loss: float = Field(description="u_start - u_i on the test split (reported, never selected on).")
-    objective: float = Field(description="t (u_i - u_start) + (1 - t)(p_start - p_i), u on validation; mean over repeats.")
+    objective: float = Field(description="t (u_i - u_start) + (1 - t)(p_start - p_i), u on validation; mean over "
+                             "repeats. Higher is better; t = 1 weighs utility only, t = 0 privacy only.")
     objective_se: float | None = Field(description="Standard error of the objective over repeats; null for one.")
     objective_sampling_se: float | None = Field(
         default=None, description="Standard error of the objective from the records measured: the validation "
@@ -177,10 +188,12 @@ class Trial(TrialMeasurement):
 
 
 class FailedTrial(BaseModel):
-    index: int
-    clip: float
-    noise: float
-    error: str
+    """A trial that raised instead of measuring."""
+
+    index: int = Field(description="The trial's number in the job.")
+    clip: float = Field(description="Its clipping norm.")
+    noise: float = Field(description="Its noise multiplier.")
+    error: str = Field(description="What went wrong: the error's type and message.")
 
 
 class GuaranteeSpec(BaseModel):
@@ -224,18 +237,18 @@ TuningMode = Literal["budget", "target_epsilon", "no_guarantee"]
 class TrainingConfig(BaseModel):
     """Everything the epsilon of one DP-SGD training depends on: train exactly this to get it."""
 
-    clip: float
-    noise: float
-    epochs: int
-    batch_size: int
+    clip: float = Field(description="Clipping norm (per-example gradient L2 bound).")
+    noise: float = Field(description="Noise multiplier (noise standard deviation over clip); 0 means no DP.")
+    epochs: int = Field(description="Passes over the members.")
+    batch_size: int = Field(description="Expected batch size (batches are Poisson-sampled).")
     learning_rate: float = Field(description="The learning rate used (the optimizer's default when none was set).")
-    optimizer: str
+    optimizer: str = Field(description="sgd or adam (its DP variant).")
     n: int = Field(description="Records trained on (the members).")
     sampling_rate: float = Field(description="Poisson sampling rate batch_size / n.")
     steps: int = Field(description="epochs * ceil(n / batch_size).")
-    delta: float
+    delta: float = Field(description="The delta epsilon holds at.")
     epsilon: float | None = Field(description="PLD epsilon at delta; null without noise (no guarantee).")
-    epsilon_rdp: float | None
+    epsilon_rdp: float | None = Field(description="RDP epsilon at delta, for cross-checking (never below epsilon).")
     accountant: str = Field(description="How epsilon was computed, and what it assumes.")
     model: ModelSpec = Field(description="The model spec.")
 
@@ -254,16 +267,16 @@ class PrivacyStatement(TrainingConfig):
 class Confirmation(BaseModel):
     """The chosen point measured again on fresh seeds: means with 95 % t-intervals over the repeats."""
 
-    repeats: int
-    seeds: list[int]
+    repeats: int = Field(description="Fresh seeds the point was measured with.")
+    seeds: list[int] = Field(description="Those seeds.")
     reference_models: int = Field(description="K of the calibrated attack in the confirmation (the audit's K).")
-    utility_validation: Estimate
+    utility_validation: Estimate = Field(description="Validation ROC-AUC.")
     utility_test: Estimate = Field(description="The untouched test split: the utility to expect.")
     utility_loss: Estimate = Field(description="Baseline test ROC-AUC minus utility_test.")
     attack_accuracy: Estimate = Field(description="The privacy game's highest attack accuracy.")
-    objective: Estimate
+    objective: Estimate = Field(description="The objective at the job's trade-off; higher is better.")
     epsilon_lower_bound: float = Field(description="What the strongest attack proves (first repeat, K above).")
-    seconds: float
+    seconds: float = Field(description="Seconds the confirmation took.")
 
 
 class Selection(BaseModel):
@@ -285,14 +298,15 @@ class Recommendation(Trial):
     """The recommended trial. After confirmation its measured fields are the confirmation's (means over its
     repeats at the same point), and `index` names the search trial that proposed it."""
 
-    tradeoff: float
-    mode: TuningMode
+    tradeoff: float = Field(description="t the point was chosen at: t = 1 weighs utility only, t = 0 privacy only.")
+    mode: TuningMode = Field(description="budget (max_epsilon caps every trial), target_epsilon (noise fixed, clip "
+                             "searched) or no_guarantee (noise 0 allowed).")
     headline: str = Field(description="One line: the parameters and the guarantee they give, or that there is none.")
-    selection: Selection
+    selection: Selection = Field(description="How the point was chosen among the trials.")
     training: TrainingConfig = Field(description="The complete configuration the guarantee is for.")
     confirmation: Confirmation | None = Field(description="Null when not confirmed (e.g. re-scored at another t).")
-    tuning_cost: str
-    notes: list[str]
+    tuning_cost: str = Field(description="Whether the search's own use of the data is covered by epsilon.")
+    notes: list[str] = Field(description="Readings a person should know: what the attacks show, caveats.")
 
 
 class MeasurementSpec(BaseModel):
@@ -310,29 +324,34 @@ class MeasurementSpec(BaseModel):
 
 
 class TuningResult(BaseModel):
-    mode: TuningMode
-    guarantee: GuaranteeSpec
-    search_space: SearchSpace
-    dataset: dict[str, Any]
-    model: dict[str, Any]
-    search: dict[str, Any]
-    measurement: MeasurementSpec
-    splits: SplitSizes
-    tradeoff: float
-    delta: float
-    seed: int
-    accounting: str
-    baseline: Baseline
-    trials: list[Trial]
+    """A whole tuning run: what was asked, the baseline, every trial and the recommendation."""
+
+    mode: TuningMode = Field(description="budget, target_epsilon or no_guarantee (see guarantee).")
+    guarantee: GuaranteeSpec = Field(description="What the recommendation had to guarantee.")
+    search_space: SearchSpace = Field(description="Where the search looked, as the guarantee allows.")
+    dataset: dict[str, Any] = Field(description="Where the data came from and what preparation did to it (source, "
+                                    "rows used, imputed and dropped columns, split sizes), in counts and names.")
+    model: dict[str, Any] = Field(description="The model spec trained (as ModelSpec).")
+    search: dict[str, Any] = Field(description="The search spec (as SearchSpec).")
+    measurement: MeasurementSpec = Field(description="How privacy was measured.")
+    splits: SplitSizes = Field(description="Rows in each part of the split (members, holdout, validation, test, "
+                               "external).")
+    tradeoff: float = Field(description="t: t = 1 weighs utility only, t = 0 privacy only.")
+    delta: float = Field(description="The delta every epsilon is reported at.")
+    seed: int = Field(description="Seed of the split, the models and the search.")
+    accounting: str = Field(description="The accountant and the assumptions every epsilon rests on.")
+    baseline: Baseline = Field(description="The model trained without privacy.")
+    trials: list[Trial] = Field(description="Succeeded trials in index order.")
     pareto_front: list[int] = Field(description="Indices of trials no other trial beats on both utility and attack.")
-    failed_trials: list[FailedTrial] = Field(default_factory=list)
+    failed_trials: list[FailedTrial] = Field(default_factory=list, description="Trials that raised.")
     stop_reason: str | None = Field(default=None, description="Why the search stopped: budget, time or "
                                     "grid_exhausted.")
-    recommendation: Recommendation | None
+    recommendation: Recommendation | None = Field(description="The recommended point; null when none could be "
+                                                  "recommended (see no_recommendation_reason).")
     no_recommendation_reason: str | None = Field(
         default=None, description="Why recommendation is null: no trial met max_utility_loss (with the best "
         "feasible figures), or no trial succeeded.")
     final_model: PrivacyStatement | None = Field(default=None, description="The published model's privacy.json, "
                                                  "when a final model was trained.")
-    seconds: float
+    seconds: float = Field(description="Seconds the whole run took.")
 

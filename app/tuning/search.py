@@ -21,7 +21,6 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.tuning.accounting import noise_for_epsilon
 from app.tuning.errors import TuningError
 
 Point = tuple[float, float]
@@ -37,13 +36,15 @@ MIN_TRIALS_FOR_MODEL = 3
 class SearchSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["bayes", "grid", "random"] = "bayes"
+    method: Literal["bayes", "grid", "random"] = Field(
+        default="bayes", description="bayes (a Gaussian process after initial_points space-filling points), grid "
+        "or random.")
     trials: int | None = Field(default=25, ge=1, le=10_000, description="Trial budget; null for time only.")
     seconds: float | None = Field(default=None, gt=0, description=(
         "Time budget in seconds, counted from the job's start (baseline included); the search always runs at "
         "least one trial. Null for none."))
     min_clip: float = Field(default=0.1, gt=0, description="Smallest clipping norm (clip is searched on a log scale).")
-    max_clip: float = Field(default=10.0, gt=0, le=1e6)
+    max_clip: float = Field(default=10.0, gt=0, le=1e6, description="Largest clipping norm.")
     max_noise: float = Field(default=10.0, ge=0, le=1e6, description="Largest noise multiplier. The smallest "
                              "follows from max_epsilon (the accountant's noise for that epsilon).")
     grid_step: float = Field(default=0.5, gt=0, description="Grid search: step of clip and noise (linear, as in "
@@ -88,10 +89,10 @@ class SearchSpec(BaseModel):
 class SearchSpace(BaseModel):
     """Where the search looks, as the guarantee allows: clip on a log scale, noise in a range or fixed."""
 
-    min_clip: float
-    max_clip: float
+    min_clip: float = Field(description="Smallest clipping norm searched.")
+    max_clip: float = Field(description="Largest clipping norm searched.")
     min_noise: float = Field(description="The accountant's noise for max_epsilon; 0 only without a guarantee.")
-    max_noise: float
+    max_noise: float = Field(description="Largest noise multiplier searched.")
     fixed_noise: float | None = Field(default=None, description="Target-epsilon mode: the calibrated noise "
                                       "multiplier every trial trains with (only clip is searched).")
 
@@ -114,6 +115,10 @@ class SearchSpace(BaseModel):
 def search_space(search: SearchSpec, *, max_epsilon: float | None, target_epsilon: float | None,
                  sampling_rate: float, steps: int, delta: float) -> SearchSpace:
     """The space for the guarantee asked for. Raises TuningError when max_noise cannot meet max_epsilon."""
+    # Imported here: dp_accounting takes seconds to load, and the specs above are read where that must be fast
+    # (the CLI checks its options with them before anything heavy loads).
+    from app.tuning.accounting import noise_for_epsilon
+
     if target_epsilon is not None:
         noise = noise_for_epsilon(epsilon=target_epsilon, sampling_rate=sampling_rate, steps=steps, delta=delta)
         return SearchSpace(min_clip=search.min_clip, max_clip=search.max_clip, min_noise=noise, max_noise=noise,

@@ -206,10 +206,6 @@ def test_sign_in_start_a_job_watch_it_and_read_its_report(chromium: str, live_se
     print(f"browser test: {time.monotonic() - started:.1f} s, statuses {statuses}, {len(figures)} figures")
 
 
-# TEMPORARY until the apidocs branch merges (offline /docs and /redoc): then this test passes, strict xfail
-# turns that into a failure, and the marker is to be removed.
-@pytest.mark.xfail(reason="/docs and /redoc load their assets from a CDN until the apidocs branch merges",
-                   strict=True)
 def test_api_docs_render_with_no_external_request(chromium: str, app_server: LiveServer) -> None:
     from playwright.sync_api import sync_playwright
 

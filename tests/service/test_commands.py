@@ -20,7 +20,8 @@ DPTUNE = [sys.executable, "-c", "from app.cli import main; raise SystemExit(main
 
 def _env(data_dir: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("DPTUNE_")}
-    env.update({"DPTUNE_DATA_DIR": str(data_dir), "DPTUNE_POLL_SECONDS": "0.2", "DPTUNE_STOP_GRACE_SECONDS": "2"})
+    env.update({"DPTUNE_DATA_DIR": str(data_dir), "DPTUNE_POLL_SECONDS": "0.2", "DPTUNE_STOP_GRACE_SECONDS": "2",
+                "PYTHONPATH": str(REPO)})  # this checkout's code, whatever the venv's editable install points at
     return env
 
 
@@ -56,8 +57,12 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
     from app.settings import Settings
 
     data_dir = tmp_path / "data"
+    assert subprocess.run([*DPTUNE, "migrate"], cwd=tmp_path, env=_env(data_dir), capture_output=True,
+                          timeout=120).returncode == 0  # as `dptune serve` does on its first start
     created = _keys(data_dir, "create", "--owner", "alice")
     assert created.returncode == 0, created.stderr
+    database = data_dir / "dptune.db"
+    assert f"dptune: using the database {database.resolve()} (data folder {data_dir.resolve()})" in created.stderr
     key = created.stdout.strip().splitlines()[-1]
     key_id = re.search(r"created key (\w+) for owner 'alice'", created.stdout).group(1)  # type: ignore[union-attr]
     assert key.startswith(f"dpt_{key_id}_") and len(key) > 40
@@ -77,6 +82,36 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
     assert "revoked" in _keys(data_dir, "list").stdout
     assert _keys(data_dir, "revoke", "nosuchkey").returncode == 1
+
+
+def test_keys_refuse_to_make_a_database_the_server_would_not_read(tmp_path: Path) -> None:
+    """Run where no server keeps its data, `keys` says where it looked and how to point it at the server's data
+    folder, and creates nothing; --data-dir points it there from anywhere."""
+    server_data = tmp_path / "server-data"
+    assert subprocess.run([*DPTUNE, "migrate"], cwd=tmp_path, env=_env(server_data), capture_output=True,
+                          timeout=120).returncode == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {key: value for key, value in _env(server_data).items() if key != "DPTUNE_DATA_DIR"}
+
+    def keys(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*DPTUNE, "keys", *args], cwd=elsewhere, env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    for args in (("create", "--owner", "alice"), ("list",), ("revoke", "abc")):
+        refused = keys(*args)
+        assert refused.returncode == 2, args
+        assert refused.stderr.strip() == (
+            f"dptune: error: no dptune database at {(elsewhere / 'dptune-data' / 'dptune.db').resolve()}: point at "
+            "the server's data folder with --data-dir DIR or DPTUNE_DATA_DIR (or at its database with "
+            "DPTUNE_DATABASE_URL); `dptune serve` or `dptune migrate` creates a new one")
+        assert refused.stdout == "" and list(elsewhere.iterdir()) == []
+
+    created = keys("create", "--owner", "alice", "--data-dir", str(server_data))
+    assert created.returncode == 0, created.stderr
+    assert f"using the database {(server_data / 'dptune.db').resolve()}" in created.stderr
+    assert "alice" in keys("list", "--data-dir", str(server_data)).stdout
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_serve_answers_and_stops_with_its_worker(tmp_path: Path) -> None:
