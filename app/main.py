@@ -14,7 +14,9 @@ from fastapi_offline import FastAPIOffline
 from app.api import metrics, system
 from app.api.deps import reject_unknown_query_parameters
 from app.api.errors import install_error_handlers
-from app.api.middleware import AuthenticationMiddleware, BodySizeLimitMiddleware, RequestContextMiddleware
+from app.api.middleware import (
+    AuthenticationMiddleware, BodySizeLimitMiddleware, DocsContentSecurityPolicyMiddleware, RequestContextMiddleware,
+)
 from app.dashboard import router as dashboard
 from app.datasets import router as datasets_router
 from app.datasets.storage import remove_stale_temp_files
@@ -85,6 +87,7 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_json_bytes,
                        exempt=uploads)  # uploads stream under their own cap
     app.add_middleware(AuthenticationMiddleware)
+    app.add_middleware(DocsContentSecurityPolicyMiddleware, paths=frozenset({"/docs", "/redoc"}))
     app.add_middleware(RequestContextMiddleware)
     # Outermost: counts every answer, those of the key check and the size cap included.
     app.add_middleware(metrics.HttpMetricsMiddleware, http_metrics=metrics.HttpMetrics(metrics_registry))

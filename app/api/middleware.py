@@ -183,3 +183,31 @@ def _content_length(scope: Scope) -> int | None:
             text = value.decode("latin-1").strip()
             return int(text) if text.isdigit() else None
     return None
+
+
+# The docs pages may load only what this server serves: ReDoc's bundle would fetch its logo from
+# cdn.redoc.ly (it hides the image when that fails), and a network without internet must see no such request.
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+)
+
+
+class DocsContentSecurityPolicyMiddleware:
+    """Adds DOCS_CONTENT_SECURITY_POLICY to the answers of `paths` (the interactive docs pages)."""
+
+    def __init__(self, app: ASGIApp, paths: frozenset[str]) -> None:
+        self.app = app
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") not in self.paths:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_policy(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["Content-Security-Policy"] = DOCS_CONTENT_SECURITY_POLICY
+            await send(message)
+
+        await self.app(scope, receive, send_with_policy)

@@ -162,7 +162,7 @@ def get_result(job_id: str, session: SessionDep, principal: PrincipalDep) -> Tun
     "/{job_id}/report",
     summary="A self-contained HTML report: recommendation card and figures (no external URL); while the job runs, "
     "what exists so far",
-    response_class=HTMLResponse,
+    response_class=Response,  # as for /model: the error responses stay documented as JSON
     responses={200: {"content": {"text/html": {}}, "description": "One HTML page, figures inlined as PNG"},
                **error_responses(404)},
 )

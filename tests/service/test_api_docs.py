@@ -34,6 +34,9 @@ def test_docs_pages_fetch_nothing_from_outside(anonymous: TestClient, page: str)
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
     html = response.text
     assert "http://" not in html and "https://" not in html
+    # What the bundles themselves might fetch from outside (ReDoc's logo), the browser refuses by policy.
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert "img-src 'self' data:;" in response.headers["content-security-policy"]
     references = [a or b for a, b in _PAGE_REFERENCES.findall(html)]
     assert "/openapi.json" in references
     assert any(ref.endswith(".js") for ref in references), references
@@ -142,6 +145,7 @@ ROUTE_ERRORS = {
     ("GET", "/v1/jobs/{job_id}/trials"): {404},
     ("GET", "/v1/jobs/{job_id}/recommendation"): {404, 409},
     ("GET", "/v1/jobs/{job_id}/result"): {404, 409},
+    ("GET", "/v1/jobs/{job_id}/report"): {404},
     ("GET", "/v1/jobs/{job_id}/model"): {404, 409},
     ("POST", "/v1/jobs/{job_id}/cancel"): {404, 409},
 }
@@ -178,6 +182,6 @@ def test_a_misspelt_query_parameter_is_refused_not_ignored(owner: TestClient) ->
     listing = owner.get("/v1/jobs", params={"status": "queued", "limit": 5, "statuss": "failed", "page": 2})
     errors = assert_error_shape(listing, 422)["details"]["errors"]  # type: ignore[index]
     assert [e["loc"] for e in errors] == [["query", "page"], ["query", "statuss"]]
-    assert "dataset_id, limit, offset, status" in errors[0]["msg"]  # its dependency's offset and limit count
+    assert "dataset_id, limit, name, offset, status, tag" in errors[0]["msg"]  # its dependency's offset and limit count
     assert owner.get("/v1/jobs", params={"status": "queued", "limit": 5}).json()["total"] == 1
     assert assert_error_shape(owner.get("/v1/datasets", params={"x": "1"}), 422)
