@@ -230,7 +230,8 @@ def _announce_local_key(database, settings, host: str, port: int) -> None:  # ty
     where = path.resolve()
     verb = "created the local API key in" if created else "the local API key is in"
     message = (f"dptune: {verb} {where} (mode 0600); send it as 'Authorization: Bearer <key>', e.g. "
-               f"curl -H \"Authorization: Bearer $(cat {where})\" http://{host}:{port}/v1/datasets")
+               f"curl -H \"Authorization: Bearer $(cat {where})\" http://{host}:{port}/v1/datasets; the dashboard "
+               f"is at http://{host}:{port}/ (sign in with the key), the API docs at http://{host}:{port}/docs")
     print(message, flush=True)
     logger.info("%s %s", verb, where)
     with database.reading() as session:

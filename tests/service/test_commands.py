@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, inspect
 
+from tests.service.test_migrations import HEAD
+
 REPO = Path(__file__).resolve().parents[2]
 DPTUNE = [sys.executable, "-c", "from app.cli import main; raise SystemExit(main())"]
 
@@ -37,7 +39,7 @@ def test_migrate_creates_the_schema_in_the_data_folder(tmp_path: Path) -> None:
         done = subprocess.run([*DPTUNE, "migrate"], cwd=tmp_path, env=_env(data_dir), capture_output=True,
                               text=True, timeout=120)
         assert done.returncode == 0, done.stderr
-        assert "database schema at revision 0004" in done.stdout
+        assert f"database schema at revision {HEAD}" in done.stdout
     engine = create_engine(f"sqlite:///{data_dir / 'dptune.db'}")
     tables = set(inspect(engine).get_table_names())
     assert {"datasets", "jobs", "trials", "recommendations", "owners", "api_keys", "alembic_version"} <= tables
