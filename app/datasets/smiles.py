@@ -2,33 +2,40 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-from rdkit import Chem, RDLogger
 
-# RDKit prints every unparsable SMILES to stderr, value included; invalid SMILES are counted instead.
-RDLogger.DisableLog("rdApp.*")
 
-try:  # the generator API (RDKit >= 2023.09); AllChem's function is deprecated there
-    from rdkit.Chem import rdFingerprintGenerator
+@functools.cache
+def _chem() -> Any:
+    """RDKit's Chem module, loaded on first use: the API imports the data set modules, and only a SMILES
+    column needs RDKit (about 0.2 s to load)."""
+    from rdkit import Chem, RDLogger
 
-    def _fingerprinter(radius: int, bits: int) -> Any:
-        generator = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=bits)
-        return generator.GetFingerprintAsNumPy
+    # RDKit prints every unparsable SMILES to stderr, value included; invalid SMILES are counted instead.
+    RDLogger.DisableLog("rdApp.*")
+    return Chem
 
-except ImportError:  # pragma: no cover - older RDKit
-    from rdkit import DataStructs
-    from rdkit.Chem import AllChem
 
-    def _fingerprinter(radius: int, bits: int) -> Any:
+def _fingerprinter(radius: int, bits: int) -> Any:
+    _chem()  # RDKit's logging off before the first parse
+    try:  # the generator API (RDKit >= 2023.09); AllChem's function is deprecated there
+        from rdkit.Chem import rdFingerprintGenerator
+    except ImportError:  # pragma: no cover - older RDKit
+        from rdkit import DataStructs
+        from rdkit.Chem import AllChem
+
         def fingerprint(mol: Any) -> np.ndarray:
             out = np.zeros(bits, dtype=np.uint8)
             DataStructs.ConvertToNumpyArray(AllChem.GetMorganFingerprintAsBitVect(mol, radius, nBits=bits), out)
             return out
 
         return fingerprint
+    generator = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=bits)
+    return generator.GetFingerprintAsNumPy
 
 
 def morgan_fingerprints(smiles: Iterable[object], radius: int = 2, bits: int = 1024) -> tuple[np.ndarray, np.ndarray]:
@@ -47,7 +54,7 @@ def morgan_fingerprints(smiles: Iterable[object], radius: int = 2, bits: int = 1
 
 def molecule(text: object) -> Any:
     """The RDKit molecule of a SMILES string; None for anything that is not one (missing, blank, invalid)."""
-    return Chem.MolFromSmiles(text) if isinstance(text, str) and text.strip() else None
+    return _chem().MolFromSmiles(text) if isinstance(text, str) and text.strip() else None
 
 
 def tanimoto(a: np.ndarray, b: np.ndarray) -> np.ndarray:

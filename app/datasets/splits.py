@@ -20,7 +20,6 @@ from typing import Annotated, Literal, Union
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sklearn.cluster import KMeans
 
 from app.datasets.butina import STUDY_GROUP_FRACTIONS, butina_groups
 from app.datasets.errors import DatasetError
@@ -273,6 +272,8 @@ def kmeans_split(df: pd.DataFrame, spec: KMeansSplit, labels: np.ndarray, seed: 
         raise DatasetError(
             "split_too_small", "the k-means columns hold a single distinct row; they cannot form two clusters"
         )
+    from sklearn.cluster import KMeans  # scikit-learn takes ~1 s to load; the API imports this module
+
     clusters = KMeans(n_clusters=2, n_init=10, random_state=seed).fit_predict(x)
     sizes = np.bincount(clusters, minlength=2)
     larger = int(np.argmax(sizes))  # ties: sklearn's cluster 0

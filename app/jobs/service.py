@@ -20,7 +20,6 @@ from app.jobs.final_models import model_dir
 from app.jobs.models import ACTIVE_JOB_STATUSES, JobRecord, JobStage, JobStatus, TrialRecord, TrialStatus
 from app.jobs.schemas import JobCreate, JobRead, Progress, RecommendationRead, TrialFailure, TrialRead
 from app.owners import repository as owner_repository
-from app.reports import render_report, render_status_page
 from app.settings import Settings
 from app.tuning.final_model import MODEL_FILE, STATEMENT_FILE, zip_final_model
 from app.tuning.model_spec import ModelSpec
@@ -417,6 +416,8 @@ def report_html(session: Session, job: JobRecord) -> str:
     """The job's HTML report (app.reports): the whole result once the job succeeded; before, or after it failed
     or was cancelled, what exists so far (from the baseline on), with a status line; without a baseline, a
     page that says the job's status. `job` is already owner-checked (get_job)."""
+    from app.reports import render_report, render_status_page  # matplotlib: loaded when a report is first asked for
+
     progress = job_view(session, job).progress
     parts = [f"job {job.id}", job.status]
     if job.status in [s.value for s in ACTIVE_JOB_STATUSES] and job.stage is not None:

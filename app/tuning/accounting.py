@@ -1,15 +1,20 @@
 """Formal privacy accounting for DP-SGD with dp_accounting: the PLD accountant (tight), RDP as a cross-check,
-and the attack bounds the privacy-loss distribution implies."""
+and the attack bounds the privacy-loss distribution implies.
+
+dp_accounting is imported where it is used: it loads its PLD, hence scipy.signal (about 1 s), and the API
+imports this module for the step arithmetic alone."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-from dp_accounting import dp_event, mechanism_calibration, pld, rdp
-from dp_accounting.pld import privacy_loss_distribution
+
+if TYPE_CHECKING:
+    from dp_accounting import dp_event
 
 SAMPLING_ASSUMPTION = (
     "PLD accountant (dp_accounting; RDP reported as epsilon_rdp for cross-checking), Poisson subsampling at rate "
@@ -38,6 +43,8 @@ def default_delta(n_members: int) -> float:
 
 
 def _event(rate: float, noise_multiplier: float, steps: int) -> dp_event.DpEvent:
+    from dp_accounting import dp_event
+
     return dp_event.SelfComposedDpEvent(
         dp_event.PoissonSampledDpEvent(rate, dp_event.GaussianDpEvent(noise_multiplier)), steps
     )
@@ -47,6 +54,8 @@ def dp_sgd_epsilon_rdp(*, sampling_rate: float, noise_multiplier: float, steps: 
     """RDP epsilon (looser than PLD): the cross-check."""
     if noise_multiplier <= 0:
         return math.inf
+    from dp_accounting import rdp
+
     accountant = rdp.RdpAccountant()
     accountant.compose(_event(sampling_rate, noise_multiplier, steps))
     return float(accountant.get_epsilon(delta))
@@ -88,6 +97,8 @@ def dp_sgd_guarantee(*, sampling_rate: float, noise_multiplier: float, steps: in
     prior, and TPR <= min over eps of (e^eps FPR + delta(eps)) at REPORTED_FPRS."""
     if noise_multiplier <= 0:
         return Guarantee(None, None, None, {fpr: None for fpr in REPORTED_FPRS})
+    from dp_accounting.pld import privacy_loss_distribution
+
     epsilon_rdp = dp_sgd_epsilon_rdp(
         sampling_rate=sampling_rate, noise_multiplier=noise_multiplier, steps=steps, delta=delta
     )
@@ -128,6 +139,7 @@ def noise_for_epsilon(*, epsilon: float, sampling_rate: float, steps: int, delta
     interval and never evaluates a tiny noise, whose PLD is huge."""
     if not (math.isfinite(epsilon) and epsilon > 0):
         raise ValueError(f"epsilon must be a positive finite number, got {epsilon}")
+    from dp_accounting import mechanism_calibration, pld, rdp
 
     def event(noise: float) -> dp_event.DpEvent:
         return _event(sampling_rate, noise, steps)

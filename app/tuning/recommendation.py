@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats
 
 from app.tuning.accounting import SAMPLING_ASSUMPTION, dp_sgd_guarantee, dp_sgd_steps, sampling_rate
 from app.tuning.model_spec import ModelSpec
@@ -233,6 +232,8 @@ def mean_interval(values: Sequence[float], bounds: tuple[float, float] = (-math.
     mean = float(array.mean())
     if len(array) < 2:
         return Estimate(value=mean, low=mean, high=mean)
+    from scipy import stats  # ~1 s to load; the API imports this module but builds intervals only in workers
+
     half = float(stats.t.ppf(0.5 + confidence / 2, len(array) - 1) * array.std(ddof=1) / math.sqrt(len(array)))
     return Estimate(value=mean, low=max(bounds[0], mean - half), high=min(bounds[1], mean + half))
 
