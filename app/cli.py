@@ -240,10 +240,8 @@ def _write_report(result, path: Path) -> None:  # type: ignore[no-untyped-def]
 
 
 def _register_service_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    try:
-        from app.service_cli import register
-    except ImportError:  # the service is optional for the engine-only commands
-        return
+    from app.service_cli import register
+
     register(sub)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, model_validator
@@ -62,8 +61,3 @@ class Settings(BaseSettings):
     def ensure_dirs(self) -> None:
         for path in (self.data_dir, self.datasets_dir, self.tmp_dir):
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()

@@ -190,7 +190,7 @@ class Worker:
         if unit is not None:
             return unit
         with self.database.reading() as session:
-            candidates = queue.jobs_wanting_trials(session, SUGGESTION_CANDIDATES)
+            candidates = job_repository.jobs_wanting_trials(session, SUGGESTION_CANDIDATES)
         for job_id, _version in candidates:
             unit = self._claim_new_trial(job_id, lease)
             if unit is not None:

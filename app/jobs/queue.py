@@ -223,10 +223,6 @@ def claim_leftover(session: Session, worker: str, now: datetime, lease: timedelt
     return None
 
 
-def jobs_wanting_trials(session: Session, limit: int = 8) -> list[tuple[str, int]]:
-    return repository.jobs_wanting_trials(session, limit)
-
-
 def read_snapshot(session: Session, job_id: str) -> TrialSnapshot | None:
     job = repository.get_job(session, job_id)
     if (job is None or job.status != JobStatus.running.value or job.baseline is None

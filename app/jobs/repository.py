@@ -426,12 +426,6 @@ def lock_job_by_finish_token(session: Session, token: str, stage: str) -> JobRec
     ).first()
 
 
-def bump_trials_version(session: Session, job_id: str) -> None:
-    session.execute(
-        update(JobRecord).where(JobRecord.id == job_id).values(trials_version=JobRecord.trials_version + 1)
-    )
-
-
 def mark_job_finished(session: Session, job_id: str, status: JobStatus, now: datetime, error: str | None,
                       error_code: str | None = None) -> bool:
     """The one transition out of running; conditional, so a job is finalised exactly once."""

@@ -114,10 +114,6 @@ def _optimizer(spec: ModelSpec, dp: DPParams | None) -> tf.keras.optimizers.Opti
     return cls(l2_norm_clip=dp.clip, noise_multiplier=dp.noise, num_microbatches=None, learning_rate=lr)
 
 
-def _plain_optimizer(spec: ModelSpec) -> tf.keras.optimizers.Optimizer:
-    return _optimizer(spec, None)
-
-
 CLIPPING_METHODS = ("single_pass", "ghost", "per_example")
 
 
@@ -150,13 +146,13 @@ def build_model(
     with_input = lambda: [tf.keras.layers.InputLayer(input_shape=plain.input_shape[1:]), *plain.layers]  # noqa: E731
     loss = _loss(n_classes, from_logits, per_example=False)
     if method == "none":
-        model, optimizer = plain, _plain_optimizer(spec)
+        model, optimizer = plain, _optimizer(spec, None)
     elif method == "single_pass":
         if not supports_single_pass(plain):
             raise ValueError("single-pass clipping needs a Sequential of Dense and Dropout layers")
         per_example = _loss(n_classes, from_logits, per_example=True)
         model = SinglePassDPSequential(with_input(), dp.clip, dp.noise, per_example)
-        optimizer = _plain_optimizer(spec)
+        optimizer = _optimizer(spec, None)
     elif method == "ghost":
         common = dict(l2_norm_clip=dp.clip, noise_multiplier=dp.noise, layer_registry=registry, use_xla=False)
         if isinstance(plain, tf.keras.Sequential):
@@ -165,7 +161,7 @@ def build_model(
             model = DPModel(inputs=plain.inputs, outputs=plain.outputs, **common)
         if not model._enable_fast_peg_computation:  # TF Privacy's own decision, not just ours
             method = "per_example"  # it clips with vectorised per-example gradients instead
-        optimizer = _plain_optimizer(spec)
+        optimizer = _optimizer(spec, None)
     else:
         model, optimizer = plain, _optimizer(spec, dp)
         loss = _loss(n_classes, from_logits, per_example=True)
