@@ -360,7 +360,7 @@ def fail_unit(session: Session, unit: WorkUnit, message: str, now: datetime, cod
     job = repository.lock_job_by_finish_token(session, unit.lease_token, unit.kind)
     if job is None:
         return False
-    error = f"the {unit.kind} stage failed: {_clip(message)}" if prefix else _clip(message)
+    error = f"the {unit.kind} stage failed: {_truncate(message)}" if prefix else _truncate(message)
     return _finish_job(session, job, JobStatus.failed, now, error, code or f"{unit.kind}_failed")
 
 
@@ -371,7 +371,7 @@ def fail_baseline(session: Session, unit: WorkUnit, message: str, now: datetime,
     job = repository.lock_job_by_baseline_token(session, unit.lease_token)
     if job is None:
         return False
-    error = f"the baseline failed: {_clip(message)}" if prefix else _clip(message)
+    error = f"the baseline failed: {_truncate(message)}" if prefix else _truncate(message)
     return _finish_job(session, job, JobStatus.failed, now, error, code or BASELINE_FAILED)
 
 
@@ -405,7 +405,7 @@ def fail_trial(session: Session, unit: WorkUnit, message: str, now: datetime) ->
 
 def _fail_trial_row(session: Session, job: JobRecord, trial: TrialRecord, message: str, now: datetime) -> None:
     trial.status = TrialStatus.failed.value
-    trial.error = _clip(message)
+    trial.error = _truncate(message)
     trial.lease_token = None
     trial.lease_expires_at = None
     trial.finished_at = now
@@ -661,5 +661,5 @@ def _token() -> str:
     return str(uuid.uuid4())
 
 
-def _clip(message: str) -> str:
+def _truncate(message: str) -> str:
     return message if len(message) <= MAX_ERROR_CHARS else message[: MAX_ERROR_CHARS - 1] + "…"

@@ -1,4 +1,5 @@
-"""Model spec -> Keras model. User input is data, never code: Keras JSON is checked before Keras sees it."""
+"""The model spec (the MLP, or a user's Keras JSON) and its checks; train.py builds the Keras model from it.
+User input is data, never code: Keras JSON is checked here, before Keras sees it."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from tensorflow_privacy.privacy.keras_models.dp_keras_model import DPModel, DPSe
 from tensorflow_privacy.privacy.optimizers import dp_optimizer_keras  # noqa: E402
 
 from app.tuning.accounting import dp_sgd_steps, sampling_rate  # noqa: E402
-from app.tuning.dense_dp import SinglePassDPSequential, supports_single_pass  # noqa: E402
+from app.tuning.single_pass_clipping import SinglePassDPSequential, supports_single_pass  # noqa: E402
 from app.tuning.model_spec import ModelSpec, ModelSpecError, check_keras_json  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
@@ -120,9 +120,9 @@ CLIPPING_METHODS = ("single_pass", "ghost", "per_example")
 def build_model(
     spec: ModelSpec, n_features: int, n_classes: int, dp: DPParams | None, *, clipping: str | None = None
 ) -> TrainedModel:
-    """A compiled model. DP clipping, fastest first: single pass for Dense stacks (dense_dp), TF Privacy's
-    fast ("ghost") clipping when every trainable layer is in its registry, and the DP Keras optimizer
-    (per-example gradients) otherwise. `clipping` forces one method (tests and benchmarks)."""
+    """A compiled model. DP clipping, fastest first: single pass for Dense stacks (single_pass_clipping.py),
+    TF Privacy's fast ("ghost") clipping when every trainable layer is in its registry, and the DP Keras
+    optimizer (per-example gradients) otherwise. `clipping` forces one method (tests and benchmarks)."""
     if clipping is not None and clipping not in CLIPPING_METHODS:
         raise ValueError(f"clipping must be one of {CLIPPING_METHODS}, got {clipping!r}")
     registry = tfp_layer_registry.make_default_layer_registry()
