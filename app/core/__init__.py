@@ -1,0 +1,1 @@
+"""What every room uses: for now the domain error type (app.core.errors)."""
