@@ -14,7 +14,6 @@ import pyarrow.parquet as pq
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
-from app.api.deps import after_commit, on_rollback
 from app.api.pagination import Page, PageParams
 from app.core.errors import DomainError, not_found
 from app.datasets import repository
@@ -27,7 +26,7 @@ from app.datasets.splits import SplitSpec
 from app.datasets.storage import file_sha256, new_temp_path, promote, remove_stored, remove_temp, storage_key
 from app.datasets.tables import TableSummary, check_flat_schema, read_table, table_format, validate_table
 from app.datasets.upload import ReceivedUpload, too_large
-from app.db import utcnow
+from app.db import after_commit, on_rollback, utcnow
 from app.jobs import repository as job_repository
 from app.jobs.final_models import remove_models
 from app.logs import exception_summary
