@@ -1,1 +1,1 @@
-"""What every room uses: for now the domain error type (app.core.errors)."""
+"""What every room uses, with no web framework: the domain error type, and a page of a list."""

@@ -23,8 +23,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.middleware import PRINCIPAL_SCOPE_KEY
-from app.api.pagination import PageParams
 from app.core.errors import DomainError
+from app.core.pagination import PageParams
 from app.dashboard import sessions
 from app.dashboard.forms import FormErrors, job_request, validation_errors
 from app.datasets import service as datasets_service

@@ -11,8 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import PrincipalDep, SessionDep, SettingsDep
 from app.api.errors import PROTECTED_RESPONSES, error_responses
-from app.api.pagination import Page, PageDep
+from app.api.pagination import PageDep
 from app.core.errors import DomainError
+from app.core.pagination import Page
 from app.datasets import service
 from app.datasets.models import DatasetRecord
 from app.datasets.schemas import BuiltinDatasetCreate, DatasetRead

@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
-from app.api.pagination import Page, PageParams
 from app.core.errors import DomainError, not_found
+from app.core.pagination import Page, PageParams
 from app.datasets import repository
 from app.datasets.builtin import BUILTIN_DATASETS
 from app.datasets.errors import DatasetError

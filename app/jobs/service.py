@@ -9,8 +9,8 @@ from typing import Any
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
-from app.api.pagination import Page, PageParams
 from app.core.errors import DomainError, not_found
+from app.core.pagination import Page, PageParams
 from app.datasets import repository as dataset_repository
 from app.datasets.errors import DatasetError
 from app.datasets.models import DatasetRecord
