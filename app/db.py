@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from sqlalchemy.types import TypeDecorator
 
 from app.settings import Settings
 
+logger = logging.getLogger("dptune.db")
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # Any constant works; all dptune processes take this PostgreSQL advisory lock around schema upgrades.
 _MIGRATION_LOCK_ID = 0x6470_7475_6E65
@@ -176,6 +178,24 @@ def upgrade_schema(database: Database) -> str:
     if current != head:
         raise RuntimeError(f"schema is at {current}, expected {head}")
     return str(head)
+
+
+# Work that must follow a commit (removing a deleted data set's file) or undo a side effect on rollback
+# (removing a file moved into place); whoever commits the session runs them (app.api.deps.get_session).
+def after_commit(session: Session, hook: Callable[[], None]) -> None:
+    session.info.setdefault("after_commit", []).append(hook)
+
+
+def on_rollback(session: Session, hook: Callable[[], None]) -> None:
+    session.info.setdefault("on_rollback", []).append(hook)
+
+
+def run_session_hooks(session: Session, kind: str) -> None:
+    for hook in session.info.pop(kind, []):
+        try:
+            hook()
+        except Exception as exc:  # a hook failing must not hide the original outcome
+            logger.error("%s hook failed: %s", kind, type(exc).__name__)
 
 
 @contextmanager

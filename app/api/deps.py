@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,11 +14,9 @@ from sqlalchemy.orm import Session
 
 from app.api.errors import unauthorized
 from app.api.middleware import PRINCIPAL_SCOPE_KEY
-from app.db import Database
+from app.db import Database, run_session_hooks
 from app.owners.service import Principal
 from app.settings import Settings
-
-logger = logging.getLogger("dptune.api")
 
 _READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -40,7 +37,7 @@ def get_session(request: Request) -> Iterator[Session]:
     """One session per request, committed after the endpoint returns and before the response is sent.
 
     Work that must follow the commit (removing a deleted data set's file) or undo a side effect on
-    rollback (removing a file moved into place) is registered with `after_commit` / `on_rollback`.
+    rollback (removing a file moved into place) is registered with `app.db.after_commit` / `on_rollback`.
     """
     database: Database = request.app.state.database
     session = database.session(write=request.method not in _READ_ONLY_METHODS)
@@ -49,27 +46,11 @@ def get_session(request: Request) -> Iterator[Session]:
         session.commit()
     except BaseException:
         session.rollback()
-        _run_hooks(session, "on_rollback")
+        run_session_hooks(session, "on_rollback")
         raise
     finally:
         session.close()
-    _run_hooks(session, "after_commit")
-
-
-def after_commit(session: Session, hook: Callable[[], None]) -> None:
-    session.info.setdefault("after_commit", []).append(hook)
-
-
-def on_rollback(session: Session, hook: Callable[[], None]) -> None:
-    session.info.setdefault("on_rollback", []).append(hook)
-
-
-def _run_hooks(session: Session, kind: str) -> None:
-    for hook in session.info.pop(kind, []):
-        try:
-            hook()
-        except Exception as exc:  # a hook failing must not hide the original outcome
-            logger.error("%s hook failed: %s", kind, type(exc).__name__)
+    run_session_hooks(session, "after_commit")
 
 
 # scope="function": the commit runs before the response goes out, so a failed commit is an error response.

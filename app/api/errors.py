@@ -11,9 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.datasets.errors import DatasetError
+from app.core.errors import DomainError
 from app.logs import exception_summary
-from app.tuning.model_spec import ModelSpecError
 
 logger = logging.getLogger("dptune.api")
 
@@ -31,35 +30,18 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail = Field(description="What went wrong.")
 
 
-class ApiError(Exception):
-    """An error that carries its HTTP status; raised by services, rendered by one handler."""
-
-    def __init__(self, status_code: int, code: str, message: str, details: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.code = code
-        self.message = message
-        self.details = details or {}
-        self.headers = headers
+def unauthorized(message: str) -> DomainError:
+    return DomainError(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="dptune"'})
 
 
-def not_found(kind: str, identifier: str) -> ApiError:
-    """Also the answer for another owner's data set or job: 404, never 403, so ids reveal nothing."""
-    shown = identifier if len(identifier) <= 64 else identifier[:63] + "…"
-    return ApiError(404, f"{kind}_not_found", f"no {kind} with id '{shown}'", {"id": shown})
+def request_too_large(limit: int) -> DomainError:
+    return DomainError(413, "request_too_large", f"the request body is larger than the limit of {limit} bytes",
+                       {"max_bytes": limit})
 
 
-def unauthorized(message: str) -> ApiError:
-    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="dptune"'})
-
-
-# DatasetError codes that are not "the content is unusable" (422).
-_DATASET_ERROR_STATUS = {"unsupported_file_type": 415, "upload_too_large": 413}
-
-
-def dataset_error_status(exc: DatasetError) -> int:
-    return _DATASET_ERROR_STATUS.get(exc.code, 422)
+def internal_error() -> DomainError:
+    """What a client learns of an unexpected failure: only that it failed."""
+    return DomainError(500, "internal_error", "internal server error")
 
 
 _HTTP_CODES = {
@@ -110,6 +92,11 @@ def error_response(status_code: int, code: str, message: str, details: dict[str,
     return JSONResponse(body.model_dump(mode="json"), status_code=status_code, headers=headers)
 
 
+def domain_error_response(exc: DomainError) -> JSONResponse:
+    """The one rendering of a domain error, for the exception handler and the middlewares alike."""
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+
+
 def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
     # loc/msg/type only: pydantic's `input` and `ctx` can echo data values or hold unserialisable objects.
     errors = [
@@ -133,21 +120,13 @@ def _validation_message(details: dict[str, Any]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     from app.api.middleware import BodyTooLarge
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+    @app.exception_handler(DomainError)
+    async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+        return domain_error_response(exc)
 
     @app.exception_handler(BodyTooLarge)
     async def _body_too_large(_request: Request, exc: BodyTooLarge) -> JSONResponse:
-        return error_response(413, "request_too_large", str(exc.detail), {"max_bytes": exc.limit})
-
-    @app.exception_handler(DatasetError)
-    async def _dataset_error(_request: Request, exc: DatasetError) -> JSONResponse:
-        return error_response(dataset_error_status(exc), exc.code, exc.message, exc.details)
-
-    @app.exception_handler(ModelSpecError)
-    async def _model_spec_error(_request: Request, exc: ModelSpecError) -> JSONResponse:
-        return error_response(422, "invalid_model", str(exc))
+        return domain_error_response(request_too_large(exc.limit))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -166,4 +145,4 @@ def install_error_handlers(app: FastAPI) -> None:
         # learns only that it failed. Only the frames and the type are logged: messages can quote data values.
         logger.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
                      extra=exception_summary((type(exc), exc, exc.__traceback__)))
-        return error_response(500, "internal_error", "internal server error")
+        return domain_error_response(internal_error())

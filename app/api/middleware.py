@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.errors import error_response
+from app.api.errors import domain_error_response, internal_error, request_too_large, unauthorized
 from app.logs import exception_summary, request_id_var
 
 logger = logging.getLogger("dptune.api")
@@ -64,7 +64,7 @@ class RequestContextMiddleware:
             logger.error("unhandled %s on %s %s", type(exc).__name__, scope.get("method"), scope.get("path"),
                          extra=exception_summary((type(exc), exc, exc.__traceback__)))
             if not state["response_started"]:
-                response = error_response(500, "internal_error", "internal server error")
+                response = domain_error_response(internal_error())
                 await response(scope, receive, send_with_id)
         finally:
             principal = scope.get(PRINCIPAL_SCOPE_KEY)
@@ -118,8 +118,7 @@ class AuthenticationMiddleware:
         if principal is None:
             message = ("send an API key: 'Authorization: Bearer <key>'" if key is None
                        else "the API key is not valid (unknown or revoked)")
-            response = error_response(401, "unauthorized", message,
-                                      headers={"WWW-Authenticate": 'Bearer realm="dptune"'})
+            response = domain_error_response(unauthorized(message))
             await response(scope, receive, send)
             return
         scope[PRINCIPAL_SCOPE_KEY] = principal
@@ -139,7 +138,7 @@ class BodyTooLarge(HTTPException):
     """Raised while a JSON body is read past the cap; rendered as 413 request_too_large."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(status_code=413, detail=f"the request body is larger than the limit of {limit} bytes")
+        super().__init__(status_code=413, detail=request_too_large(limit).message)
         self.limit = limit
 
 
@@ -159,8 +158,7 @@ class BodySizeLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            response = error_response(413, "request_too_large", f"the request body is larger than the limit of "
-                                      f"{self.max_bytes} bytes", {"max_bytes": self.max_bytes})
+            response = domain_error_response(request_too_large(self.max_bytes))
             await response(scope, receive, send)
             return
         received = 0

@@ -1,20 +1,15 @@
-"""Offset pagination shared by the list endpoints."""
+"""Offset pagination shared by the list endpoints: the query parameters of a page (app.core.pagination holds
+the page itself)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated
 
 from fastapi import Depends, Query
-from pydantic import BaseModel, Field
 
-ItemT = TypeVar("ItemT")
+from app.core.pagination import PageParams
 
 MAX_PAGE_SIZE = 500
-
-
-class PageParams(BaseModel):
-    offset: int
-    limit: int
 
 
 async def page_params(
@@ -25,10 +20,3 @@ async def page_params(
 
 
 PageDep = Annotated[PageParams, Depends(page_params)]
-
-
-class Page(BaseModel, Generic[ItemT]):
-    items: list[ItemT] = Field(description="This page's items.")
-    total: int = Field(description="Items in all pages together.")
-    offset: int = Field(description="Items skipped before this page.")
-    limit: int = Field(description="Most items a page holds.")

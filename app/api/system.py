@@ -9,7 +9,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.deps import DatabaseDep
-from app.api.errors import ERROR_RESPONSES, ApiError, error_responses
+from app.api.errors import ERROR_RESPONSES, error_responses
+from app.core.errors import DomainError
 
 router = APIRouter(prefix="/v1", tags=["system"], responses=ERROR_RESPONSES)
 
@@ -30,7 +31,7 @@ def health(database: DatabaseDep) -> Health:
     try:
         database.ping()
     except SQLAlchemyError:
-        raise ApiError(503, "database_unavailable", "the database is not reachable") from None
+        raise DomainError(503, "database_unavailable", "the database is not reachable") from None
     return Health(status="ok", database="ok")
 
 

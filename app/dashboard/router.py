@@ -22,21 +22,19 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.deps import SessionDep, SettingsDep
-from app.api.errors import ApiError, dataset_error_status
 from app.api.middleware import PRINCIPAL_SCOPE_KEY
-from app.api.pagination import PageParams
+from app.core.errors import DomainError
+from app.core.pagination import PageParams
 from app.dashboard import sessions
 from app.dashboard.forms import FormErrors, job_request, validation_errors
 from app.datasets import service as datasets_service
 from app.datasets.builtin import BUILTIN_DATASETS
-from app.datasets.errors import DatasetError
 from app.datasets.router import receive_dataset
 from app.datasets.schemas import BuiltinDatasetCreate
 from app.jobs import service as jobs_service
 from app.jobs.models import ACTIVE_JOB_STATUSES, JobRecord
 from app.jobs.schemas import JobCreate
 from app.owners.service import Principal, authenticate, principal_of_key
-from app.tuning.model_spec import ModelSpecError
 
 PAGE_SIZE = 50
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -86,10 +84,8 @@ class DashboardRoute(APIRoute):
             except CsrfRejected:
                 return _error_page(request, 403, "This form's security token is missing or out of date. Go back, "
                                    "reload the page and send it again.")
-            except ApiError as exc:
+            except DomainError as exc:
                 return _error_page(request, exc.status_code, exc.message)
-            except DatasetError as exc:
-                return _error_page(request, dataset_error_status(exc), exc.message)
 
         return handle
 
@@ -128,7 +124,7 @@ async def _posted_form(request: Request, cookie: str = sessions.COOKIE_NAME) -> 
     try:
         form = await request.form(max_files=0, max_fields=32)
     except StarletteHTTPException as exc:  # Starlette's parser refuses a file or a malformed body with a 400
-        raise ApiError(exc.status_code, "bad_request", f"the form could not be read: {exc.detail}") from None
+        raise DomainError(exc.status_code, "bad_request", f"the form could not be read: {exc.detail}") from None
     _check_csrf(request, form.get(sessions.CSRF_FIELD), cookie)
     return form
 
@@ -218,9 +214,8 @@ async def upload_dataset(request: Request, session: SessionDep, settings: Settin
 
     try:
         await receive_dataset(request, session, settings, principal.owner_id, check_fields)
-    except (ApiError, DatasetError) as exc:
-        status_code = exc.status_code if isinstance(exc, ApiError) else dataset_error_status(exc)
-        return _datasets_page(request, session, principal, data, 0, exc.message, status_code)
+    except DomainError as exc:
+        return _datasets_page(request, session, principal, data, 0, exc.message, exc.status_code)
     return _see("/ui/datasets")
 
 
@@ -282,9 +277,7 @@ async def create_job(request: Request, session: SessionDep, settings: SettingsDe
                                       JobCreate.model_validate(job_request(values)))
     except ValidationError as exc:
         return _job_form(request, session, principal, data, dataset_id, values, validation_errors(exc), 422)
-    except ModelSpecError as exc:
-        return _job_form(request, session, principal, data, dataset_id, values, FormErrors(general=[str(exc)]), 422)
-    except ApiError as exc:
+    except DomainError as exc:  # a ModelSpecError (422 invalid_model) among them
         if exc.code == "dataset_not_found":
             raise
         return _job_form(request, session, principal, data, dataset_id, values, FormErrors(general=[exc.message]),
@@ -303,7 +296,7 @@ def _job_context(session: Session, job: JobRecord) -> dict[str, Any]:
     if view.status == "succeeded":
         try:
             recommendation = jobs_service.recommendation_view(session, job, None)
-        except ApiError:  # a job that ended without a recommendation; its reason is on the page
+        except DomainError:  # a job that ended without a recommendation; its reason is on the page
             recommendation = None
     active = view.status in ACTIVE_JOB_STATUSES
     return {"job": view, "active": active, "recommendation": recommendation, "has_model": job.final_model is not None}

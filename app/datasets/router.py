@@ -10,8 +10,10 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import PrincipalDep, SessionDep, SettingsDep
-from app.api.errors import PROTECTED_RESPONSES, ApiError, error_responses
-from app.api.pagination import Page, PageDep
+from app.api.errors import PROTECTED_RESPONSES, error_responses
+from app.api.pagination import PageDep
+from app.core.errors import DomainError
+from app.core.pagination import Page
 from app.datasets import service
 from app.datasets.models import DatasetRecord
 from app.datasets.schemas import BuiltinDatasetCreate, DatasetRead
@@ -64,12 +66,12 @@ def _form_field(fields: dict[str, str], name: str, required: bool) -> str | None
     value = fields.get(name, "").strip()
     if not value:
         if required:
-            raise ApiError(422, "validation_error", f"{name}: field required",
-                           {"errors": [{"loc": ["body", name], "msg": "Field required", "type": "missing"}]})
+            raise DomainError(422, "validation_error", f"{name}: field required",
+                              {"errors": [{"loc": ["body", name], "msg": "Field required", "type": "missing"}]})
         return None
     if len(value) > 255:
-        raise ApiError(422, "validation_error", f"{name}: at most 255 characters",
-                       {"errors": [{"loc": ["body", name], "msg": "too long", "type": "string_too_long"}]})
+        raise DomainError(422, "validation_error", f"{name}: at most 255 characters",
+                          {"errors": [{"loc": ["body", name], "msg": "too long", "type": "string_too_long"}]})
     return value
 
 
@@ -104,8 +106,8 @@ async def receive_dataset(request: Request, session: Session, settings: Settings
             check_fields(upload.fields)
         filename = clean_filename(upload.filename)
         if filename is None:
-            raise ApiError(422, "validation_error", "file: field required",
-                           {"errors": [{"loc": ["body", "file"], "msg": "Field required", "type": "missing"}]})
+            raise DomainError(422, "validation_error", "file: field required",
+                              {"errors": [{"loc": ["body", "file"], "msg": "Field required", "type": "missing"}]})
         label = _form_field(upload.fields, "label", required=True)
         assert label is not None
         smiles_column = _form_field(upload.fields, "smiles_column", required=False)

@@ -14,9 +14,8 @@ import pyarrow.parquet as pq
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
-from app.api.deps import after_commit, on_rollback
-from app.api.errors import ApiError, not_found
-from app.api.pagination import Page, PageParams
+from app.core.errors import DomainError, not_found
+from app.core.pagination import Page, PageParams
 from app.datasets import repository
 from app.datasets.builtin import BUILTIN_DATASETS
 from app.datasets.errors import DatasetError
@@ -26,8 +25,8 @@ from app.datasets.schemas import BuiltinDatasetCreate, DatasetRead
 from app.datasets.splits import SplitSpec
 from app.datasets.storage import file_sha256, new_temp_path, promote, remove_stored, remove_temp, storage_key
 from app.datasets.tables import TableSummary, check_flat_schema, read_table, table_format, validate_table
-from app.datasets.upload import ReceivedUpload
-from app.db import utcnow
+from app.datasets.upload import ReceivedUpload, too_large
+from app.db import after_commit, on_rollback, utcnow
 from app.jobs import repository as job_repository
 from app.jobs.final_models import remove_models
 from app.logs import exception_summary
@@ -57,8 +56,7 @@ def register_upload(
     row or the reverse."""
     file_format = table_format(temp, filename)  # unsupported extension: 415 before reading anything
     if upload.size > settings.max_upload_bytes:
-        raise ApiError(413, "upload_too_large", f"the upload is larger than the limit of "
-                       f"{settings.max_upload_bytes} bytes", {"max_bytes": settings.max_upload_bytes})
+        raise too_large(settings.max_upload_bytes)
     precheck_file(temp, file_format, settings)
     frame = read_table(temp, filename)
     check_shape(frame, settings)
@@ -94,8 +92,8 @@ def create_builtin(session: Session, settings: Settings, owner_id: str,
                    request: BuiltinDatasetCreate) -> DatasetRecord:
     builtin = BUILTIN_DATASETS.get(request.name)
     if builtin is None:
-        raise ApiError(422, "unknown_builtin_dataset", f"no built-in data set '{request.name}'",
-                       {"available": sorted(BUILTIN_DATASETS)})
+        raise DomainError(422, "unknown_builtin_dataset", f"no built-in data set '{request.name}'",
+                          {"available": sorted(BUILTIN_DATASETS)})
     frame = builtin.load(request.seed)
     summary = validate_table(frame, builtin.label, builtin.smiles_column)
     temp = new_temp_path(settings)
@@ -154,8 +152,8 @@ def delete_dataset(session: Session, settings: Settings, owner_id: str, dataset_
         raise not_found("dataset", dataset_id)
     active = job_repository.active_job_ids_for_dataset(session, dataset_id)
     if active:
-        raise ApiError(409, "dataset_in_use", f"{len(active)} job(s) on this data set are queued or running; "
-                       "cancel them first", {"jobs": active})
+        raise DomainError(409, "dataset_in_use", f"{len(active)} job(s) on this data set are queued or running; "
+                          "cancel them first", {"jobs": active})
     key = record.storage_key
     jobs = job_repository.job_ids_of_dataset(session, dataset_id)
     job_repository.delete_jobs_of_dataset(session, dataset_id)
@@ -200,11 +198,12 @@ def check_shape(frame: pd.DataFrame, settings: Settings) -> None:
 
 def _check_counts(rows: int, columns: int, settings: Settings) -> None:
     if columns > settings.max_columns:
-        raise ApiError(422, "too_many_columns", f"the table has {columns} columns; the limit is {settings.max_columns}",
-                       {"count": columns, "max": settings.max_columns})
+        raise DomainError(422, "too_many_columns",
+                          f"the table has {columns} columns; the limit is {settings.max_columns}",
+                          {"count": columns, "max": settings.max_columns})
     if rows > settings.max_rows:
-        raise ApiError(422, "too_many_rows", f"the table has {rows} rows; the limit is {settings.max_rows}",
-                       {"count": rows, "max": settings.max_rows})
+        raise DomainError(422, "too_many_rows", f"the table has {rows} rows; the limit is {settings.max_rows}",
+                          {"count": rows, "max": settings.max_rows})
 
 
 def _validate(frame: pd.DataFrame, label: str, smiles_column: str | None) -> TableSummary:
@@ -217,8 +216,8 @@ def _validate(frame: pd.DataFrame, label: str, smiles_column: str | None) -> Tab
             raise
         logger.error("validate_table raised %s on an upload; answered 422 invalid_table", type(exc).__name__,
                      extra=exception_summary((type(exc), exc, exc.__traceback__)))
-        raise ApiError(422, "invalid_table", f"the table cannot be validated ({type(exc).__name__}); check that "
-                       "every column holds plain numbers or text") from None
+        raise DomainError(422, "invalid_table", f"the table cannot be validated ({type(exc).__name__}); check that "
+                          "every column holds plain numbers or text") from None
 
 
 def to_read(record: DatasetRecord) -> DatasetRead:

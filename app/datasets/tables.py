@@ -49,6 +49,7 @@ def table_format(path: str | Path, filename: str | None = None) -> str:
         "unsupported_file_type",
         f"unsupported file type '{suffix or '(none)'}': upload a .csv or .parquet file",
         {"extension": suffix},
+        status_code=415,
     )
 
 

@@ -14,7 +14,7 @@ from typing import BinaryIO
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from app.api.errors import ApiError
+from app.core.errors import DomainError
 from app.datasets.storage import HashingWriter, UploadTooLarge
 
 MAX_FORM_FIELDS = 16
@@ -31,9 +31,9 @@ class ReceivedUpload:
     sha256: str = ""
 
 
-def too_large(limit: int) -> ApiError:
-    return ApiError(413, "upload_too_large", f"the upload is larger than the limit of {limit} bytes",
-                    {"max_bytes": limit})
+def too_large(limit: int) -> DomainError:
+    return DomainError(413, "upload_too_large", f"the upload is larger than the limit of {limit} bytes",
+                       {"max_bytes": limit})
 
 
 class _StreamingForm:
@@ -68,17 +68,17 @@ class _StreamingForm:
     def on_headers_finished(self) -> None:
         _, options = parse_options_header(self._disposition)
         if b"name" not in options:
-            raise ApiError(400, "invalid_multipart", "a multipart part has no field name")
+            raise DomainError(400, "invalid_multipart", "a multipart part has no field name")
         self._name = options[b"name"].decode("utf-8", "replace")
         self._is_file = b"filename" in options
         if self._is_file:
             if self._name != "file" or self.result.filename is not None:
-                raise ApiError(422, "validation_error", "send exactly one file, in the field 'file'",
-                               {"errors": [{"loc": ["body", self._name], "msg": "unexpected file",
+                raise DomainError(422, "validation_error", "send exactly one file, in the field 'file'",
+                                  {"errors": [{"loc": ["body", self._name], "msg": "unexpected file",
                                             "type": "unexpected_file"}]})
             self.result.filename = options[b"filename"].decode("utf-8", "replace")
         elif len(self.result.fields) >= MAX_FORM_FIELDS:
-            raise ApiError(400, "invalid_multipart", f"more than {MAX_FORM_FIELDS} form fields")
+            raise DomainError(400, "invalid_multipart", f"more than {MAX_FORM_FIELDS} form fields")
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._is_file:
@@ -86,7 +86,7 @@ class _StreamingForm:
             return
         self._field_data += data[start:end]
         if len(self._field_data) > MAX_FIELD_BYTES:
-            raise ApiError(413, "field_too_large", f"form field '{self._name}' is over {MAX_FIELD_BYTES} bytes")
+            raise DomainError(413, "field_too_large", f"form field '{self._name}' is over {MAX_FIELD_BYTES} bytes")
 
     def on_part_end(self) -> None:
         if not self._is_file:
@@ -97,13 +97,13 @@ class _StreamingForm:
 
 
 async def receive_upload(request: Request, handle: BinaryIO, max_bytes: int) -> ReceivedUpload:
-    """Stream a multipart/form-data body; the file part goes to `handle`. Raises ApiError (4xx)."""
+    """Stream a multipart/form-data body; the file part goes to `handle`. Raises DomainError (4xx)."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data":
-        raise ApiError(415, "unsupported_media_type", "send the data set as multipart/form-data")
+        raise DomainError(415, "unsupported_media_type", "send the data set as multipart/form-data")
     boundary = params.get(b"boundary")
     if not boundary:
-        raise ApiError(400, "invalid_multipart", "the multipart body has no boundary")
+        raise DomainError(400, "invalid_multipart", "the multipart body has no boundary")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD_BYTES:
         raise too_large(max_bytes)
@@ -122,11 +122,11 @@ async def receive_upload(request: Request, handle: BinaryIO, max_bytes: int) -> 
     except UploadTooLarge:
         raise too_large(max_bytes) from None
     except ClientDisconnect:
-        raise ApiError(400, "client_disconnected", "the upload was interrupted") from None
-    except ApiError:
+        raise DomainError(400, "client_disconnected", "the upload was interrupted") from None
+    except DomainError:
         raise
     except Exception:  # python-multipart's parse errors
-        raise ApiError(400, "invalid_multipart", "the multipart body cannot be parsed") from None
+        raise DomainError(400, "invalid_multipart", "the multipart body cannot be parsed") from None
     form.result.size = writer.size
     form.result.sha256 = writer.sha256
     return form.result

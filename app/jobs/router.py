@@ -9,7 +9,8 @@ from fastapi.responses import HTMLResponse
 
 from app.api.deps import PrincipalDep, SessionDep, SettingsDep
 from app.api.errors import PROTECTED_RESPONSES, error_responses
-from app.api.pagination import Page, PageDep
+from app.api.pagination import PageDep
+from app.core.pagination import Page
 from app.jobs import service
 from app.jobs.models import JobStatus
 from app.jobs.schemas import MAX_JOB_NAME, MAX_TAGS, JobCreate, JobRead, RecommendationRead, Tag, TrialRead

@@ -9,9 +9,10 @@ from typing import Any
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
-from app.api.errors import ApiError, not_found
-from app.api.pagination import Page, PageParams
+from app.core.errors import DomainError, not_found
+from app.core.pagination import Page, PageParams
 from app.datasets import repository as dataset_repository
+from app.datasets.errors import DatasetError
 from app.datasets.models import DatasetRecord
 from app.datasets.splits import ButinaSplit, ColumnSplit, KMeansSplit, RandomSplit, SplitSpec
 from app.db import utcnow
@@ -49,8 +50,8 @@ def create_job(session: Session, settings: Settings, owner_id: str, request: Job
     search = request.search
     budget = search.budget()
     if search.trials is not None and budget > settings.max_trials_per_job:
-        raise ApiError(422, "too_many_trials", f"the job asks for {budget} trials; the limit is "
-                       f"{settings.max_trials_per_job}", {"trials": budget, "max": settings.max_trials_per_job})
+        raise DomainError(422, "too_many_trials", f"the job asks for {budget} trials; the limit is "
+                          f"{settings.max_trials_per_job}", {"trials": budget, "max": settings.max_trials_per_job})
     if search.trials is None:
         budget = min(budget, settings.max_trials_per_job)  # a time-only search stops at the limit too
     # The owner's row lock serialises this owner's job creations, so two at once cannot both pass the limit.
@@ -65,9 +66,9 @@ def create_job(session: Session, settings: Settings, owner_id: str, request: Job
     check_game(split, measurement)
     active = repository.count_active_jobs(session, owner_id)
     if active >= settings.max_active_jobs_per_owner:
-        raise ApiError(429, "too_many_active_jobs", f"{active} of your jobs are queued or running, the most allowed; "
-                       "wait for one to finish or cancel one", {"active": active,
-                                                                "max": settings.max_active_jobs_per_owner})
+        raise DomainError(429, "too_many_active_jobs", f"{active} of your jobs are queued or running, the most "
+                          "allowed; wait for one to finish or cancel one",
+                          {"active": active, "max": settings.max_active_jobs_per_owner})
     job = JobRecord(
         id=str(uuid.uuid4()),
         name=request.name,
@@ -112,14 +113,14 @@ def check_split(split: SplitSpec, dataset: DatasetRecord) -> None:
     elif isinstance(split, ColumnSplit):
         named = [split.column]
     elif isinstance(split, ButinaSplit) and dataset.smiles_column is None:
-        raise ApiError(422, "butina_needs_smiles", "the Butina split needs a data set uploaded with a smiles_column")
+        raise DatasetError("butina_needs_smiles", "the Butina split needs a data set uploaded with a smiles_column")
     missing = [c for c in named if c not in columns]
     if missing:
-        raise ApiError(422, "missing_column", f"split column(s) not in the data set: {', '.join(missing)}",
-                       {"columns": missing, "available": dataset.columns})
+        raise DatasetError("missing_column", f"split column(s) not in the data set: {', '.join(missing)}",
+                           {"columns": missing, "available": dataset.columns})
     if dataset.label in named:
-        raise ApiError(422, "invalid_split", f"the label '{dataset.label}' cannot be a split column",
-                       {"column": dataset.label})
+        raise DatasetError("invalid_split", f"the label '{dataset.label}' cannot be a split column",
+                           {"column": dataset.label})
 
 
 def check_proxy(session: Session, owner_id: str, proxy_id: str | None, dataset: DatasetRecord,
@@ -132,16 +133,16 @@ def check_proxy(session: Session, owner_id: str, proxy_id: str | None, dataset: 
     if proxy is None:
         raise not_found("dataset", proxy_id)
     if proxy.id == dataset.id:
-        raise ApiError(422, "proxy_is_private", "tune_dataset_id names the private data set itself; give a "
-                       "public or synthetic proxy of the same columns, or leave it out to tune on the data set")
+        raise DomainError(422, "proxy_is_private", "tune_dataset_id names the private data set itself; give a "
+                          "public or synthetic proxy of the same columns, or leave it out to tune on the data set")
     if proxy.label != dataset.label:
-        raise ApiError(422, "proxy_label_mismatch", f"the proxy's label column '{proxy.label}' is not the data "
-                       f"set's '{dataset.label}'", {"label": dataset.label, "proxy_label": proxy.label})
+        raise DomainError(422, "proxy_label_mismatch", f"the proxy's label column '{proxy.label}' is not the data "
+                          f"set's '{dataset.label}'", {"label": dataset.label, "proxy_label": proxy.label})
     try:
         check_split(split, proxy)
-    except ApiError as exc:
-        raise ApiError(422, f"proxy_{exc.code}", f"the proxy data set does not fit the split: {exc.message}",
-                       exc.details) from None
+    except DatasetError as exc:
+        raise DatasetError(f"proxy_{exc.code}", f"the proxy data set does not fit the split: {exc.message}",
+                           exc.details) from None
     return proxy
 
 
@@ -150,9 +151,9 @@ def check_game(split: SplitSpec, measurement: MeasurementSpec) -> None:
     a column split has one only when some rows say external, which the engine's check_game finds at the
     baseline (the job then fails with the same code)."""
     if measurement.privacy_game == "population" and isinstance(split, RandomSplit):
-        raise ApiError(422, "no_external_set", "the population privacy game compares members with an external "
-                       "set, and a random split has none: use privacy_game 'membership', or a kmeans, butina or "
-                       "column split with external rows", {"privacy_game": "population", "split": split.kind})
+        raise DomainError(422, "no_external_set", "the population privacy game compares members with an external "
+                          "set, and a random split has none: use privacy_game 'membership', or a kmeans, butina or "
+                          "column split with external rows", {"privacy_game": "population", "split": split.kind})
 
 
 # ---------------------------------------------------------------------------------------------- read
@@ -325,7 +326,7 @@ def unconfirmed_recommendation(job: JobRecord, trials: list[Trial], tradeoff: fl
     """`choose` at `tradeoff` over the stored trials, with the chosen trial's own figures (no confirmation)
     and its training configuration on the search data. 409 when no trial meets the guarantee's limits."""
     if not trials:
-        raise ApiError(409, "no_trials", "the job has no successful trial to recommend", {"status": job.status})
+        raise DomainError(409, "no_trials", "the job has no successful trial to recommend", {"status": job.status})
     choice = queue.job_choice(job, trials, tradeoff)
     if choice.trial is None:
         raise _no_recommendation(choice.reason or "no trial meets the guarantee's limits")
@@ -336,23 +337,23 @@ def unconfirmed_recommendation(job: JobRecord, trials: list[Trial], tradeoff: fl
                                 training, tuned_on=queue.job_tuned_on(job))
 
 
-def _not_coming_yet(job: JobRecord, what: str) -> ApiError:
+def _not_coming_yet(job: JobRecord, what: str) -> DomainError:
     """409 for the recommendation, result or model of a job that has none: one that is still coming while the job
     is queued or running, and one that never will after it failed or was cancelled (so nobody polls for it)."""
     details = {"status": job.status}
     if job.status in [s.value for s in ACTIVE_JOB_STATUSES]:
-        return ApiError(409, "job_not_finished", f"the job is {job.status}; the {what} comes when it succeeds",
-                        {**details, "stage": job.stage})
+        return DomainError(409, "job_not_finished", f"the job is {job.status}; the {what} comes when it succeeds",
+                           {**details, "stage": job.stage})
     if job.status == JobStatus.cancelled.value:
         kept = " before any trial succeeded" if what == "recommendation" else ""
-        return ApiError(409, "job_cancelled", f"the job was cancelled{kept}: its {what} will never come; queue a "
-                        "new job for one", details)
-    return ApiError(409, "job_failed", f"the job failed ({job.error_code or 'see its error'}): its {what} will "
-                    "never come", {**details, "error_code": job.error_code})
+        return DomainError(409, "job_cancelled", f"the job was cancelled{kept}: its {what} will never come; queue a "
+                           "new job for one", details)
+    return DomainError(409, "job_failed", f"the job failed ({job.error_code or 'see its error'}): its {what} will "
+                       "never come", {**details, "error_code": job.error_code})
 
 
-def _no_recommendation(reason: str) -> ApiError:
-    return ApiError(409, "no_recommendation", f"no point can be recommended: {reason}", {"reason": reason})
+def _no_recommendation(reason: str) -> DomainError:
+    return DomainError(409, "no_recommendation", f"no point can be recommended: {reason}", {"reason": reason})
 
 
 def tuning_result(session: Session, job: JobRecord) -> TuningResult:
@@ -454,11 +455,11 @@ def model_zip(job: JobRecord, settings: Settings) -> bytes:
             raise _no_recommendation(job.no_recommendation_reason)
         if job.status != JobStatus.succeeded.value:
             raise _not_coming_yet(job, "final model")
-        raise ApiError(409, "no_model", "the job succeeded without a final model", {"status": job.status})
+        raise DomainError(409, "no_model", "the job succeeded without a final model", {"status": job.status})
     folder = model_dir(settings, job.id)
     if not all((folder / name).is_file() for name in (MODEL_FILE, STATEMENT_FILE)):
-        raise ApiError(409, "no_model", "the final model's files are missing from the data folder",
-                       {"status": job.status})
+        raise DomainError(409, "no_model", "the final model's files are missing from the data folder",
+                          {"status": job.status})
     return zip_final_model(folder)
 
 
@@ -472,7 +473,7 @@ def cancel_job(session: Session, owner_id: str, job_id: str) -> JobRecord:
     if job is None:
         raise not_found("job", job_id)
     if job.status not in [s.value for s in ACTIVE_JOB_STATUSES]:
-        raise ApiError(409, "job_finished", f"the job is already {job.status}", {"status": job.status})
+        raise DomainError(409, "job_finished", f"the job is already {job.status}", {"status": job.status})
     now = utcnow()
     job.status = JobStatus.cancelled.value
     job.finished_at = now

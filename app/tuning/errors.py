@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.core.errors import DomainError
 
-class TuningError(ValueError):
+
+class TuningError(DomainError, ValueError):
     def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details or {}
+        super().__init__(422, code, message, details)

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.core.errors import DomainError
+
 # Layers a user's Keras JSON may contain. Trainable ones must allow per-example clipping, so layers that mix
 # examples in a batch (BatchNormalization) are out; Lambda and custom objects would execute user code.
 ALLOWED_LAYERS = frozenset(
@@ -35,8 +37,11 @@ MAX_KERAS_JSON_BYTES = 1_000_000
 MAX_KERAS_JSON_DEPTH = 64
 
 
-class ModelSpecError(ValueError):
-    """The model spec cannot be built safely or at all; the message names the problem."""
+class ModelSpecError(DomainError, ValueError):
+    """The model spec cannot be built safely or at all; the message names the problem. Always 422 invalid_model."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(422, "invalid_model", message)
 
 
 class ModelSpec(BaseModel):
