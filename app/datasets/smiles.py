@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from rdkit import Chem, RDLogger
 
 # RDKit prints every unparsable SMILES to stderr, value included; invalid SMILES are counted instead.
@@ -23,7 +24,7 @@ except ImportError:  # pragma: no cover - older RDKit
     from rdkit.Chem import AllChem
 
     def _fingerprinter(radius: int, bits: int) -> Any:
-        def fingerprint(mol: Any) -> np.ndarray:
+        def fingerprint(mol: Any) -> npt.NDArray[np.uint8]:
             out = np.zeros(bits, dtype=np.uint8)
             DataStructs.ConvertToNumpyArray(AllChem.GetMorganFingerprintAsBitVect(mol, radius, nBits=bits), out)
             return out
@@ -31,7 +32,7 @@ except ImportError:  # pragma: no cover - older RDKit
         return fingerprint
 
 
-def morgan_fingerprints(smiles: Iterable[object], radius: int = 2, bits: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def morgan_fingerprints(smiles: Iterable[object], radius: int = 2, bits: int = 1024) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.bool_]]:
     """ECFP bits (n, bits) uint8 and a validity mask; rows of invalid or missing SMILES are all zeros."""
     fingerprint = _fingerprinter(radius, bits)
     texts = list(smiles)
@@ -50,7 +51,7 @@ def molecule(text: object) -> Any:
     return Chem.MolFromSmiles(text) if isinstance(text, str) and text.strip() else None
 
 
-def tanimoto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def tanimoto(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
     """Tanimoto similarity of every row of `a` with every row of `b`.
 
     For 0/1 rows this is |a & b| / |a | b|; for real-valued rows (mean fingerprints of clusters) it is the
@@ -63,7 +64,7 @@ def tanimoto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(dot, union, out=np.zeros_like(dot), where=union > 0)
 
 
-def tanimoto_distance_matrix(bits: np.ndarray, block: int = 2048) -> np.ndarray:
+def tanimoto_distance_matrix(bits: npt.NDArray[Any], block: int = 2048) -> npt.NDArray[np.float32]:
     """Full (n, n) float32 Tanimoto distance matrix, built in row blocks.
 
     A float32 square (484 MB at 11,000 compounds) is what Butina.ClusterData accepts without copying;

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -77,7 +78,7 @@ def surface_panels(baseline: Baseline) -> list[Panel]:
     ]
 
 
-def _values(items: Sequence[Any], value: Callable[[Any], float]) -> np.ndarray:
+def _values(items: Sequence[Any], value: Callable[[Any], float]) -> npt.NDArray[np.float64]:
     return np.array([value(m) for m in items], dtype=np.float64)
 
 
@@ -134,7 +135,7 @@ def surfaces_figure(measurements: Sequence[TrialMeasurement], panels: Sequence[P
     return figure
 
 
-def _surface_3d(ax: Any, clip: np.ndarray, noise: np.ndarray, values: np.ndarray, spread: bool) -> None:
+def _surface_3d(ax: Any, clip: npt.NDArray[np.float64], noise: npt.NDArray[np.float64], values: npt.NDArray[np.float64], spread: bool) -> None:
     from matplotlib import cm
 
     nc, nn = len(np.unique(clip)), len(np.unique(noise))
@@ -154,7 +155,7 @@ def _surface_3d(ax: Any, clip: np.ndarray, noise: np.ndarray, values: np.ndarray
     ax.set_ylabel("clipping norm")
 
 
-def _surface_map(figure: Figure, ax: Any, clip: np.ndarray, noise: np.ndarray, values: np.ndarray,
+def _surface_map(figure: Figure, ax: Any, clip: npt.NDArray[np.float64], noise: npt.NDArray[np.float64], values: npt.NDArray[np.float64],
                  spread: bool) -> None:
     finite = np.isfinite(values)
     log_clip = np.log10(clip)
@@ -266,7 +267,7 @@ def epsilon_figure(result: TuningResult) -> Figure:
     return figure
 
 
-def _errorbar(ax: Any, xs: np.ndarray, estimates: Sequence[Any], label: str, colour: str, marker: str = "o",
+def _errorbar(ax: Any, xs: npt.NDArray[np.float64], estimates: Sequence[Any], label: str, colour: str, marker: str = "o",
               size: int = 5) -> None:
     values = np.array([e.value for e in estimates])
     low = values - np.array([e.low for e in estimates])

@@ -4,10 +4,12 @@ and the attack bounds the privacy-loss distribution implies."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import numpy.typing as npt
 from dp_accounting import dp_event, mechanism_calibration, pld, rdp
 from dp_accounting.pld import privacy_loss_distribution
 
@@ -59,7 +61,7 @@ class Guarantee:
     epsilon: float | None
     epsilon_rdp: float | None
     attack_accuracy_bound: float | None
-    tpr_bounds: dict[float, float | None]
+    tpr_bounds: Mapping[float, float | None]  # read-only: dp_sgd_guarantee caches the instance
 
 
 # Past this RDP epsilon the guarantee is weak anyway, and the PLD's support (hence its cost: 28 s and 1.7 GB
@@ -75,7 +77,7 @@ PLD_DISCRETIZATION = 1e-4
 PROFILE_POINTS = 400
 
 
-def tpr_bounds(epsilons: np.ndarray, deltas: np.ndarray, fprs: tuple[float, ...]) -> dict[float, float]:
+def tpr_bounds(epsilons: npt.NDArray[np.float64], deltas: npt.NDArray[np.float64], fprs: tuple[float, ...]) -> dict[float, float]:
     """min over the given eps of e^eps * fpr + delta(eps), for each fpr: the largest TPR any attack reaches at
     `fpr` against a mechanism whose privacy profile is delta(eps). A minimum over a grid is at least the true
     minimum, so the bound stays a valid upper bound."""

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 
 from app.tuning.accounting import default_delta, dp_sgd_guarantee, dp_sgd_steps, sampling_rate
 from app.tuning.attacks.games import label_only_attack_accuracy, membership_game, population_game
@@ -48,7 +49,7 @@ def check_game(data: PreparedData, measurement: MeasurementSpec) -> None:
         )
 
 
-def _probabilities(predict: Callable[[np.ndarray], np.ndarray], data: PreparedData) -> dict[str, np.ndarray]:
+def _probabilities(predict: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float64]], data: PreparedData) -> dict[str, npt.NDArray[np.float64]]:
     parts = {"members": data.x_members, "holdout": data.x_holdout, "validation": data.x_validation,
              "test": data.x_test}
     if data.has_external:
@@ -57,7 +58,7 @@ def _probabilities(predict: Callable[[np.ndarray], np.ndarray], data: PreparedDa
     return {name: predict(x) for name, x in parts.items()}
 
 
-def _utility(proba: dict[str, np.ndarray], data: PreparedData) -> Utility:
+def _utility(proba: dict[str, npt.NDArray[np.float64]], data: PreparedData) -> Utility:
     utility_test = roc_auc(proba["test"], data.y_test)
     if math.isnan(utility_test):
         raise TuningError("single_class_split", "the test split holds a single class, so its ROC-AUC (the utility) "
@@ -80,13 +81,13 @@ def _utility(proba: dict[str, np.ndarray], data: PreparedData) -> Utility:
     )
 
 
-def _rare_class_count(y: np.ndarray, n_classes: int) -> int:
+def _rare_class_count(y: npt.NDArray[np.int64], n_classes: int) -> int:
     counts = np.bincount(y, minlength=n_classes)
     return int(counts[counts > 0].min()) if counts.any() else 0
 
 
 def _trainer(spec: ModelSpec, n_classes: int, dp: DPParams | None):  # type: ignore[no-untyped-def]
-    def train_like(x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    def train_like(x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], seed: int) -> Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float64]]:
         model = train(spec, x, y, n_classes, dp, seed)
         return model.predict_proba
 
