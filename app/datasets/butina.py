@@ -49,7 +49,9 @@ class ButinaGroups:
     largest_cluster: int
 
 
-def tanimoto_neighbours(bits: npt.NDArray[Any], cutoff: float, block: int = 1024) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+def tanimoto_neighbours(
+    bits: npt.NDArray[Any], cutoff: float, block: int = 1024,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Each compound's neighbours (Tanimoto distance <= cutoff, itself included) as CSR (indptr, indices),
     indices ascending per row.
 
@@ -103,7 +105,9 @@ def butina_clusters(bits: npt.NDArray[Any], cutoff: float) -> npt.NDArray[np.int
     return labels
 
 
-def compound_typicality(bits: npt.NDArray[Any], seed: int, reference: int = TYPICALITY_REFERENCE) -> npt.NDArray[np.float64]:
+def compound_typicality(
+    bits: npt.NDArray[Any], seed: int, reference: int = TYPICALITY_REFERENCE,
+) -> npt.NDArray[np.float64]:
     """Each compound's mean Tanimoto similarity to a seeded sample of `reference` compounds (all when fewer)."""
     n = len(bits)
     rows = np.arange(n) if n <= reference else np.random.default_rng(seed).choice(n, reference, replace=False)
@@ -114,7 +118,9 @@ def compound_typicality(bits: npt.NDArray[Any], seed: int, reference: int = TYPI
     return out
 
 
-def outlying_groups(bits: npt.NDArray[Any], labels: npt.NDArray[np.int64], external_share: float, seed: int) -> npt.NDArray[np.int64]:
+def outlying_groups(
+    bits: npt.NDArray[Any], labels: npt.NDArray[np.int64], external_share: float, seed: int,
+) -> npt.NDArray[np.int64]:
     """Group of each compound: 1 (external) for the least typical whole Butina clusters, 0 for the rest.
 
     A cluster's typicality is its compounds' mean `compound_typicality`. Clusters are taken from the least
@@ -133,7 +139,9 @@ def outlying_groups(bits: npt.NDArray[Any], labels: npt.NDArray[np.int64], exter
     return np.isin(labels, external).astype(np.int64)
 
 
-def cluster_centroids(bits: npt.NDArray[Any], labels: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+def cluster_centroids(
+    bits: npt.NDArray[Any], labels: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """Mean fingerprint and size of each cluster."""
     k = int(labels.max()) + 1
     sizes = np.bincount(labels, minlength=k)
@@ -142,7 +150,9 @@ def cluster_centroids(bits: npt.NDArray[Any], labels: npt.NDArray[np.int64]) -> 
     return (sums / sizes[:, None]).astype(np.float32), sizes
 
 
-def farthest_point_seeds(centroids: npt.NDArray[np.float32], sizes: npt.NDArray[np.int64], n_groups: int, min_seed_size: int) -> list[int]:
+def farthest_point_seeds(
+    centroids: npt.NDArray[np.float32], sizes: npt.NDArray[np.int64], n_groups: int, min_seed_size: int,
+) -> list[int]:
     """Start at the largest cluster, then add the candidate least similar to all seeds chosen so far."""
     candidates = np.flatnonzero(sizes >= min_seed_size)
     if len(candidates) < n_groups:
@@ -155,7 +165,9 @@ def farthest_point_seeds(centroids: npt.NDArray[np.float32], sizes: npt.NDArray[
     return seeds
 
 
-def assign_with_capacity(similarity: npt.NDArray[Any], sizes: npt.NDArray[np.int64], capacity: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+def assign_with_capacity(
+    similarity: npt.NDArray[Any], sizes: npt.NDArray[np.int64], capacity: npt.NDArray[np.float64],
+) -> npt.NDArray[np.int64]:
     """Group of each cluster: most confident clusters first, each to its most similar group with room left.
 
     A cluster that fits nowhere goes to the group with the most room left, so every cluster is placed.
@@ -203,7 +215,9 @@ def merge_clusters(
     return rank[compound_groups]
 
 
-def _group_centre(centroids: npt.NDArray[np.float32], sizes: npt.NDArray[np.int64], mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
+def _group_centre(
+    centroids: npt.NDArray[np.float32], sizes: npt.NDArray[np.int64], mask: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.float32]:
     if not mask.any():
         return np.zeros(centroids.shape[1], dtype=np.float32)
     weights = sizes[mask].astype(np.float64)

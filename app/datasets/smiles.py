@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from rdkit import Chem, RDLogger
+from rdkit import Chem, rdBase
 
 # RDKit prints every unparsable SMILES to stderr, value included; invalid SMILES are counted instead.
-RDLogger.DisableLog("rdApp.*")
+rdBase.DisableLog("rdApp.*")  # RDLogger re-exports it; RDKit's stubs have it only here
 
 try:  # the generator API (RDKit >= 2023.09); AllChem's function is deprecated there
     from rdkit.Chem import rdFingerprintGenerator
@@ -21,18 +21,21 @@ try:  # the generator API (RDKit >= 2023.09); AllChem's function is deprecated t
 
 except ImportError:  # pragma: no cover - older RDKit
     from rdkit import DataStructs
-    from rdkit.Chem import AllChem
+    from rdkit.Chem import rdMolDescriptors  # AllChem re-exports this function; RDKit's stubs say so only here
 
     def _fingerprinter(radius: int, bits: int) -> Any:
         def fingerprint(mol: Any) -> npt.NDArray[np.uint8]:
             out = np.zeros(bits, dtype=np.uint8)
-            DataStructs.ConvertToNumpyArray(AllChem.GetMorganFingerprintAsBitVect(mol, radius, nBits=bits), out)
+            bit_vector = rdMolDescriptors.GetMorganFingerprintAsBitVect(mol, radius, nBits=bits)
+            DataStructs.ConvertToNumpyArray(bit_vector, out)
             return out
 
         return fingerprint
 
 
-def morgan_fingerprints(smiles: Iterable[object], radius: int = 2, bits: int = 1024) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.bool_]]:
+def morgan_fingerprints(
+    smiles: Iterable[object], radius: int = 2, bits: int = 1024,
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.bool_]]:
     """ECFP bits (n, bits) uint8 and a validity mask; rows of invalid or missing SMILES are all zeros."""
     fingerprint = _fingerprinter(radius, bits)
     texts = list(smiles)

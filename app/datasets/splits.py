@@ -226,7 +226,9 @@ def assign_split(
     return assignment
 
 
-def stratified_parts(labels: npt.NDArray[np.int64], fractions: tuple[float, ...], rng: np.random.Generator) -> npt.NDArray[np.int64]:
+def stratified_parts(
+    labels: npt.NDArray[np.int64], fractions: tuple[float, ...], rng: np.random.Generator,
+) -> npt.NDArray[np.int64]:
     """Part of each row, shuffled within each class so every part keeps the class balance."""
     parts = np.full(len(labels), UNUSED, dtype=np.int64)
     bounds = np.cumsum(fractions)
@@ -303,7 +305,9 @@ def column_parts(df: pd.DataFrame, column: str) -> npt.NDArray[np.int64]:
     return parts
 
 
-def butina_split(fingerprints: npt.NDArray[np.uint8], spec: ButinaSplit, labels: npt.NDArray[np.int64], seed: int) -> SplitAssignment:
+def butina_split(
+    fingerprints: npt.NDArray[np.uint8], spec: ButinaSplit, labels: npt.NDArray[np.int64], seed: int,
+) -> SplitAssignment:
     """Sub-sample (seeded) to spec.compounds, then two groups of whole Butina clusters (spec.grouping): group 0
     is the member side (divided by the fractions, stratified), group 1 external."""
     n = len(fingerprints)
@@ -331,7 +335,9 @@ def butina_split(fingerprints: npt.NDArray[np.uint8], spec: ButinaSplit, labels:
     )
 
 
-def check_parts(parts: npt.NDArray[np.int64], labels: npt.NDArray[np.int64], min_rows: int, *, external: bool) -> None:
+def check_parts(
+    parts: npt.NDArray[np.int64], labels: npt.NDArray[np.int64], min_rows: int, *, external: bool,
+) -> None:
     """members, holdout, validation and test (and external when the split has one) each need min_rows rows
     and two classes: AUC is undefined on one class, and a target model trained on one class learns nothing."""
     names = PARTS if external else MEMBER_SIDE_PARTS

@@ -135,7 +135,10 @@ def surfaces_figure(measurements: Sequence[TrialMeasurement], panels: Sequence[P
     return figure
 
 
-def _surface_3d(ax: Any, clip: npt.NDArray[np.float64], noise: npt.NDArray[np.float64], values: npt.NDArray[np.float64], spread: bool) -> None:
+def _surface_3d(
+    ax: Any, clip: npt.NDArray[np.float64], noise: npt.NDArray[np.float64], values: npt.NDArray[np.float64],
+    spread: bool,
+) -> None:
     from matplotlib import cm
 
     nc, nn = len(np.unique(clip)), len(np.unique(noise))
@@ -155,8 +158,8 @@ def _surface_3d(ax: Any, clip: npt.NDArray[np.float64], noise: npt.NDArray[np.fl
     ax.set_ylabel("clipping norm")
 
 
-def _surface_map(figure: Figure, ax: Any, clip: npt.NDArray[np.float64], noise: npt.NDArray[np.float64], values: npt.NDArray[np.float64],
-                 spread: bool) -> None:
+def _surface_map(figure: Figure, ax: Any, clip: npt.NDArray[np.float64], noise: npt.NDArray[np.float64],
+                 values: npt.NDArray[np.float64], spread: bool) -> None:
     finite = np.isfinite(values)
     log_clip = np.log10(clip)
     mappable = None
@@ -267,8 +270,8 @@ def epsilon_figure(result: TuningResult) -> Figure:
     return figure
 
 
-def _errorbar(ax: Any, xs: npt.NDArray[np.float64], estimates: Sequence[Any], label: str, colour: str, marker: str = "o",
-              size: int = 5) -> None:
+def _errorbar(ax: Any, xs: npt.NDArray[np.float64], estimates: Sequence[Any], label: str, colour: str,
+              marker: str = "o", size: int = 5) -> None:
     values = np.array([e.value for e in estimates])
     low = values - np.array([e.low for e in estimates])
     high = np.array([e.high for e in estimates]) - values

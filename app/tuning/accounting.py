@@ -77,7 +77,9 @@ PLD_DISCRETIZATION = 1e-4
 PROFILE_POINTS = 400
 
 
-def tpr_bounds(epsilons: npt.NDArray[np.float64], deltas: npt.NDArray[np.float64], fprs: tuple[float, ...]) -> dict[float, float]:
+def tpr_bounds(
+    epsilons: npt.NDArray[np.float64], deltas: npt.NDArray[np.float64], fprs: tuple[float, ...],
+) -> dict[float, float]:
     """min over the given eps of e^eps * fpr + delta(eps), for each fpr: the largest TPR any attack reaches at
     `fpr` against a mechanism whose privacy profile is delta(eps). A minimum over a grid is at least the true
     minimum, so the bound stays a valid upper bound."""

@@ -15,7 +15,9 @@ import numpy as np
 import numpy.typing as npt
 
 from app.tuning.accounting import default_delta, dp_sgd_guarantee, dp_sgd_steps, sampling_rate
-from app.tuning.attacks.games import label_only_attack_accuracy, membership_game, population_game
+from app.tuning.attacks.games import (
+    Predict, TrainLike, label_only_attack_accuracy, membership_game, population_game,
+)
 from app.tuning.attacks.statistics import auc_interval, estimate
 from app.tuning.errors import TuningError
 from app.tuning.model_spec import ModelSpec
@@ -49,7 +51,7 @@ def check_game(data: PreparedData, measurement: MeasurementSpec) -> None:
         )
 
 
-def _probabilities(predict: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float64]], data: PreparedData) -> dict[str, npt.NDArray[np.float64]]:
+def _probabilities(predict: Predict, data: PreparedData) -> dict[str, npt.NDArray[np.float64]]:
     parts = {"members": data.x_members, "holdout": data.x_holdout, "validation": data.x_validation,
              "test": data.x_test}
     if data.has_external:
@@ -86,8 +88,8 @@ def _rare_class_count(y: npt.NDArray[np.int64], n_classes: int) -> int:
     return int(counts[counts > 0].min()) if counts.any() else 0
 
 
-def _trainer(spec: ModelSpec, n_classes: int, dp: DPParams | None):  # type: ignore[no-untyped-def]
-    def train_like(x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], seed: int) -> Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float64]]:
+def _trainer(spec: ModelSpec, n_classes: int, dp: DPParams | None) -> TrainLike:
+    def train_like(x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], seed: int) -> Predict:
         model = train(spec, x, y, n_classes, dp, seed)
         return model.predict_proba
 

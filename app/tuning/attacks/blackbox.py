@@ -50,7 +50,8 @@ def _never_called(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
 
 
 def blackbox_scores(
-    kind: str, proba: npt.NDArray[np.float64], labels: npt.NDArray[np.int64], truth: npt.NDArray[np.int64], fold: npt.NDArray[np.int64], n_classes: int, seed: int
+    kind: str, proba: npt.NDArray[np.float64], labels: npt.NDArray[np.int64], truth: npt.NDArray[np.int64],
+    fold: npt.NDArray[np.int64], n_classes: int, seed: int,
 ) -> npt.NDArray[np.float64]:
     """P(member) for every record, cross-fitted: the attack fitted on one fold scores the other, then the
     folds swap, so no record is scored by an attack that saw its membership. Features: the target's

@@ -21,8 +21,10 @@ from app.tuning.attacks.lower_bound import empirical_epsilon
 from app.tuning.attacks.statistics import attack_scores, best_accuracy_threshold
 from app.tuning.results import CALIBRATED_ATTACK, AttackScores, MembershipGame, PopulationGame, ScoreHistogram
 
+# A trained model's x -> class probabilities.
+Predict = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float64]]
 # Trains a model like the target on (x, y) with the given seed and returns a function x -> probabilities.
-TrainLike = Callable[[npt.NDArray[np.float32], npt.NDArray[np.int64], int], Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float64]]]
+TrainLike = Callable[[npt.NDArray[np.float32], npt.NDArray[np.int64], int], Predict]
 LABEL_FREE_ATTACKS = ("loss", CALIBRATED_ATTACK)
 # Bins of the calibrated attack's score histogram: 2 x 20 counts per game, a few hundred bytes per trial.
 SCORE_BINS = 20
@@ -50,7 +52,9 @@ def balanced_records(n_members: int, n_nonmembers: int, rng: np.random.Generator
     return GameRecords(members, nonmembers, truth, fold)
 
 
-def cross_fitted_decisions(scores: npt.NDArray[np.float64], truth: npt.NDArray[np.int64], fold: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+def cross_fitted_decisions(
+    scores: npt.NDArray[np.float64], truth: npt.NDArray[np.int64], fold: npt.NDArray[np.int64],
+) -> npt.NDArray[np.bool_]:
     """Member decisions with each fold's threshold chosen (best accuracy) on the other fold."""
     decisions = np.zeros(len(scores), dtype=bool)
     for scored in (0, 1):
@@ -184,7 +188,9 @@ def population_game(
     )
 
 
-def label_only_attack_accuracy(y_members: npt.NDArray[np.int64], y_nonmembers: npt.NDArray[np.int64], n_classes: int) -> float:
+def label_only_attack_accuracy(
+    y_members: npt.NDArray[np.int64], y_nonmembers: npt.NDArray[np.int64], n_classes: int,
+) -> float:
     """Accuracy of the best membership attack that sees only the true label, with equal numbers of members and
     nonmembers: 0.5 + TV / 2, TV the total variation distance between the two splits' label distributions.
 

@@ -46,7 +46,9 @@ def epsilon_bounds(tp: npt.NDArray[np.int64], fp: npt.NDArray[np.int64], members
     return np.maximum(bound, 0.0)
 
 
-def _counts(scores: npt.NDArray[np.float64], truth: npt.NDArray[np.int64], thresholds: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+def _counts(
+    scores: npt.NDArray[np.float64], truth: npt.NDArray[np.int64], thresholds: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Members and nonmembers with score >= each threshold."""
     member_scores = np.sort(scores[truth == 1])
     nonmember_scores = np.sort(scores[truth == 0])
@@ -56,7 +58,8 @@ def _counts(scores: npt.NDArray[np.float64], truth: npt.NDArray[np.int64], thres
 
 
 def empirical_epsilon(
-    attack_scores: dict[str, npt.NDArray[np.float64]], truth: npt.NDArray[np.int64], choose: npt.NDArray[np.bool_], delta: float
+    attack_scores: dict[str, npt.NDArray[np.float64]], truth: npt.NDArray[np.int64], choose: npt.NDArray[np.bool_],
+    delta: float,
 ) -> tuple[float, str | None]:
     """The largest epsilon proved on the records outside `choose` by the (attack, threshold) that proves the
     most on the records in `choose`. Returns (epsilon, attack); (0, None) when nothing is proved."""
