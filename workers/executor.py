@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Protocol
 
 from pydantic import TypeAdapter
@@ -45,8 +46,10 @@ class Executor(Protocol):
 
 def run_unit(executor: Executor, unit: WorkUnit) -> Outcome:
     """The executor's method for the unit's kind."""
-    runners = {"baseline": executor.run_baseline, "trial": executor.run_trial, "confirm": executor.run_confirm,
-               "final": executor.run_final}
+    runners: dict[str, Callable[[WorkUnit], Outcome]] = {
+        "baseline": executor.run_baseline, "trial": executor.run_trial, "confirm": executor.run_confirm,
+        "final": executor.run_final,
+    }
     return runners[unit.kind](unit)
 
 
@@ -110,7 +113,9 @@ class EngineExecutor:
         max_noise_below_budget), the baseline (which first checks that the privacy game can be played on this
         split), then the gate (check_baseline: a baseline that does not learn is not tuned, unless the job
         allows it). All raise TuningError, which fails the job with its code."""
-        from app.tuning.engine import check_baseline, default_delta, run_baseline, space_for
+        from app.tuning.accounting import default_delta
+        from app.tuning.engine import check_baseline, run_baseline
+        from app.tuning.recommendation import space_for
 
         data, report = self.prepared(unit)
         spec = ModelSpec.model_validate(unit.model)

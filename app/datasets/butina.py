@@ -212,7 +212,8 @@ def merge_clusters(
     order = np.argsort(-np.bincount(compound_groups, minlength=n_groups), kind="stable")
     rank = np.empty(n_groups, dtype=np.int64)
     rank[order] = np.arange(n_groups)
-    return rank[compound_groups]
+    renumbered: npt.NDArray[np.int64] = rank[compound_groups]
+    return renumbered
 
 
 def _group_centre(
@@ -221,7 +222,9 @@ def _group_centre(
     if not mask.any():
         return np.zeros(centroids.shape[1], dtype=np.float32)
     weights = sizes[mask].astype(np.float64)
-    return (centroids[mask] * weights[:, None]).sum(axis=0).astype(np.float32) / np.float32(weights.sum())
+    weighted_sum = (centroids[mask] * weights[:, None]).sum(axis=0).astype(np.float32)
+    centre: npt.NDArray[np.float32] = weighted_sum / np.float32(weights.sum())
+    return centre
 
 
 def butina_groups(

@@ -42,7 +42,8 @@ def calibrated_attack(item: TrialMeasurement | Baseline) -> AttackScores | None:
     games = getattr(item, "games", None)
     if games is None or getattr(games, "membership", None) is None:
         return None
-    return games.membership.attacks.get(CALIBRATED_ATTACK)
+    attack: AttackScores | None = games.membership.attacks.get(CALIBRATED_ATTACK)
+    return attack
 
 
 def calibrated_tpr(item: TrialMeasurement | Baseline) -> float:
@@ -197,6 +198,7 @@ def convergence_figure(runs: Mapping[str, Sequence[Trial]], baseline: Baseline, 
     figure = Figure(figsize=(4 * len(keys), 3.8))
     axes = figure.subplots(1, len(keys), squeeze=False)[0]
     for name, run in runs.items():
+        ys: list[list[float]]
         best, xs, ys = -math.inf, [], [[] for _ in keys]
         for trial in sorted(run, key=lambda t: t.index):
             if trial.objective > best:  # only new bests, as the study's figures do

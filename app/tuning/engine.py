@@ -23,7 +23,7 @@ from app.tuning.errors import TuningError
 from app.tuning.model_spec import ModelSpec
 from app.tuning.objective import score
 from app.tuning.prepared import PreparedData
-from app.tuning.recommendation import (  # space_for is re-exported: the CLI and the workers take it from here
+from app.tuning.recommendation import (
     TuneSource, build_recommendation, build_result, choose, confirmation_summary, observations, space_for,
     training_config,
 )
@@ -77,7 +77,8 @@ def _utility(proba: dict[str, npt.NDArray[np.float64]], data: PreparedData) -> U
         utility_validation_interval=estimate(utility_validation, auc_interval(
             utility_validation, validation_positives, len(data.y_validation) - validation_positives)),
         utility_test=utility_test,
-        utility_external=roc_auc(proba["external"], data.y_external) if "external" in proba else None,
+        utility_external=(roc_auc(proba["external"], data.y_external)
+                          if "external" in proba and data.y_external is not None else None),
         utility_test_interval=estimate(utility_test, auc_interval(utility_test, positives, len(data.y_test) - positives)),
         accuracy_test=accuracy(proba["test"], data.y_test),
     )
@@ -236,7 +237,9 @@ def run_trial(
     for name in ("utility_members", "utility_holdout", "utility_validation", "utility_test", "accuracy_test"):
         means[name] = float(np.mean([getattr(u, name) for u, _ in measured]))
     if utility.utility_external is not None:
-        means["utility_external"] = float(np.mean([u.utility_external for u, _ in measured]))
+        # Every repeat measures the same splits: all have an external utility or none does.
+        means["utility_external"] = float(np.mean([u.utility_external for u, _ in measured
+                                                   if u.utility_external is not None]))
     attack, attack_se = _mean_and_se([v.attack_accuracy for v in repeat_values])
     _, validation_se = _mean_and_se([v.utility_validation for v in repeat_values])
     _, test_se = _mean_and_se([v.utility_test for v in repeat_values])

@@ -44,11 +44,12 @@ def tf_privacy_statement(config: TrainingConfig) -> str:
         return "No noise: TensorFlow Privacy states no guarantee for a noise multiplier of 0."
     from tensorflow_privacy.privacy.analysis import compute_dp_sgd_privacy_lib as lib
 
-    return lib.compute_dp_sgd_privacy_statement(
+    statement: str = lib.compute_dp_sgd_privacy_statement(
         number_of_examples=config.n, batch_size=config.batch_size, num_epochs=config.epochs,
         noise_multiplier=config.noise, delta=config.delta, used_microbatching=False,
         accountant_type=lib.AccountantType.PLD,
     )
+    return statement
 
 
 def train_final(data: PreparedData, spec: ModelSpec, config: TrainingConfig, tuned_on: TuneSource,

@@ -62,7 +62,8 @@ class TrainedModel:
         if self.from_logits:
             out = out - out.max(axis=1, keepdims=True)
             out = np.exp(out)
-        return out / out.sum(axis=1, keepdims=True)
+        probabilities: npt.NDArray[np.float64] = out / out.sum(axis=1, keepdims=True)
+        return probabilities
 
 
 def output_units(n_classes: int) -> int:
@@ -246,7 +247,8 @@ def _initial_weights(spec: ModelSpec, n_features: int, n_classes: int, seed: int
     """The weights a fresh build draws for this seed (the same ops after the same seeding)."""
     tf.keras.utils.set_random_seed(seed)
     layers, _ = _mlp_layers(spec, n_features, n_classes)
-    return tf.keras.Sequential(layers).get_weights()
+    weights: list[npt.NDArray[np.float32]] = tf.keras.Sequential(layers).get_weights()
+    return weights
 
 
 def _reusable(spec: ModelSpec, dp: DPParams | None) -> bool:

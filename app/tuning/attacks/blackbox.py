@@ -32,7 +32,8 @@ class MemberProbabilityModel(ClassifierMixin):
 
     def predict(self, x: npt.NDArray[Any], **kwargs: Any) -> npt.NDArray[np.float64]:
         proba = self.classifier.predict_proba(x)
-        return proba[:, list(self.classifier.classes_).index(1)].reshape(-1, 1)
+        member_probability: npt.NDArray[np.float64] = proba[:, list(self.classifier.classes_).index(1)].reshape(-1, 1)
+        return member_probability
 
 
 def _attack_model(kind: str, seed: int) -> MemberProbabilityModel:

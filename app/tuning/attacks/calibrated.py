@@ -19,7 +19,8 @@ RMIA_GAMMA = 1.0
 
 
 def true_label_probability(proba: npt.NDArray[np.float64], labels: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-    return np.maximum(proba[np.arange(len(labels)), labels], PROBABILITY_FLOOR)
+    probability: npt.NDArray[np.float64] = np.maximum(proba[np.arange(len(labels)), labels], PROBABILITY_FLOOR)
+    return probability
 
 
 def loss_scores(proba: npt.NDArray[np.float64], labels: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
@@ -44,7 +45,10 @@ def rmia_scores(
     ordered = np.sort(ratio_z)
     # Share of z with ratio(x) / ratio(z) >= gamma, i.e. ratio(z) <= ratio(x) / gamma.
     dominated = np.searchsorted(ordered, ratio_x / gamma, side="right")
+    scores: npt.NDArray[np.float64]
     if not break_ties:
-        return dominated / len(ordered)
+        scores = dominated / len(ordered)
+        return scores
     rank = np.argsort(np.argsort(ratio_x, kind="stable"), kind="stable")  # 0 .. n-1
-    return (dominated + (rank + 1) / (len(ratio_x) + 1)) / (len(ordered) + 1)
+    scores = (dominated + (rank + 1) / (len(ratio_x) + 1)) / (len(ordered) + 1)
+    return scores
