@@ -491,7 +491,8 @@ def format_summary(result: TuningResult) -> str:
         ("clip", "-", f"{r.clip:.4g}" if r else "-"),
         ("noise multiplier", "0 (no DP)", f"{r.noise:.4g}" if r else "-"),
         ("AUC validation (selects)", _interval(b.utility_validation_interval) if b.utility_validation_interval
-         else f"{b.utility_validation:.3f}", _interval(c.utility_validation) if c else _num(r.utility_validation if r else None)),
+         else f"{b.utility_validation:.3f}",
+         _interval(c.utility_validation) if c else _num(r.utility_validation if r else None)),
         ("AUC test (reports)", _interval(b.utility_test_interval), _interval(c.utility_test) if c else
          (_interval(r.utility_test_interval) if r else "-")),
         ("utility loss (test)", "", _interval(c.utility_loss) if c else _num(r.utility_loss if r else None)),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -178,7 +177,7 @@ def build_model(
     return TrainedModel(model=model, from_logits=from_logits, n_classes=n_classes, clipping=method, steps=0)
 
 
-def label_tensor(y: npt.NDArray[np.int64], n_classes: int) -> npt.NDArray[Any]:
+def label_tensor(y: npt.NDArray[np.int64], n_classes: int) -> npt.NDArray[np.float32] | npt.NDArray[np.int64]:
     """Binary labels as float (n, 1): fast clipping needs the loss unreduced over a batch axis only."""
     if n_classes == 2:
         return y.astype(np.float32).reshape(-1, 1)
@@ -201,7 +200,7 @@ def poisson_batches(
 
 def poisson_dataset(
     x: npt.NDArray[np.float32],
-    labels: npt.NDArray[np.int64],
+    labels: npt.NDArray[np.float32] | npt.NDArray[np.int64],  # label_tensor's
     batch_size: int,
     epochs: int,
     rng: np.random.Generator,
