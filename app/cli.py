@@ -396,8 +396,7 @@ def _tune_and_report(
     """Tune on `data`; with --save-model, train the final model on `final_data()` (a proxy run: the private
     data, read here for the first and only time) or on `data`."""
     from app.tuning.accounting import default_delta
-    from app.tuning.engine import check_baseline, run_baseline, tune
-    from app.tuning.recommendation import space_for
+    from app.tuning.engine import check_baseline, run_baseline, space_for, tune
 
     if not 0.0 <= args.tradeoff <= 1.0:
         raise ValueError(f"--tradeoff must be in [0, 1], got {args.tradeoff}")

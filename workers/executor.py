@@ -113,9 +113,7 @@ class EngineExecutor:
         max_noise_below_budget), the baseline (which first checks that the privacy game can be played on this
         split), then the gate (check_baseline: a baseline that does not learn is not tuned, unless the job
         allows it). All raise TuningError, which fails the job with its code."""
-        from app.tuning.accounting import default_delta
-        from app.tuning.engine import check_baseline, run_baseline
-        from app.tuning.recommendation import space_for
+        from app.tuning.engine import check_baseline, default_delta, run_baseline, space_for
 
         data, report = self.prepared(unit)
         spec = ModelSpec.model_validate(unit.model)

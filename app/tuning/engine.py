@@ -14,7 +14,9 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from app.tuning.accounting import default_delta, dp_sgd_guarantee, dp_sgd_steps, sampling_rate
+# The engine is the façade the CLI and the workers import from: default_delta and space_for are re-exported ("as").
+from app.tuning.accounting import default_delta as default_delta
+from app.tuning.accounting import dp_sgd_guarantee, dp_sgd_steps, sampling_rate
 from app.tuning.attacks.games import (
     Predict, TrainLike, label_only_attack_accuracy, membership_game, population_game,
 )
@@ -24,9 +26,9 @@ from app.tuning.model_spec import ModelSpec
 from app.tuning.objective import score
 from app.tuning.prepared import PreparedData
 from app.tuning.recommendation import (
-    TuneSource, build_recommendation, build_result, choose, confirmation_summary, observations, space_for,
-    training_config,
+    TuneSource, build_recommendation, build_result, choose, confirmation_summary, observations, training_config,
 )
+from app.tuning.recommendation import space_for as space_for
 from app.tuning.results import (
     Baseline, Confirmation, FailedTrial, Games, GuaranteeSpec, MeasurementSpec, RepeatValues, Trial,
     TrialMeasurement, TuningResult, Utility,
