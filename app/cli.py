@@ -9,7 +9,14 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the commands import these lazily, so `dptune --help` loads no TensorFlow
+    from app.tuning.model_spec import ModelSpec
+    from app.tuning.prepared import PreparedData
+    from app.tuning.recommendation import TuneSource
+    from app.tuning.results import AttackScores, Estimate, GuaranteeSpec, MeasurementSpec, Trial, TuningResult
+    from app.tuning.search import SearchSpec
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide TensorFlow's C++ start-up noise on CPU machines
 
@@ -72,7 +79,7 @@ def _checked(spec: str, field: str) -> Callable[[str], Any]:
 def _annotated(annotation: Any, metadata: list[Any]) -> Any:
     from typing import Annotated
 
-    return Annotated[(annotation, *metadata)]  # type: ignore[valid-type]
+    return Annotated[(annotation, *metadata)]
 
 
 def _in_range(kind: Callable[[str], Any], low: float, high: float, *,
@@ -195,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_report_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_report_command(sub: argparse._SubParsersAction[_Parser]) -> None:
     report = sub.add_parser("report", help="write the HTML report of a `dptune tune --json` result")
     report.add_argument("result", type=Path, metavar="RESULT.json", help="a file `dptune tune --json` wrote")
     report.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
@@ -231,7 +238,7 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_report(result, path: Path) -> None:  # type: ignore[no-untyped-def]
+def _write_report(result: TuningResult, path: Path) -> None:
     from app.reports import render_report
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -239,7 +246,7 @@ def _write_report(result, path: Path) -> None:  # type: ignore[no-untyped-def]
     print(f"wrote {path}", file=sys.stderr)
 
 
-def _register_service_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_service_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
     from app.service_cli import register
 
     register(sub)
@@ -284,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _search_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _search_spec(args: argparse.Namespace) -> SearchSpec:
     from pydantic import ValidationError
 
     from app.tuning.search import SearchSpec
@@ -313,7 +320,7 @@ def _run_tune(args: argparse.Namespace) -> int:
     search = _search_spec(args)
     split = parse_split_option(args.split)
 
-    def load(path: Path):  # type: ignore[no-untyped-def]
+    def load(path: Path) -> tuple[PreparedData, dict[str, Any]]:
         frame = read_table(path)
         validate_table(frame, args.label, args.smiles)
         started = time.perf_counter()
@@ -351,7 +358,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     return _tune_and_report(data, spec, _search_spec(args), args, info)
 
 
-def _guarantee_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _guarantee_spec(args: argparse.Namespace) -> GuaranteeSpec:
     from pydantic import ValidationError
 
     from app.tuning.results import GuaranteeSpec
@@ -365,7 +372,7 @@ def _guarantee_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         raise ValueError(f"{where}{error['msg']}") from None
 
 
-def _measurement_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _measurement_spec(args: argparse.Namespace) -> MeasurementSpec:
     from pydantic import ValidationError
 
     from app.tuning.results import MeasurementSpec
@@ -380,7 +387,10 @@ def _measurement_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         raise ValueError(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}") from None
 
 
-def _tune_and_report(data, spec, search, args, info, final_data=None) -> int:  # type: ignore[no-untyped-def]
+def _tune_and_report(
+    data: PreparedData, spec: ModelSpec, search: SearchSpec, args: argparse.Namespace, info: dict[str, Any],
+    final_data: Callable[[], PreparedData] | None = None,
+) -> int:
     """Tune on `data`; with --save-model, train the final model on `final_data()` (a proxy run: the private
     data, read here for the first and only time) or on `data`."""
     from app.tuning.accounting import default_delta
@@ -406,7 +416,7 @@ def _tune_and_report(data, spec, search, args, info, final_data=None) -> int:  #
     )
     check_baseline(baseline, measurement)
 
-    def progress(trial, best, budget) -> None:  # type: ignore[no-untyped-def]
+    def progress(trial: Trial, best: Trial, budget: int) -> None:
         total = budget if budget < 10**9 else "?"
         print(
             # "#i" is the trial's index, as in the JSON and the notes; "k/n" counts trials run.
@@ -437,7 +447,7 @@ def _tune_and_report(data, spec, search, args, info, final_data=None) -> int:  #
     return 0
 
 
-def _write_trials_csv(path: Path, trials) -> None:  # type: ignore[no-untyped-def]
+def _write_trials_csv(path: Path, trials: Sequence[Trial]) -> None:
     from app.tuning.trials_csv import trials_csv
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -445,15 +455,18 @@ def _write_trials_csv(path: Path, trials) -> None:  # type: ignore[no-untyped-de
     print(f"wrote {path}", file=sys.stderr)
 
 
-def _final_model(result, spec, args, data):  # type: ignore[no-untyped-def]
+def _final_model(
+    result: TuningResult, spec: ModelSpec, args: argparse.Namespace, data: PreparedData,
+) -> TuningResult:
     from app.tuning.accounting import default_delta
     from app.tuning.final_model import final_training, save_final_model, train_final
 
     recommendation = result.recommendation
+    assert recommendation is not None, "_tune_and_report trains a final model only for a recommendation"
     delta = default_delta(len(data.y_members)) if args.delta is None else args.delta
     config = final_training(recommendation.training, result.guarantee, spec, len(data.y_members), delta)
     print(f"training the final model once (clip {config.clip:.4g}, noise {config.noise:.4g}) ...", file=sys.stderr)
-    tuned_on = "proxy" if "private_source" in result.dataset else "private"
+    tuned_on: TuneSource = "proxy" if "private_source" in result.dataset else "private"
     model, statement = train_final(data, spec, config, tuned_on)
     for path in save_final_model(args.save_model, model, statement):
         print(f"wrote {path}", file=sys.stderr)
@@ -461,7 +474,7 @@ def _final_model(result, spec, args, data):  # type: ignore[no-untyped-def]
     return result.model_copy(update={"final_model": statement, "recommendation": updated})
 
 
-def format_summary(result) -> str:  # type: ignore[no-untyped-def]
+def format_summary(result: TuningResult) -> str:
     """The recommendation's headline first; then baseline against the recommendation, whose figures are the
     confirmation's means over fresh seeds with 95 % intervals; both games, the accountant's epsilon and bounds,
     and what the attacks prove."""
@@ -475,13 +488,14 @@ def format_summary(result) -> str:  # type: ignore[no-untyped-def]
         ("clip", "-", f"{r.clip:.4g}" if r else "-"),
         ("noise multiplier", "0 (no DP)", f"{r.noise:.4g}" if r else "-"),
         ("AUC validation (selects)", _interval(b.utility_validation_interval) if b.utility_validation_interval
-         else f"{b.utility_validation:.3f}", _interval(c.utility_validation) if c else _num(r and r.utility_validation)),
+         else f"{b.utility_validation:.3f}",
+         _interval(c.utility_validation) if c else _num(r.utility_validation if r else None)),
         ("AUC test (reports)", _interval(b.utility_test_interval), _interval(c.utility_test) if c else
          (_interval(r.utility_test_interval) if r else "-")),
-        ("utility loss (test)", "", _interval(c.utility_loss) if c else _num(r and r.utility_loss)),
+        ("utility loss (test)", "", _interval(c.utility_loss) if c else _num(r.utility_loss if r else None)),
         ("AUC logistic regression", _num(b.logistic_regression_utility_test), ""),
         (f"{result.measurement.privacy_game} game: attack (mean)", f"{b.attack_accuracy:.3f}",
-         _interval(c.attack_accuracy) if c else _num(r and r.attack_accuracy)),
+         _interval(c.attack_accuracy) if c else _num(r.attack_accuracy if r else None)),
         ("membership game: strongest", _strongest(b.games.membership.attacks),
          _strongest(r.games.membership.attacks) if r else "-"),
         (f"  {CALIBRATED_ATTACK} TPR at 1% FPR", _interval(b.games.membership.attacks[CALIBRATED_ATTACK].tpr_at_1pct_fpr),
@@ -502,7 +516,7 @@ def format_summary(result) -> str:  # type: ignore[no-untyped-def]
     ]
     width = max(len(row[0]) for row in rows)
     lines += [f"{a:<{width}}  {b_:>22}  {c_:>22}" for a, b_, c_ in rows]
-    if c:
+    if r and c:
         lines.append(f"recommended figures: means over {c.repeats} fresh seeds (confirmation, K = {c.reference_models}"
                      f"), 95 % t-intervals; the search trial #{r.index} measured it once")
     s = result.splits
@@ -525,20 +539,20 @@ def format_summary(result) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(lines)
 
 
-def _interval(e) -> str:  # type: ignore[no-untyped-def]
+def _interval(e: Estimate) -> str:
     return f"{e.value:.3f} [{e.low:.3f}, {e.high:.3f}]"
 
 
-def _strongest(attacks) -> str:  # type: ignore[no-untyped-def]
+def _strongest(attacks: dict[str, AttackScores]) -> str:
     name, scores = max(attacks.items(), key=lambda item: item[1].accuracy.value)
     return f"{_interval(scores.accuracy)} {name}"
 
 
-def _num(value) -> str:  # type: ignore[no-untyped-def]
+def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def _eps(epsilon) -> str:  # type: ignore[no-untyped-def]
+def _eps(epsilon: float | None) -> str:
     return "inf" if epsilon is None else f"{epsilon:.3g}"
 
 

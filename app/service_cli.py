@@ -9,7 +9,13 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported lazily below: the engine-only commands need no database
+    from app.db import Database
+    from app.settings import Settings
 
 logger = logging.getLogger("dptune.serve")
 
@@ -20,7 +26,7 @@ RESTART_PAUSE_SECONDS = 5.0
 MAX_RESTART_PAUSE_SECONDS = 60.0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:  # Any: app.cli's parser class
     serve = subparsers.add_parser("serve", help="run the REST API (and one worker, unless --no-worker)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on; other than localhost, keys come only from `dptune keys create`")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on")
@@ -57,7 +63,7 @@ class NoDatabase(Exception):
     """The keys commands found no dptune database where they looked; the message says where and what to do."""
 
 
-def _server_database(data_dir: Path | None):  # type: ignore[no-untyped-def]
+def _server_database(data_dir: Path | None) -> Database:
     """The database of the server the keys are for, brought to the newest schema, after saying on stderr which
     one it is. Never a new one: a key made in a database the server does not read would be refused by it."""
     from sqlalchemy import inspect
@@ -92,7 +98,7 @@ def _server_database(data_dir: Path | None):  # type: ignore[no-untyped-def]
     return database
 
 
-def _keys_command(command):  # type: ignore[no-untyped-def]
+def _keys_command(command: Callable[[argparse.Namespace, Database], int]) -> Callable[[argparse.Namespace], int]:
     """A keys command: quiet logging, and a clear one-line error (exit 2) when there is no database to use."""
 
     def run(args: argparse.Namespace) -> int:
@@ -113,7 +119,7 @@ def _keys_command(command):  # type: ignore[no-untyped-def]
 
 
 @_keys_command
-def keys_create_command(args: argparse.Namespace, database) -> int:  # type: ignore[no-untyped-def]
+def keys_create_command(args: argparse.Namespace, database: Database) -> int:
     from app.owners.service import create_key
 
     try:
@@ -129,7 +135,7 @@ def keys_create_command(args: argparse.Namespace, database) -> int:  # type: ign
 
 
 @_keys_command
-def keys_list_command(_args: argparse.Namespace, database) -> int:  # type: ignore[no-untyped-def]
+def keys_list_command(_args: argparse.Namespace, database: Database) -> int:
     from app.owners import repository
 
     with database.reading() as session:
@@ -142,7 +148,7 @@ def keys_list_command(_args: argparse.Namespace, database) -> int:  # type: igno
 
 
 @_keys_command
-def keys_revoke_command(args: argparse.Namespace, database) -> int:  # type: ignore[no-untyped-def]
+def keys_revoke_command(args: argparse.Namespace, database: Database) -> int:
     from app.owners import repository
     from app.owners.service import revoke
 
@@ -216,7 +222,7 @@ def serve_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _announce_local_key(database, settings, host: str, port: int) -> None:  # type: ignore[no-untyped-def]
+def _announce_local_key(database: Database, settings: Settings, host: str, port: int) -> None:
     """The embedded default on localhost: a key for the owner 'local', made on the first start and kept in the
     data folder (mode 0600). Served on other addresses, keys come only from `dptune keys create`."""
     from app.owners.service import ensure_local_key_file

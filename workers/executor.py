@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Protocol
 
 from pydantic import TypeAdapter
@@ -45,8 +46,10 @@ class Executor(Protocol):
 
 def run_unit(executor: Executor, unit: WorkUnit) -> Outcome:
     """The executor's method for the unit's kind."""
-    runners = {"baseline": executor.run_baseline, "trial": executor.run_trial, "confirm": executor.run_confirm,
-               "final": executor.run_final}
+    runners: dict[str, Callable[[WorkUnit], Outcome]] = {
+        "baseline": executor.run_baseline, "trial": executor.run_trial, "confirm": executor.run_confirm,
+        "final": executor.run_final,
+    }
     return runners[unit.kind](unit)
 
 

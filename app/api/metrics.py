@@ -168,7 +168,7 @@ def _by_status(name: str, documentation: str, counts: dict[str, int], statuses: 
     return family
 
 
-def _oldest_lease() -> Select[tuple[datetime | None, int]]:
+def _oldest_lease() -> Select[datetime | None, int]:
     """(earliest lease expiry, number of leases) over the three kinds of lease: running trials, and running
     jobs' baseline and finishing units. A heartbeat pushes its lease's expiry to now + lease_seconds."""
     running_job = JobRecord.status == JobStatus.running.value

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from app.datasets.splits import KMeansSplit, SplitSpec
@@ -99,7 +101,7 @@ PAIRED = {"wheezing": "dyspnea", "joint_pain": "muscle_pain", "vomiting": "nause
 ADMITTED_SHIFT = {"dyspnea": 1.3, "fever": 0.7}
 
 
-def _logistic(z: np.ndarray) -> np.ndarray:
+def _logistic(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return 1.0 / (1.0 + np.exp(-z))
 
 
@@ -117,8 +119,8 @@ def _age_tilted_intercept(share: float, slope: float) -> float:
     return float(brentq(lambda b: float(_logistic(b + slope * ages).mean()) - share, -20.0, 20.0))
 
 
-def _levels(rng: np.random.Generator, position: np.ndarray, levels: tuple[str, ...],
-            cut_points: tuple[float, ...]) -> np.ndarray:
+def _levels(rng: np.random.Generator, position: npt.NDArray[np.float64], levels: tuple[str, ...],
+            cut_points: tuple[float, ...]) -> npt.NDArray[Any]:
     """Ordered levels from a noisy latent position: level i where it falls between cut points i-1 and i."""
     noisy = position + rng.standard_normal(len(position))
     return np.asarray(levels, dtype=object)[np.searchsorted(np.asarray(cut_points), noisy)]

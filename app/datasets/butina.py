@@ -25,8 +25,10 @@ A Butina cluster is never split, so near-duplicates never straddle two groups.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from app.datasets.smiles import tanimoto
 
@@ -41,13 +43,15 @@ TYPICALITY_REFERENCE = 2000
 class ButinaGroups:
     """`group[i]` is compound i's group (0 = largest); `cluster[i]` its Butina cluster."""
 
-    group: np.ndarray
-    cluster: np.ndarray
+    group: npt.NDArray[np.int64]
+    cluster: npt.NDArray[np.int64]
     n_clusters: int
     largest_cluster: int
 
 
-def tanimoto_neighbours(bits: np.ndarray, cutoff: float, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def tanimoto_neighbours(
+    bits: npt.NDArray[Any], cutoff: float, block: int = 1024,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Each compound's neighbours (Tanimoto distance <= cutoff, itself included) as CSR (indptr, indices),
     indices ascending per row.
 
@@ -58,8 +62,8 @@ def tanimoto_neighbours(bits: np.ndarray, cutoff: float, block: int = 1024) -> t
     x = np.asarray(bits, dtype=np.float32)
     n = len(x)
     counts = x.sum(axis=1)
-    heads: list[np.ndarray] = []
-    tails: list[np.ndarray] = []
+    heads: list[npt.NDArray[np.int64]] = []
+    tails: list[npt.NDArray[np.int64]] = []
     for start in range(0, n, block):
         stop = min(start + block, n)
         dot = x[start:stop] @ x[start:].T
@@ -76,7 +80,7 @@ def tanimoto_neighbours(bits: np.ndarray, cutoff: float, block: int = 1024) -> t
     return indptr, j[order]
 
 
-def butina_clusters(bits: np.ndarray, cutoff: float) -> np.ndarray:
+def butina_clusters(bits: npt.NDArray[Any], cutoff: float) -> npt.NDArray[np.int64]:
     """Butina cluster index of every compound, for a Tanimoto distance cutoff.
 
     The same algorithm and order as `rdkit.ML.Cluster.Butina.ClusterData(D, n, cutoff, isDistData=True)`
@@ -101,7 +105,9 @@ def butina_clusters(bits: np.ndarray, cutoff: float) -> np.ndarray:
     return labels
 
 
-def compound_typicality(bits: np.ndarray, seed: int, reference: int = TYPICALITY_REFERENCE) -> np.ndarray:
+def compound_typicality(
+    bits: npt.NDArray[Any], seed: int, reference: int = TYPICALITY_REFERENCE,
+) -> npt.NDArray[np.float64]:
     """Each compound's mean Tanimoto similarity to a seeded sample of `reference` compounds (all when fewer)."""
     n = len(bits)
     rows = np.arange(n) if n <= reference else np.random.default_rng(seed).choice(n, reference, replace=False)
@@ -112,7 +118,9 @@ def compound_typicality(bits: np.ndarray, seed: int, reference: int = TYPICALITY
     return out
 
 
-def outlying_groups(bits: np.ndarray, labels: np.ndarray, external_share: float, seed: int) -> np.ndarray:
+def outlying_groups(
+    bits: npt.NDArray[Any], labels: npt.NDArray[np.int64], external_share: float, seed: int,
+) -> npt.NDArray[np.int64]:
     """Group of each compound: 1 (external) for the least typical whole Butina clusters, 0 for the rest.
 
     A cluster's typicality is its compounds' mean `compound_typicality`. Clusters are taken from the least
@@ -131,7 +139,9 @@ def outlying_groups(bits: np.ndarray, labels: np.ndarray, external_share: float,
     return np.isin(labels, external).astype(np.int64)
 
 
-def cluster_centroids(bits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def cluster_centroids(
+    bits: npt.NDArray[Any], labels: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """Mean fingerprint and size of each cluster."""
     k = int(labels.max()) + 1
     sizes = np.bincount(labels, minlength=k)
@@ -140,7 +150,9 @@ def cluster_centroids(bits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray,
     return (sums / sizes[:, None]).astype(np.float32), sizes
 
 
-def farthest_point_seeds(centroids: np.ndarray, sizes: np.ndarray, n_groups: int, min_seed_size: int) -> list[int]:
+def farthest_point_seeds(
+    centroids: npt.NDArray[np.float32], sizes: npt.NDArray[np.int64], n_groups: int, min_seed_size: int,
+) -> list[int]:
     """Start at the largest cluster, then add the candidate least similar to all seeds chosen so far."""
     candidates = np.flatnonzero(sizes >= min_seed_size)
     if len(candidates) < n_groups:
@@ -153,7 +165,9 @@ def farthest_point_seeds(centroids: np.ndarray, sizes: np.ndarray, n_groups: int
     return seeds
 
 
-def assign_with_capacity(similarity: np.ndarray, sizes: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+def assign_with_capacity(
+    similarity: npt.NDArray[Any], sizes: npt.NDArray[np.int64], capacity: npt.NDArray[np.float64],
+) -> npt.NDArray[np.int64]:
     """Group of each cluster: most confident clusters first, each to its most similar group with room left.
 
     A cluster that fits nowhere goes to the group with the most room left, so every cluster is placed.
@@ -175,13 +189,13 @@ def assign_with_capacity(similarity: np.ndarray, sizes: np.ndarray, capacity: np
 
 
 def merge_clusters(
-    bits: np.ndarray,
-    labels: np.ndarray,
+    bits: npt.NDArray[Any],
+    labels: npt.NDArray[np.int64],
     fractions: tuple[float, ...] = STUDY_GROUP_FRACTIONS,
     *,
     min_seed_size: int = 5,
     refinements: int = 5,
-) -> np.ndarray:
+) -> npt.NDArray[np.int64]:
     """Group of each compound (0 = largest), merging whole Butina clusters as described in the module doc."""
     n_groups = len(fractions)
     centroids, sizes = cluster_centroids(bits, labels)
@@ -198,18 +212,23 @@ def merge_clusters(
     order = np.argsort(-np.bincount(compound_groups, minlength=n_groups), kind="stable")
     rank = np.empty(n_groups, dtype=np.int64)
     rank[order] = np.arange(n_groups)
-    return rank[compound_groups]
+    renumbered: npt.NDArray[np.int64] = rank[compound_groups]
+    return renumbered
 
 
-def _group_centre(centroids: np.ndarray, sizes: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _group_centre(
+    centroids: npt.NDArray[np.float32], sizes: npt.NDArray[np.int64], mask: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.float32]:
     if not mask.any():
         return np.zeros(centroids.shape[1], dtype=np.float32)
     weights = sizes[mask].astype(np.float64)
-    return (centroids[mask] * weights[:, None]).sum(axis=0).astype(np.float32) / np.float32(weights.sum())
+    weighted_sum = (centroids[mask] * weights[:, None]).sum(axis=0).astype(np.float32)
+    centre: npt.NDArray[np.float32] = weighted_sum / np.float32(weights.sum())
+    return centre
 
 
 def butina_groups(
-    bits: np.ndarray,
+    bits: npt.NDArray[Any],
     cutoff: float,
     fractions: tuple[float, ...] = STUDY_GROUP_FRACTIONS,
     grouping: str = "distant-groups",

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel, Field
 
@@ -71,7 +72,7 @@ class PreparationReport(BaseModel):
 class EncodedFeatures:
     """The feature matrix of the used rows, and what encoding it took."""
 
-    x: np.ndarray
+    x: npt.NDArray[np.float32]
     names: list[str]
     imputed: dict[str, int] = field(default_factory=dict)
     unseen: dict[str, int] = field(default_factory=dict)
@@ -99,7 +100,7 @@ def prepare_dataset(
                 check_feature_column(df[column], column, max_categories)
 
     rows = np.arange(len(df))
-    fingerprints: np.ndarray | None = None
+    fingerprints: npt.NDArray[np.uint8] | None = None
     invalid = 0
     if smiles_column is not None:
         bits, valid = morgan_fingerprints(df[smiles_column].tolist(), fingerprint_radius, fingerprint_bits)
@@ -207,7 +208,7 @@ def check_splittable(df: pd.DataFrame, label: str, smiles_column: str | None = N
         )
 
 
-def _enough_for_a_split(counts: np.ndarray) -> bool:
+def _enough_for_a_split(counts: npt.NDArray[np.int64]) -> bool:
     rows = int(counts.sum())
     return rows >= MIN_TABLE_ROWS and rows - int(counts.max()) >= MIN_ROWS_OUTSIDE_MAJORITY
 
@@ -222,11 +223,11 @@ def _no_valid_smiles(column: str) -> DatasetError:
 CONSTANT_ON_MEMBERS = "constant on members"
 
 
-def encode_tabular(table: pd.DataFrame, members: np.ndarray) -> EncodedFeatures:
+def encode_tabular(table: pd.DataFrame, members: npt.NDArray[np.bool_]) -> EncodedFeatures:
     """Numbers: impute the members' median, standardize with the members' mean and sd.
     Text: one-hot on the members' levels, missing as its own level, unseen levels all zeros.
     Columns constant on the members are dropped (CONSTANT_ON_MEMBERS)."""
-    blocks: list[np.ndarray] = []
+    blocks: list[npt.NDArray[np.float64]] = []
     out = EncodedFeatures(x=np.zeros((len(table), 0), dtype=np.float32), names=[])
     for column in table.columns:
         name = str(column)

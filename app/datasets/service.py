@@ -224,10 +224,10 @@ def to_read(record: DatasetRecord) -> DatasetRead:
     return DatasetRead(
         id=record.id,
         name=record.name,
-        source=record.source,  # type: ignore[arg-type]
+        source=record.source,
         builtin_name=record.builtin_name,
         filename=record.original_filename,
-        format=record.file_format,  # type: ignore[arg-type]
+        format=record.file_format,
         size_bytes=record.size_bytes,
         sha256=record.sha256,
         label=record.label,

@@ -7,16 +7,17 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 
 @functools.cache
 def _chem() -> Any:
     """RDKit's Chem module, loaded on first use: the API imports the data set modules, and only a SMILES
     column needs RDKit (about 0.2 s to load)."""
-    from rdkit import Chem, RDLogger
+    from rdkit import Chem, rdBase
 
     # RDKit prints every unparsable SMILES to stderr, value included; invalid SMILES are counted instead.
-    RDLogger.DisableLog("rdApp.*")
+    rdBase.DisableLog("rdApp.*")  # RDLogger re-exports it; RDKit's stubs have it only here
     return Chem
 
 
@@ -26,11 +27,12 @@ def _fingerprinter(radius: int, bits: int) -> Any:
         from rdkit.Chem import rdFingerprintGenerator
     except ImportError:  # pragma: no cover - older RDKit
         from rdkit import DataStructs
-        from rdkit.Chem import AllChem
+        from rdkit.Chem import rdMolDescriptors  # AllChem re-exports this function; RDKit's stubs say so only here
 
-        def fingerprint(mol: Any) -> np.ndarray:
+        def fingerprint(mol: Any) -> npt.NDArray[np.uint8]:
             out = np.zeros(bits, dtype=np.uint8)
-            DataStructs.ConvertToNumpyArray(AllChem.GetMorganFingerprintAsBitVect(mol, radius, nBits=bits), out)
+            bit_vector = rdMolDescriptors.GetMorganFingerprintAsBitVect(mol, radius, nBits=bits)
+            DataStructs.ConvertToNumpyArray(bit_vector, out)
             return out
 
         return fingerprint
@@ -38,7 +40,9 @@ def _fingerprinter(radius: int, bits: int) -> Any:
     return generator.GetFingerprintAsNumPy
 
 
-def morgan_fingerprints(smiles: Iterable[object], radius: int = 2, bits: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def morgan_fingerprints(
+    smiles: Iterable[object], radius: int = 2, bits: int = 1024,
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.bool_]]:
     """ECFP bits (n, bits) uint8 and a validity mask; rows of invalid or missing SMILES are all zeros."""
     fingerprint = _fingerprinter(radius, bits)
     texts = list(smiles)
@@ -57,7 +61,7 @@ def molecule(text: object) -> Any:
     return _chem().MolFromSmiles(text) if isinstance(text, str) and text.strip() else None
 
 
-def tanimoto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def tanimoto(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
     """Tanimoto similarity of every row of `a` with every row of `b`.
 
     For 0/1 rows this is |a & b| / |a | b|; for real-valued rows (mean fingerprints of clusters) it is the
@@ -70,7 +74,7 @@ def tanimoto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(dot, union, out=np.zeros_like(dot), where=union > 0)
 
 
-def tanimoto_distance_matrix(bits: np.ndarray, block: int = 2048) -> np.ndarray:
+def tanimoto_distance_matrix(bits: npt.NDArray[Any], block: int = 2048) -> npt.NDArray[np.float32]:
     """Full (n, n) float32 Tanimoto distance matrix, built in row blocks.
 
     A float32 square (484 MB at 11,000 compounds) is what Butina.ClusterData accepts without copying;

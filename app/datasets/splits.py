@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Literal, Union
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -190,17 +191,17 @@ class SplitAssignment:
     """`part[i]` is row i's part: 0 members, 1 holdout, 2 validation, 3 test, 4 external, -1 unused (not
     sampled)."""
 
-    part: np.ndarray
+    part: npt.NDArray[np.int64]
     details: dict[str, int | float] = field(default_factory=dict)
 
 
 def assign_split(
     df: pd.DataFrame,
     spec: SplitSpec,
-    labels: np.ndarray,
+    labels: npt.NDArray[np.int64],
     *,
     seed: int = 0,
-    fingerprints: np.ndarray | None = None,
+    fingerprints: npt.NDArray[np.uint8] | None = None,
 ) -> SplitAssignment:
     """Compute the part of every row of `df` (labels are class indices; fingerprints needed for Butina)."""
     if isinstance(spec, RandomSplit):
@@ -224,7 +225,9 @@ def assign_split(
     return assignment
 
 
-def stratified_parts(labels: np.ndarray, fractions: tuple[float, ...], rng: np.random.Generator) -> np.ndarray:
+def stratified_parts(
+    labels: npt.NDArray[np.int64], fractions: tuple[float, ...], rng: np.random.Generator,
+) -> npt.NDArray[np.int64]:
     """Part of each row, shuffled within each class so every part keeps the class balance."""
     parts = np.full(len(labels), UNUSED, dtype=np.int64)
     bounds = np.cumsum(fractions)
@@ -237,7 +240,7 @@ def stratified_parts(labels: np.ndarray, fractions: tuple[float, ...], rng: np.r
     return parts
 
 
-def encode_for_clustering(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
+def encode_for_clustering(df: pd.DataFrame, columns: list[str]) -> npt.NDArray[np.float64]:
     """Numeric columns standardized (median-imputed, clipped, sd 0.5), categorical ones one-hot (missing = own level,
     two levels = one 0/1 column)."""
     missing = [c for c in columns if c not in df.columns]
@@ -245,7 +248,7 @@ def encode_for_clustering(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
         raise DatasetError(
             "missing_column", f"k-means column(s) not in the table: {', '.join(missing)}", {"columns": missing}
         )
-    blocks: list[np.ndarray] = []
+    blocks: list[npt.NDArray[np.float64]] = []
     for column in columns:
         numbers = numeric_view(df[column])
         if numbers is not None:
@@ -265,7 +268,7 @@ def encode_for_clustering(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return np.hstack(blocks)
 
 
-def kmeans_split(df: pd.DataFrame, spec: KMeansSplit, labels: np.ndarray, seed: int) -> SplitAssignment:
+def kmeans_split(df: pd.DataFrame, spec: KMeansSplit, labels: npt.NDArray[np.int64], seed: int) -> SplitAssignment:
     """Larger k-means cluster -> members / holdout / validation / test (stratified), the other -> external."""
     x = encode_for_clustering(df, spec.columns)
     if len(np.unique(x, axis=0)) < 2:
@@ -284,7 +287,7 @@ def kmeans_split(df: pd.DataFrame, spec: KMeansSplit, labels: np.ndarray, seed: 
     return SplitAssignment(parts, {"cluster0_rows": int(sizes[larger]), "cluster1_rows": int(sizes[1 - larger])})
 
 
-def column_parts(df: pd.DataFrame, column: str) -> np.ndarray:
+def column_parts(df: pd.DataFrame, column: str) -> npt.NDArray[np.int64]:
     """The user's split column, whose values must each name a part (COLUMN_VALUES; surrounding spaces are
     ignored, `nonmembers` means external)."""
     if column not in df.columns:
@@ -303,7 +306,9 @@ def column_parts(df: pd.DataFrame, column: str) -> np.ndarray:
     return parts
 
 
-def butina_split(fingerprints: np.ndarray, spec: ButinaSplit, labels: np.ndarray, seed: int) -> SplitAssignment:
+def butina_split(
+    fingerprints: npt.NDArray[np.uint8], spec: ButinaSplit, labels: npt.NDArray[np.int64], seed: int,
+) -> SplitAssignment:
     """Sub-sample (seeded) to spec.compounds, then two groups of whole Butina clusters (spec.grouping): group 0
     is the member side (divided by the fractions, stratified), group 1 external."""
     n = len(fingerprints)
@@ -331,7 +336,9 @@ def butina_split(fingerprints: np.ndarray, spec: ButinaSplit, labels: np.ndarray
     )
 
 
-def check_parts(parts: np.ndarray, labels: np.ndarray, min_rows: int, *, external: bool) -> None:
+def check_parts(
+    parts: npt.NDArray[np.int64], labels: npt.NDArray[np.int64], min_rows: int, *, external: bool,
+) -> None:
     """members, holdout, validation and test (and external when the split has one) each need min_rows rows
     and two classes: AUC is undefined on one class, and a target model trained on one class learns nothing."""
     names = PARTS if external else MEMBER_SIDE_PARTS

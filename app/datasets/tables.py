@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -208,7 +209,7 @@ def numeric_view(series: pd.Series) -> pd.Series | None:
 # ---------------------------------------------------------------------------------------------- validation
 
 
-def label_classes(labels: pd.Series) -> tuple[list[str], np.ndarray]:
+def label_classes(labels: pd.Series) -> tuple[list[str], npt.NDArray[np.int64]]:
     """Class names sorted by their text, and each row's class index. Whole-number floats read as ints."""
     values = labels
     if pd.api.types.is_float_dtype(values) and np.all(np.mod(values.to_numpy(dtype=np.float64), 1.0) == 0.0):
@@ -328,6 +329,6 @@ def check_feature_column(series: pd.Series, column: str, max_categories: int) ->
         )
 
 
-def _row(mask: np.ndarray) -> int:
+def _row(mask: npt.NDArray[np.bool_]) -> int:
     """1-based data row of the first True."""
     return int(np.flatnonzero(mask)[0]) + 1

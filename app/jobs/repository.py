@@ -123,7 +123,7 @@ def delete_jobs_of_dataset(session: Session, dataset_id: str) -> int:
     session.execute(delete(TrialRecord).where(TrialRecord.job_id.in_(job_ids)))
     session.execute(delete(JobTagRecord).where(JobTagRecord.job_id.in_(job_ids)))
     result = session.execute(delete(JobRecord).where(_uses_dataset(dataset_id)))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]  # a DML statement returns a CursorResult
 
 
 def dataset_ids_with_active_jobs(session: Session) -> set[str]:
@@ -366,7 +366,7 @@ def renew_trial_lease(session: Session, token: str, expires_at: datetime) -> boo
         .where(TrialRecord.lease_token == token, TrialRecord.status == TrialStatus.running.value)
         .values(lease_expires_at=expires_at)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)  # type: ignore[attr-defined]  # a DML statement returns a CursorResult
 
 
 def renew_baseline_lease(session: Session, token: str, expires_at: datetime) -> bool:
@@ -379,7 +379,7 @@ def renew_baseline_lease(session: Session, token: str, expires_at: datetime) -> 
         )
         .values(baseline_lease_expires_at=expires_at)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)  # type: ignore[attr-defined]  # a DML statement returns a CursorResult
 
 
 def renew_finish_lease(session: Session, token: str, stage: str, expires_at: datetime) -> bool:
@@ -389,7 +389,7 @@ def renew_finish_lease(session: Session, token: str, stage: str, expires_at: dat
                JobRecord.stage == stage)
         .values(finish_lease_expires_at=expires_at)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)  # type: ignore[attr-defined]  # a DML statement returns a CursorResult
 
 
 def lock_trial_by_token(session: Session, token: str) -> TrialRecord | None:
@@ -437,4 +437,4 @@ def mark_job_finished(session: Session, job_id: str, status: JobStatus, now: dat
                 finish_lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)  # type: ignore[attr-defined]  # a DML statement returns a CursorResult

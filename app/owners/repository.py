@@ -51,7 +51,7 @@ def revoke_key(session: Session, key_id: str, now: datetime) -> bool:
         update(ApiKeyRecord).where(ApiKeyRecord.id == key_id, ApiKeyRecord.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)  # type: ignore[attr-defined]  # a DML statement returns a CursorResult
 
 
 def get_key(session: Session, key_id: str) -> ApiKeyRecord | None:

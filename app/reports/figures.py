@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -41,7 +42,8 @@ def calibrated_attack(item: TrialMeasurement | Baseline) -> AttackScores | None:
     games = getattr(item, "games", None)
     if games is None or getattr(games, "membership", None) is None:
         return None
-    return games.membership.attacks.get(CALIBRATED_ATTACK)
+    attack: AttackScores | None = games.membership.attacks.get(CALIBRATED_ATTACK)
+    return attack
 
 
 def calibrated_tpr(item: TrialMeasurement | Baseline) -> float:
@@ -77,7 +79,7 @@ def surface_panels(baseline: Baseline) -> list[Panel]:
     ]
 
 
-def _values(items: Sequence[Any], value: Callable[[Any], float]) -> np.ndarray:
+def _values(items: Sequence[Any], value: Callable[[Any], float]) -> npt.NDArray[np.float64]:
     return np.array([value(m) for m in items], dtype=np.float64)
 
 
@@ -134,7 +136,10 @@ def surfaces_figure(measurements: Sequence[TrialMeasurement], panels: Sequence[P
     return figure
 
 
-def _surface_3d(ax: Any, clip: np.ndarray, noise: np.ndarray, values: np.ndarray, spread: bool) -> None:
+def _surface_3d(
+    ax: Any, clip: npt.NDArray[np.float64], noise: npt.NDArray[np.float64], values: npt.NDArray[np.float64],
+    spread: bool,
+) -> None:
     from matplotlib import cm
 
     nc, nn = len(np.unique(clip)), len(np.unique(noise))
@@ -154,8 +159,8 @@ def _surface_3d(ax: Any, clip: np.ndarray, noise: np.ndarray, values: np.ndarray
     ax.set_ylabel("clipping norm")
 
 
-def _surface_map(figure: Figure, ax: Any, clip: np.ndarray, noise: np.ndarray, values: np.ndarray,
-                 spread: bool) -> None:
+def _surface_map(figure: Figure, ax: Any, clip: npt.NDArray[np.float64], noise: npt.NDArray[np.float64],
+                 values: npt.NDArray[np.float64], spread: bool) -> None:
     finite = np.isfinite(values)
     log_clip = np.log10(clip)
     mappable = None
@@ -193,6 +198,7 @@ def convergence_figure(runs: Mapping[str, Sequence[Trial]], baseline: Baseline, 
     figure = Figure(figsize=(4 * len(keys), 3.8))
     axes = figure.subplots(1, len(keys), squeeze=False)[0]
     for name, run in runs.items():
+        ys: list[list[float]]
         best, xs, ys = -math.inf, [], [[] for _ in keys]
         for trial in sorted(run, key=lambda t: t.index):
             if trial.objective > best:  # only new bests, as the study's figures do
@@ -266,8 +272,8 @@ def epsilon_figure(result: TuningResult) -> Figure:
     return figure
 
 
-def _errorbar(ax: Any, xs: np.ndarray, estimates: Sequence[Any], label: str, colour: str, marker: str = "o",
-              size: int = 5) -> None:
+def _errorbar(ax: Any, xs: npt.NDArray[np.float64], estimates: Sequence[Any], label: str, colour: str,
+              marker: str = "o", size: int = 5) -> None:
     values = np.array([e.value for e in estimates])
     low = values - np.array([e.low for e in estimates])
     high = np.array([e.high for e in estimates]) - values

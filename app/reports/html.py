@@ -64,7 +64,7 @@ def _status(status_line: str | None) -> str:
     return f'<p class="status">{esc(status_line)}</p>' if status_line else ""
 
 
-def _table(rows: Iterable[tuple[str, str]], header: tuple[str, ...] | None = None) -> str:
+def _table(rows: Iterable[tuple[str, ...]], header: tuple[str, ...] | None = None) -> str:
     """Rows of a plain key and already-escaped cells."""
     head = "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>" if header else ""
     body = "".join(f"<tr><th>{esc(key)}</th>{''.join(f'<td class=num>{c}</td>' for c in cells)}</tr>"

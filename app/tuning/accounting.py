@@ -7,14 +7,17 @@ imports this module for the step arithmetic alone."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 if TYPE_CHECKING:
     from dp_accounting import dp_event
+    from dp_accounting.pld import privacy_loss_distribution
 
 SAMPLING_ASSUMPTION = (
     "PLD accountant (dp_accounting; RDP reported as epsilon_rdp for cross-checking), Poisson subsampling at rate "
@@ -68,7 +71,7 @@ class Guarantee:
     epsilon: float | None
     epsilon_rdp: float | None
     attack_accuracy_bound: float | None
-    tpr_bounds: dict[float, float | None]
+    tpr_bounds: Mapping[float, float | None]  # read-only: dp_sgd_guarantee caches the instance
 
 
 # Past this RDP epsilon the guarantee is weak anyway, and the PLD's support (hence its cost: 28 s and 1.7 GB
@@ -84,7 +87,9 @@ PLD_DISCRETIZATION = 1e-4
 PROFILE_POINTS = 400
 
 
-def tpr_bounds(epsilons: np.ndarray, deltas: np.ndarray, fprs: tuple[float, ...]) -> dict[float, float]:
+def tpr_bounds(
+    epsilons: npt.NDArray[np.float64], deltas: npt.NDArray[np.float64], fprs: tuple[float, ...],
+) -> dict[float, float]:
     """min over the given eps of e^eps * fpr + delta(eps), for each fpr: the largest TPR any attack reaches at
     `fpr` against a mechanism whose privacy profile is delta(eps). A minimum over a grid is at least the true
     minimum, so the bound stays a valid upper bound."""

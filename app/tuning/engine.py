@@ -12,18 +12,23 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 
-from app.tuning.accounting import default_delta, dp_sgd_guarantee, dp_sgd_steps, sampling_rate
-from app.tuning.attacks.games import label_only_attack_accuracy, membership_game, population_game
+# The engine is the façade the CLI and the workers import from: default_delta and space_for are re-exported ("as").
+from app.tuning.accounting import default_delta as default_delta
+from app.tuning.accounting import dp_sgd_guarantee, dp_sgd_steps, sampling_rate
+from app.tuning.attacks.games import (
+    Predict, TrainLike, label_only_attack_accuracy, membership_game, population_game,
+)
 from app.tuning.attacks.statistics import auc_interval, estimate
 from app.tuning.errors import TuningError
 from app.tuning.model_spec import ModelSpec
 from app.tuning.objective import score
 from app.tuning.prepared import PreparedData
-from app.tuning.recommendation import (  # space_for is re-exported: the CLI and the workers take it from here
-    TuneSource, build_recommendation, build_result, choose, confirmation_summary, observations, space_for,
-    training_config,
+from app.tuning.recommendation import (
+    TuneSource, build_recommendation, build_result, choose, confirmation_summary, observations, training_config,
 )
+from app.tuning.recommendation import space_for as space_for
 from app.tuning.results import (
     Baseline, Confirmation, FailedTrial, Games, GuaranteeSpec, MeasurementSpec, RepeatValues, Trial,
     TrialMeasurement, TuningResult, Utility,
@@ -48,7 +53,7 @@ def check_game(data: PreparedData, measurement: MeasurementSpec) -> None:
         )
 
 
-def _probabilities(predict: Callable[[np.ndarray], np.ndarray], data: PreparedData) -> dict[str, np.ndarray]:
+def _probabilities(predict: Predict, data: PreparedData) -> dict[str, npt.NDArray[np.float64]]:
     parts = {"members": data.x_members, "holdout": data.x_holdout, "validation": data.x_validation,
              "test": data.x_test}
     if data.has_external:
@@ -57,7 +62,7 @@ def _probabilities(predict: Callable[[np.ndarray], np.ndarray], data: PreparedDa
     return {name: predict(x) for name, x in parts.items()}
 
 
-def _utility(proba: dict[str, np.ndarray], data: PreparedData) -> Utility:
+def _utility(proba: dict[str, npt.NDArray[np.float64]], data: PreparedData) -> Utility:
     utility_test = roc_auc(proba["test"], data.y_test)
     if math.isnan(utility_test):
         raise TuningError("single_class_split", "the test split holds a single class, so its ROC-AUC (the utility) "
@@ -74,19 +79,20 @@ def _utility(proba: dict[str, np.ndarray], data: PreparedData) -> Utility:
         utility_validation_interval=estimate(utility_validation, auc_interval(
             utility_validation, validation_positives, len(data.y_validation) - validation_positives)),
         utility_test=utility_test,
-        utility_external=roc_auc(proba["external"], data.y_external) if "external" in proba else None,
+        utility_external=(roc_auc(proba["external"], data.y_external)
+                          if "external" in proba and data.y_external is not None else None),
         utility_test_interval=estimate(utility_test, auc_interval(utility_test, positives, len(data.y_test) - positives)),
         accuracy_test=accuracy(proba["test"], data.y_test),
     )
 
 
-def _rare_class_count(y: np.ndarray, n_classes: int) -> int:
+def _rare_class_count(y: npt.NDArray[np.int64], n_classes: int) -> int:
     counts = np.bincount(y, minlength=n_classes)
     return int(counts[counts > 0].min()) if counts.any() else 0
 
 
-def _trainer(spec: ModelSpec, n_classes: int, dp: DPParams | None):  # type: ignore[no-untyped-def]
-    def train_like(x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+def _trainer(spec: ModelSpec, n_classes: int, dp: DPParams | None) -> TrainLike:
+    def train_like(x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], seed: int) -> Predict:
         model = train(spec, x, y, n_classes, dp, seed)
         return model.predict_proba
 
@@ -233,7 +239,9 @@ def run_trial(
     for name in ("utility_members", "utility_holdout", "utility_validation", "utility_test", "accuracy_test"):
         means[name] = float(np.mean([getattr(u, name) for u, _ in measured]))
     if utility.utility_external is not None:
-        means["utility_external"] = float(np.mean([u.utility_external for u, _ in measured]))
+        # Every repeat measures the same splits: all have an external utility or none does.
+        means["utility_external"] = float(np.mean([u.utility_external for u, _ in measured
+                                                   if u.utility_external is not None]))
     attack, attack_se = _mean_and_se([v.attack_accuracy for v in repeat_values])
     _, validation_se = _mean_and_se([v.utility_validation for v in repeat_values])
     _, test_se = _mean_and_se([v.utility_test for v in repeat_values])

@@ -8,12 +8,16 @@ import json
 import secrets
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.tuning.accounting import dp_sgd_steps, noise_for_epsilon, sampling_rate
 from app.tuning.model_spec import ModelSpec
 from app.tuning.prepared import PreparedData
 from app.tuning.recommendation import TUNING_COST_PRIVATE, TUNING_COST_PROXY, TuneSource, training_config
 from app.tuning.results import GuaranteeSpec, PrivacyStatement, TrainingConfig
+
+if TYPE_CHECKING:  # train imports TensorFlow when a model is trained, not when this module is imported
+    import tensorflow as tf
 
 MODEL_FILE = "model.keras"
 STATEMENT_FILE = "privacy.json"
@@ -44,15 +48,16 @@ def tf_privacy_statement(config: TrainingConfig) -> str:
         return "No noise: TensorFlow Privacy states no guarantee for a noise multiplier of 0."
     from tensorflow_privacy.privacy.analysis import compute_dp_sgd_privacy_lib as lib
 
-    return lib.compute_dp_sgd_privacy_statement(
+    statement: str = lib.compute_dp_sgd_privacy_statement(
         number_of_examples=config.n, batch_size=config.batch_size, num_epochs=config.epochs,
         noise_multiplier=config.noise, delta=config.delta, used_microbatching=False,
         accountant_type=lib.AccountantType.PLD,
     )
+    return statement
 
 
 def train_final(data: PreparedData, spec: ModelSpec, config: TrainingConfig, tuned_on: TuneSource,
-                seed: int | None = None) -> tuple[object, PrivacyStatement]:
+                seed: int | None = None) -> tuple[tf.keras.Model, PrivacyStatement]:
     """Train once on the members with DP-SGD at `config`; returns a plain Keras model (probabilities out, no
     dptune classes needed to load it) and its privacy statement. `seed` is for tests only."""
     from app.tuning.train import DPParams, export_model, train
@@ -74,11 +79,11 @@ def train_final(data: PreparedData, spec: ModelSpec, config: TrainingConfig, tun
     return model, statement
 
 
-def save_final_model(directory: Path, model: object, statement: PrivacyStatement) -> list[Path]:
+def save_final_model(directory: Path, model: tf.keras.Model, statement: PrivacyStatement) -> list[Path]:
     """model.keras and privacy.json in `directory` (created); returns both paths."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     model_path, statement_path = directory / MODEL_FILE, directory / STATEMENT_FILE
-    model.save(model_path)  # type: ignore[attr-defined]
+    model.save(model_path)
     statement_path.write_text(json.dumps(statement.model_dump(mode="json"), indent=2))
     return [model_path, statement_path]
 

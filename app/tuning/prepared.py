@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from app.tuning.results import SplitSizes
 
@@ -18,16 +19,16 @@ class PreparedData:
     Features are float32 (n, d); labels are int64 class indices 0..n_classes-1.
     """
 
-    x_members: np.ndarray
-    y_members: np.ndarray
-    x_holdout: np.ndarray
-    y_holdout: np.ndarray
-    x_validation: np.ndarray
-    y_validation: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    x_external: np.ndarray | None
-    y_external: np.ndarray | None
+    x_members: npt.NDArray[np.float32]
+    y_members: npt.NDArray[np.int64]
+    x_holdout: npt.NDArray[np.float32]
+    y_holdout: npt.NDArray[np.int64]
+    x_validation: npt.NDArray[np.float32]
+    y_validation: npt.NDArray[np.int64]
+    x_test: npt.NDArray[np.float32]
+    y_test: npt.NDArray[np.int64]
+    x_external: npt.NDArray[np.float32] | None
+    y_external: npt.NDArray[np.int64] | None
     n_classes: int
     feature_names: list[str] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)

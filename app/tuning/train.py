@@ -9,6 +9,7 @@ from dataclasses import dataclass
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
 from scipy.special import expit  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow_privacy.privacy.fast_gradient_clipping import layer_registry as tfp_layer_registry  # noqa: E402
@@ -46,7 +47,7 @@ class TrainedModel:
     clipping: str  # "none" (baseline), "single_pass", "ghost" or "per_example"
     steps: int
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+    def predict_proba(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
         """Class probabilities, shape (n, n_classes) (two columns for binary)."""
         # Direct calls in chunks: Model.predict builds a data adapter and traces a function per model,
         # which costs more than the forward pass on data of this size.
@@ -60,7 +61,8 @@ class TrainedModel:
         if self.from_logits:
             out = out - out.max(axis=1, keepdims=True)
             out = np.exp(out)
-        return out / out.sum(axis=1, keepdims=True)
+        probabilities: npt.NDArray[np.float64] = out / out.sum(axis=1, keepdims=True)
+        return probabilities
 
 
 def output_units(n_classes: int) -> int:
@@ -143,9 +145,11 @@ def build_model(
         method = "per_example"
     # Sequential.layers omits the InputLayer; the DP models need it to have a compute graph at construction
     # (without one TF Privacy silently falls back from ghost to vectorised clipping).
-    with_input = lambda: [tf.keras.layers.InputLayer(input_shape=plain.input_shape[1:]), *plain.layers]  # noqa: E731
+    def with_input() -> list[tf.keras.layers.Layer]:
+        return [tf.keras.layers.InputLayer(input_shape=plain.input_shape[1:]), *plain.layers]
+
     loss = _loss(n_classes, from_logits, per_example=False)
-    if method == "none":
+    if dp is None:  # method "none"; every other method has dp set
         model, optimizer = plain, _optimizer(spec, None)
     elif method == "single_pass":
         if not supports_single_pass(plain):
@@ -169,7 +173,7 @@ def build_model(
     return TrainedModel(model=model, from_logits=from_logits, n_classes=n_classes, clipping=method, steps=0)
 
 
-def label_tensor(y: np.ndarray, n_classes: int) -> np.ndarray:
+def label_tensor(y: npt.NDArray[np.int64], n_classes: int) -> npt.NDArray[np.float32] | npt.NDArray[np.int64]:
     """Binary labels as float (n, 1): fast clipping needs the loss unreduced over a batch axis only."""
     if n_classes == 2:
         return y.astype(np.float32).reshape(-1, 1)
@@ -178,7 +182,7 @@ def label_tensor(y: np.ndarray, n_classes: int) -> np.ndarray:
 
 def poisson_batches(
     n: int, batch_size: int, epochs: int, rng: np.random.Generator, *, keep_empty: bool = True
-) -> Iterator[np.ndarray]:
+) -> Iterator[npt.NDArray[np.int64]]:
     """Index batches where every example joins each step independently with probability batch_size/n, the
     sampling the accountant assumes, for dp_sgd_steps(n, batch_size, epochs) steps. An empty draw is kept
     (a noise-only step); `keep_empty=False` skips it, for TF Privacy's own clipping, which divides by the
@@ -191,8 +195,8 @@ def poisson_batches(
 
 
 def poisson_dataset(
-    x: np.ndarray,
-    labels: np.ndarray,
+    x: npt.NDArray[np.float32],
+    labels: npt.NDArray[np.float32] | npt.NDArray[np.int64],  # label_tensor's
     batch_size: int,
     epochs: int,
     rng: np.random.Generator,
@@ -228,17 +232,18 @@ class _CompiledTrainer:
     """A DP model compiled (and, after its first fit, traced) once per worker process, reused across trials."""
 
     trained: TrainedModel
-    optimizer_start: list[np.ndarray]
+    optimizer_start: list[npt.NDArray[np.float32]]
 
 
 _COMPILED: dict[tuple[str, int, int], _CompiledTrainer] = {}  # at most one entry: the last job's model
 
 
-def _initial_weights(spec: ModelSpec, n_features: int, n_classes: int, seed: int) -> list[np.ndarray]:
+def _initial_weights(spec: ModelSpec, n_features: int, n_classes: int, seed: int) -> list[npt.NDArray[np.float32]]:
     """The weights a fresh build draws for this seed (the same ops after the same seeding)."""
     tf.keras.utils.set_random_seed(seed)
     layers, _ = _mlp_layers(spec, n_features, n_classes)
-    return tf.keras.Sequential(layers).get_weights()
+    weights: list[npt.NDArray[np.float32]] = tf.keras.Sequential(layers).get_weights()
+    return weights
 
 
 def _reusable(spec: ModelSpec, dp: DPParams | None) -> bool:
@@ -270,8 +275,8 @@ def _dp_model_for_trial(spec: ModelSpec, n_features: int, n_classes: int, dp: DP
 
 def train(
     spec: ModelSpec,
-    x: np.ndarray,
-    y: np.ndarray,
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int64],
     n_classes: int,
     dp: DPParams | None,
     seed: int,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from sklearn.metrics import roc_auc_score
 
 
-def roc_auc(probabilities: np.ndarray, y: np.ndarray) -> float:
+def roc_auc(probabilities: npt.NDArray[np.float64], y: npt.NDArray[np.int64]) -> float:
     """AUC of the class probabilities; NaN when the split holds fewer than two classes (AUC undefined)."""
     present = np.unique(y)
     if present.size < 2:
@@ -19,5 +20,5 @@ def roc_auc(probabilities: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean([roc_auc_score(y == c, probabilities[:, c]) for c in present]))
 
 
-def accuracy(probabilities: np.ndarray, y: np.ndarray) -> float:
+def accuracy(probabilities: npt.NDArray[np.float64], y: npt.NDArray[np.int64]) -> float:
     return float(np.mean(probabilities.argmax(axis=1) == y))

@@ -6,6 +6,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from art.attacks.inference.membership_inference import MembershipInferenceBlackBox
 from art.estimators.classification import BlackBoxClassifier
 from art.estimators.classification.classifier import ClassifierMixin
@@ -26,12 +27,13 @@ class MemberProbabilityModel(ClassifierMixin):
         super().__init__()
         self.classifier = classifier
 
-    def fit(self, x: np.ndarray, y: np.ndarray, **kwargs: Any) -> None:
+    def fit(self, x: npt.NDArray[Any], y: npt.NDArray[Any], **kwargs: Any) -> None:
         self.classifier.fit(x, np.asarray(y).ravel())
 
-    def predict(self, x: np.ndarray, **kwargs: Any) -> np.ndarray:
+    def predict(self, x: npt.NDArray[Any], **kwargs: Any) -> npt.NDArray[np.float64]:
         proba = self.classifier.predict_proba(x)
-        return proba[:, list(self.classifier.classes_).index(1)].reshape(-1, 1)
+        member_probability: npt.NDArray[np.float64] = proba[:, list(self.classifier.classes_).index(1)].reshape(-1, 1)
+        return member_probability
 
 
 def _attack_model(kind: str, seed: int) -> MemberProbabilityModel:
@@ -44,13 +46,14 @@ def _attack_model(kind: str, seed: int) -> MemberProbabilityModel:
     raise ValueError(f"unknown attack model '{kind}'")
 
 
-def _never_called(x: np.ndarray) -> np.ndarray:
+def _never_called(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
     raise RuntimeError("the attack must be given precomputed probabilities")
 
 
 def blackbox_scores(
-    kind: str, proba: np.ndarray, labels: np.ndarray, truth: np.ndarray, fold: np.ndarray, n_classes: int, seed: int
-) -> np.ndarray:
+    kind: str, proba: npt.NDArray[np.float64], labels: npt.NDArray[np.int64], truth: npt.NDArray[np.int64],
+    fold: npt.NDArray[np.int64], n_classes: int, seed: int,
+) -> npt.NDArray[np.float64]:
     """P(member) for every record, cross-fitted: the attack fitted on one fold scores the other, then the
     folds swap, so no record is scored by an attack that saw its membership. Features: the target's
     probabilities and the true label, as in the study."""

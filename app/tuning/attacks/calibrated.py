@@ -11,25 +11,28 @@ makes the score a calibrated probability, which the accuracy threshold uses.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 # Probabilities are floored here before dividing: a model that is certain of the wrong label gives 0.
 PROBABILITY_FLOOR = 1e-12
 RMIA_GAMMA = 1.0
 
 
-def true_label_probability(proba: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    return np.maximum(proba[np.arange(len(labels)), labels], PROBABILITY_FLOOR)
+def true_label_probability(proba: npt.NDArray[np.float64], labels: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    probability: npt.NDArray[np.float64] = np.maximum(proba[np.arange(len(labels)), labels], PROBABILITY_FLOOR)
+    return probability
 
 
-def loss_scores(proba: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def loss_scores(proba: npt.NDArray[np.float64], labels: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
     """-(cross-entropy loss) of each record: members tend to have a lower loss."""
     return np.log(true_label_probability(proba, labels))
 
 
 def rmia_scores(
-    target: np.ndarray, references: np.ndarray, population_target: np.ndarray, population_references: np.ndarray,
+    target: npt.NDArray[np.float64], references: npt.NDArray[np.float64], population_target: npt.NDArray[np.float64],
+    population_references: npt.NDArray[np.float64],
     gamma: float = RMIA_GAMMA, break_ties: bool = False,
-) -> np.ndarray:
+) -> npt.NDArray[np.float64]:
     """RMIA scores of records from true-label probabilities: `target` (n,), `references` (K, n), and the same
     for the population records z (m,) and (K, m).
 
@@ -42,7 +45,10 @@ def rmia_scores(
     ordered = np.sort(ratio_z)
     # Share of z with ratio(x) / ratio(z) >= gamma, i.e. ratio(z) <= ratio(x) / gamma.
     dominated = np.searchsorted(ordered, ratio_x / gamma, side="right")
+    scores: npt.NDArray[np.float64]
     if not break_ties:
-        return dominated / len(ordered)
+        scores = dominated / len(ordered)
+        return scores
     rank = np.argsort(np.argsort(ratio_x, kind="stable"), kind="stable")  # 0 .. n-1
-    return (dominated + (rank + 1) / (len(ratio_x) + 1)) / (len(ordered) + 1)
+    scores = (dominated + (rank + 1) / (len(ratio_x) + 1)) / (len(ordered) + 1)
+    return scores

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import time
 
 import numpy as np
+import numpy.typing as npt
 
 from app.tuning.attacks.blackbox import BLACKBOX_MODELS, blackbox_scores
 from app.tuning.attacks.calibrated import loss_scores, rmia_scores, true_label_probability
@@ -20,8 +21,10 @@ from app.tuning.attacks.lower_bound import empirical_epsilon
 from app.tuning.attacks.statistics import attack_scores, best_accuracy_threshold
 from app.tuning.results import CALIBRATED_ATTACK, AttackScores, MembershipGame, PopulationGame, ScoreHistogram
 
+# A trained model's x -> class probabilities.
+Predict = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float64]]
 # Trains a model like the target on (x, y) with the given seed and returns a function x -> probabilities.
-TrainLike = Callable[[np.ndarray, np.ndarray, int], Callable[[np.ndarray], np.ndarray]]
+TrainLike = Callable[[npt.NDArray[np.float32], npt.NDArray[np.int64], int], Predict]
 LABEL_FREE_ATTACKS = ("loss", CALIBRATED_ATTACK)
 # Bins of the calibrated attack's score histogram: 2 x 20 counts per game, a few hundred bytes per trial.
 SCORE_BINS = 20
@@ -31,10 +34,10 @@ SCORE_BINS = 20
 class GameRecords:
     """A balanced game: `truth` 1 for members, 0 for nonmembers; `fold` splits both halves at random."""
 
-    member_rows: np.ndarray
-    nonmember_rows: np.ndarray
-    truth: np.ndarray
-    fold: np.ndarray
+    member_rows: npt.NDArray[np.int64]
+    nonmember_rows: npt.NDArray[np.int64]
+    truth: npt.NDArray[np.int64]
+    fold: npt.NDArray[np.int64]
 
 
 def balanced_records(n_members: int, n_nonmembers: int, rng: np.random.Generator) -> GameRecords:
@@ -49,7 +52,9 @@ def balanced_records(n_members: int, n_nonmembers: int, rng: np.random.Generator
     return GameRecords(members, nonmembers, truth, fold)
 
 
-def cross_fitted_decisions(scores: np.ndarray, truth: np.ndarray, fold: np.ndarray) -> np.ndarray:
+def cross_fitted_decisions(
+    scores: npt.NDArray[np.float64], truth: npt.NDArray[np.int64], fold: npt.NDArray[np.int64],
+) -> npt.NDArray[np.bool_]:
     """Member decisions with each fold's threshold chosen (best accuracy) on the other fold."""
     decisions = np.zeros(len(scores), dtype=bool)
     for scored in (0, 1):
@@ -59,7 +64,7 @@ def cross_fitted_decisions(scores: np.ndarray, truth: np.ndarray, fold: np.ndarr
     return decisions
 
 
-def score_histogram(scores: np.ndarray, truth: np.ndarray) -> ScoreHistogram:
+def score_histogram(scores: npt.NDArray[np.float64], truth: npt.NDArray[np.int64]) -> ScoreHistogram:
     """Counts of scores in [0, 1] (RMIA's range) in SCORE_BINS equal bins, members and nonmembers apart."""
     edges = np.linspace(0.0, 1.0, SCORE_BINS + 1)
     members, _ = np.histogram(np.clip(scores[truth == 1], 0.0, 1.0), bins=edges)
@@ -68,15 +73,15 @@ def score_histogram(scores: np.ndarray, truth: np.ndarray) -> ScoreHistogram:
                           nonmembers=[int(c) for c in nonmembers])
 
 
-def _fitted_attacks(proba: np.ndarray, labels: np.ndarray, games: GameRecords, n_classes: int,
-                     seed: int) -> dict[str, np.ndarray]:
+def _fitted_attacks(proba: npt.NDArray[np.float64], labels: npt.NDArray[np.int64], games: GameRecords, n_classes: int,
+                     seed: int) -> dict[str, npt.NDArray[np.float64]]:
     scores = {kind: blackbox_scores(kind, proba, labels, games.truth, games.fold, n_classes, seed)
               for kind in BLACKBOX_MODELS}
     scores["loss"] = loss_scores(proba, labels)
     return scores
 
 
-def _scored(scores: dict[str, np.ndarray], games: GameRecords) -> dict[str, AttackScores]:
+def _scored(scores: dict[str, npt.NDArray[np.float64]], games: GameRecords) -> dict[str, AttackScores]:
     out = {}
     for name, values in scores.items():
         # ART's attack models give P(member): 0.5 is their own decision. Label-free scores get a cross-fitted one.
@@ -87,15 +92,15 @@ def _scored(scores: dict[str, np.ndarray], games: GameRecords) -> dict[str, Atta
 
 def membership_game(
     *,
-    target_members: np.ndarray,
-    target_holdout: np.ndarray,
-    target_population: np.ndarray,
-    x_members: np.ndarray,
-    y_members: np.ndarray,
-    x_holdout: np.ndarray,
-    y_holdout: np.ndarray,
-    x_population: np.ndarray,
-    y_population: np.ndarray,
+    target_members: npt.NDArray[np.float64],
+    target_holdout: npt.NDArray[np.float64],
+    target_population: npt.NDArray[np.float64],
+    x_members: npt.NDArray[np.float32],
+    y_members: npt.NDArray[np.int64],
+    x_holdout: npt.NDArray[np.float32],
+    y_holdout: npt.NDArray[np.int64],
+    x_population: npt.NDArray[np.float32],
+    y_population: npt.NDArray[np.int64],
     n_classes: int,
     train_like: TrainLike,
     reference_models: int,
@@ -151,12 +156,12 @@ def membership_game(
 
 def population_game(
     *,
-    target_members: np.ndarray,
-    target_external: np.ndarray,
-    control_members: np.ndarray,
-    control_external: np.ndarray,
-    y_members: np.ndarray,
-    y_external: np.ndarray,
+    target_members: npt.NDArray[np.float64],
+    target_external: npt.NDArray[np.float64],
+    control_members: npt.NDArray[np.float64],
+    control_external: npt.NDArray[np.float64],
+    y_members: npt.NDArray[np.int64],
+    y_external: npt.NDArray[np.int64],
     n_classes: int,
     seed: int,
 ) -> PopulationGame:
@@ -165,7 +170,7 @@ def population_game(
     games = balanced_records(len(y_members), len(y_external), rng)
     labels = np.concatenate([y_members[games.member_rows], y_external[games.nonmember_rows]])
 
-    def attacks_on(members: np.ndarray, external: np.ndarray) -> dict[str, AttackScores]:
+    def attacks_on(members: npt.NDArray[np.float64], external: npt.NDArray[np.float64]) -> dict[str, AttackScores]:
         proba = np.vstack([members[games.member_rows], external[games.nonmember_rows]])
         return _scored(_fitted_attacks(proba, labels, games, n_classes, seed), games)
 
@@ -183,7 +188,9 @@ def population_game(
     )
 
 
-def label_only_attack_accuracy(y_members: np.ndarray, y_nonmembers: np.ndarray, n_classes: int) -> float:
+def label_only_attack_accuracy(
+    y_members: npt.NDArray[np.int64], y_nonmembers: npt.NDArray[np.int64], n_classes: int,
+) -> float:
     """Accuracy of the best membership attack that sees only the true label, with equal numbers of members and
     nonmembers: 0.5 + TV / 2, TV the total variation distance between the two splits' label distributions.
 

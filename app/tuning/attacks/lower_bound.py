@@ -13,8 +13,10 @@ independent trials, as those audits do.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy.stats import beta
 
 CONFIDENCE = 0.95
@@ -22,18 +24,18 @@ CONFIDENCE = 0.95
 MAX_THRESHOLDS = 400
 
 
-def _cp_low(k: np.ndarray, n: int, alpha: float) -> np.ndarray:
+def _cp_low(k: npt.NDArray[Any], n: int, alpha: float) -> npt.NDArray[np.float64]:
     k = np.asarray(k, dtype=np.float64)
     return np.where(k > 0, beta.ppf(alpha, np.maximum(k, 1e-300), n - k + 1), 0.0)
 
 
-def _cp_high(k: np.ndarray, n: int, alpha: float) -> np.ndarray:
+def _cp_high(k: npt.NDArray[Any], n: int, alpha: float) -> npt.NDArray[np.float64]:
     k = np.asarray(k, dtype=np.float64)
     return np.where(k < n, beta.ppf(1 - alpha, k + 1, np.maximum(n - k, 1e-300)), 1.0)
 
 
-def epsilon_bounds(tp: np.ndarray, fp: np.ndarray, members: int, nonmembers: int, delta: float,
-                   confidence: float = CONFIDENCE) -> np.ndarray:
+def epsilon_bounds(tp: npt.NDArray[np.int64], fp: npt.NDArray[np.int64], members: int, nonmembers: int, delta: float,
+                   confidence: float = CONFIDENCE) -> npt.NDArray[np.float64]:
     """The epsilon each (tp, fp) count pair proves, at `confidence` jointly (0 where it proves nothing)."""
     alpha = (1.0 - confidence) / 2  # one-sided per rate; the union bound gives the joint level
     tpr_low, fpr_high = _cp_low(tp, members, alpha), _cp_high(fp, nonmembers, alpha)
@@ -44,7 +46,9 @@ def epsilon_bounds(tp: np.ndarray, fp: np.ndarray, members: int, nonmembers: int
     return np.maximum(bound, 0.0)
 
 
-def _counts(scores: np.ndarray, truth: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _counts(
+    scores: npt.NDArray[np.float64], truth: npt.NDArray[np.int64], thresholds: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Members and nonmembers with score >= each threshold."""
     member_scores = np.sort(scores[truth == 1])
     nonmember_scores = np.sort(scores[truth == 0])
@@ -54,7 +58,8 @@ def _counts(scores: np.ndarray, truth: np.ndarray, thresholds: np.ndarray) -> tu
 
 
 def empirical_epsilon(
-    attack_scores: dict[str, np.ndarray], truth: np.ndarray, choose: np.ndarray, delta: float
+    attack_scores: dict[str, npt.NDArray[np.float64]], truth: npt.NDArray[np.int64], choose: npt.NDArray[np.bool_],
+    delta: float,
 ) -> tuple[float, str | None]:
     """The largest epsilon proved on the records outside `choose` by the (attack, threshold) that proves the
     most on the records in `choose`. Returns (epsilon, attack); (0, None) when nothing is proved."""

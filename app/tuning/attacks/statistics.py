@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 from scipy.stats import beta, norm
 from sklearn.metrics import roc_auc_score, roc_curve
 
@@ -43,7 +44,7 @@ def proportion(successes: int, trials: int) -> Estimate:
     return estimate(successes / trials if trials else 0.0, clopper_pearson(successes, trials))
 
 
-def tpr_at_fpr(truth: np.ndarray, scores: np.ndarray, max_fpr: float) -> Estimate:
+def tpr_at_fpr(truth: npt.NDArray[np.int64], scores: npt.NDArray[np.float64], max_fpr: float) -> Estimate:
     """The ROC's TPR at the largest threshold whose FPR is at most `max_fpr`, with a Clopper-Pearson interval on
     the members counted at that threshold. The threshold is read from the same records (the usual ROC reading);
     the empirical epsilon uses thresholds chosen on other records (lower_bound.py)."""
@@ -54,13 +55,15 @@ def tpr_at_fpr(truth: np.ndarray, scores: np.ndarray, max_fpr: float) -> Estimat
     return estimate(value, clopper_pearson(int(round(value * positives)), positives))
 
 
-def roc_auc(truth: np.ndarray, scores: np.ndarray) -> Estimate:
+def roc_auc(truth: npt.NDArray[np.int64], scores: npt.NDArray[np.float64]) -> Estimate:
     value = float(roc_auc_score(truth, scores))
     positives = int(truth.sum())
     return estimate(value, auc_interval(value, positives, len(truth) - positives))
 
 
-def attack_scores(truth: np.ndarray, scores: np.ndarray, predicted_member: np.ndarray) -> AttackScores:
+def attack_scores(
+    truth: npt.NDArray[np.int64], scores: npt.NDArray[np.float64], predicted_member: npt.NDArray[np.bool_],
+) -> AttackScores:
     """Scores of one attack: `scores` rank records (higher = more likely a member); `predicted_member` is the
     attack's decision, made with a threshold fitted on other records."""
     correct = int(np.sum(predicted_member.astype(bool) == truth.astype(bool)))
@@ -72,7 +75,7 @@ def attack_scores(truth: np.ndarray, scores: np.ndarray, predicted_member: np.nd
     )
 
 
-def best_accuracy_threshold(truth: np.ndarray, scores: np.ndarray) -> float:
+def best_accuracy_threshold(truth: npt.NDArray[np.int64], scores: npt.NDArray[np.float64]) -> float:
     """The threshold (predict member when score >= it) with the highest accuracy on these records."""
     order = np.argsort(-scores, kind="stable")
     sorted_scores, sorted_truth = scores[order], truth[order].astype(np.int64)
