@@ -61,8 +61,9 @@ def _checked(spec: str, field: str) -> Callable[[str], Any]:
 
         module, _, name = spec.rpartition(".")
         info = getattr(importlib.import_module(module), name).model_fields[field]
-        adapter: TypeAdapter[Any] = TypeAdapter(info.annotation if not info.metadata else
-                                                _annotated(info.annotation, info.metadata))
+        adapter: TypeAdapter[Any] = TypeAdapter(
+            info.annotation if not info.metadata else _annotated(info.annotation, info.metadata)
+        )
         try:
             if text.strip().lower() in {"none", "null"}:
                 return adapter.validate_python(None)
@@ -82,8 +83,9 @@ def _annotated(annotation: Any, metadata: list[Any]) -> Any:
     return Annotated[(annotation, *metadata)]
 
 
-def _in_range(kind: Callable[[str], Any], low: float, high: float, *,
-              open_ends: bool = False) -> Callable[[str], Any]:
+def _in_range(
+    kind: Callable[[str], Any], low: float, high: float, *, open_ends: bool = False
+) -> Callable[[str], Any]:
     """An argparse type for a number in [low, high], or (low, high) with `open_ends` (for options without a
     spec field to read bounds from)."""
     shown = f"({low}, {high})" if open_ends else f"[{low}, {high}]"
@@ -92,8 +94,9 @@ def _in_range(kind: Callable[[str], Any], low: float, high: float, *,
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got "
-                                             f"{text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+            ) from None
         if not (low < value < high if open_ends else low <= value <= high):  # NaN is outside too
             raise argparse.ArgumentTypeError(f"must be in {shown}, got {text}")
         return value
@@ -108,55 +111,130 @@ _GUARANTEE = "app.tuning.results.GuaranteeSpec"
 
 
 def _add_search_options(parser: argparse.ArgumentParser, default_trials: int) -> None:
-    parser.add_argument("--search", choices=["bayes", "grid", "random"], default="bayes",
-                        help="how (clip, noise) is searched: bayes (a Gaussian process after space-filling "
-                        "points), grid or random")
-    parser.add_argument("--trials", type=_checked(_SEARCH, "trials"), default=default_trials,
-                        help="trial budget; 'none' for --seconds alone")
-    parser.add_argument("--seconds", type=_checked(_SEARCH, "seconds"), default=None,
-                        help="time budget in seconds, baseline included (default: none)")
-    parser.add_argument("--tradeoff", type=_in_range(float, 0, 1), default=0.5,
-                        help="t in [0, 1]: weight of utility against privacy; t = 1 means utility only, t = 0 "
-                        "privacy only")
-    parser.add_argument("--max-clip", type=_checked(_SEARCH, "max_clip"), default=10.0,
-                        help="largest clipping norm searched (from 0.1, on a log scale)")
-    parser.add_argument("--max-noise", type=_checked(_SEARCH, "max_noise"), default=10.0,
-                        help="largest noise multiplier searched; the smallest follows from --max-epsilon")
-    parser.add_argument("--delta", type=_in_range(float, 0, 1, open_ends=True), default=None,
-                        help="delta for epsilon, in (0, 1) (default: min(1e-5, 1/(10 n)), n members)")
-    parser.add_argument("--privacy-game", choices=["membership", "population"], default="membership",
-                        help="the game the objective reads: membership (members vs holdout, what DP bounds) or "
-                        "population (the study's members vs external set)")
-    parser.add_argument("--repeats", type=_checked(_MEASUREMENT, "repeats"), default=1,
-                        help="seeds each trial is measured over (1-20)")
-    parser.add_argument("--reference-models", type=_checked(_MEASUREMENT, "reference_models"), default=4,
-                        help="K of the calibrated attack per trial (2-64); more: a stronger, slower attack")
-    parser.add_argument("--audit-reference-models", type=_checked(_MEASUREMENT, "audit_reference_models"),
-                        default=16, help="K of the calibrated attack for the baseline (2-128)")
-    parser.add_argument("--allow-weak-baseline", action="store_true",
-                        help="tune even when the non-private baseline does not learn (default: refuse)")
-    parser.add_argument("--max-epsilon", type=_checked(_GUARANTEE, "max_epsilon"), default=10.0,
-                        help="no trial trains with a larger epsilon (smaller: more private); 'none' asks for no "
-                        "guarantee")
-    parser.add_argument("--target-epsilon", type=_checked(_GUARANTEE, "target_epsilon"), default=None,
-                        help="calibrate every trial's noise to this epsilon and search the clipping norm only "
-                        "(default: search noise too)")
-    parser.add_argument("--confirm-repeats", type=_checked(_GUARANTEE, "confirm_repeats"), default=3,
-                        help="fresh seeds the chosen point is measured again with (2-20)")
-    parser.add_argument("--max-utility-loss", type=_checked(_GUARANTEE, "max_utility_loss"), default=None,
-                        help="recommend only points losing at most this much validation ROC-AUC, in [0, 1] "
-                        "(default: no limit)")
-    parser.add_argument("--save-model", type=Path, default=None, metavar="DIR",
-                        help="train the recommended configuration once more and write model.keras and "
-                        "privacy.json to DIR (default: no final model)")
-    parser.add_argument("--seed", type=_in_range(int, 0, 2**31 - 1), default=0,
-                        help="seed of the split, the models and the search")
+    parser.add_argument(
+        "--search",
+        choices=["bayes", "grid", "random"],
+        default="bayes",
+        help="how (clip, noise) is searched: bayes (a Gaussian process after space-filling points), grid or random",
+    )
+    parser.add_argument(
+        "--trials",
+        type=_checked(_SEARCH, "trials"),
+        default=default_trials,
+        help="trial budget; 'none' for --seconds alone",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=_checked(_SEARCH, "seconds"),
+        default=None,
+        help="time budget in seconds, baseline included (default: none)",
+    )
+    parser.add_argument(
+        "--tradeoff",
+        type=_in_range(float, 0, 1),
+        default=0.5,
+        help="t in [0, 1]: weight of utility against privacy; t = 1 means utility only, t = 0 privacy only",
+    )
+    parser.add_argument(
+        "--max-clip",
+        type=_checked(_SEARCH, "max_clip"),
+        default=10.0,
+        help="largest clipping norm searched (from 0.1, on a log scale)",
+    )
+    parser.add_argument(
+        "--max-noise",
+        type=_checked(_SEARCH, "max_noise"),
+        default=10.0,
+        help="largest noise multiplier searched; the smallest follows from --max-epsilon",
+    )
+    parser.add_argument(
+        "--delta",
+        type=_in_range(float, 0, 1, open_ends=True),
+        default=None,
+        help="delta for epsilon, in (0, 1) (default: min(1e-5, 1/(10 n)), n members)",
+    )
+    parser.add_argument(
+        "--privacy-game",
+        choices=["membership", "population"],
+        default="membership",
+        help="the game the objective reads: membership (members vs holdout, what DP bounds) or "
+        "population (the study's members vs external set)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=_checked(_MEASUREMENT, "repeats"),
+        default=1,
+        help="seeds each trial is measured over (1-20)",
+    )
+    parser.add_argument(
+        "--reference-models",
+        type=_checked(_MEASUREMENT, "reference_models"),
+        default=4,
+        help="K of the calibrated attack per trial (2-64); more: a stronger, slower attack",
+    )
+    parser.add_argument(
+        "--audit-reference-models",
+        type=_checked(_MEASUREMENT, "audit_reference_models"),
+        default=16,
+        help="K of the calibrated attack for the baseline (2-128)",
+    )
+    parser.add_argument(
+        "--allow-weak-baseline",
+        action="store_true",
+        help="tune even when the non-private baseline does not learn (default: refuse)",
+    )
+    parser.add_argument(
+        "--max-epsilon",
+        type=_checked(_GUARANTEE, "max_epsilon"),
+        default=10.0,
+        help="no trial trains with a larger epsilon (smaller: more private); 'none' asks for no guarantee",
+    )
+    parser.add_argument(
+        "--target-epsilon",
+        type=_checked(_GUARANTEE, "target_epsilon"),
+        default=None,
+        help="calibrate every trial's noise to this epsilon and search the clipping norm only "
+        "(default: search noise too)",
+    )
+    parser.add_argument(
+        "--confirm-repeats",
+        type=_checked(_GUARANTEE, "confirm_repeats"),
+        default=3,
+        help="fresh seeds the chosen point is measured again with (2-20)",
+    )
+    parser.add_argument(
+        "--max-utility-loss",
+        type=_checked(_GUARANTEE, "max_utility_loss"),
+        default=None,
+        help="recommend only points losing at most this much validation ROC-AUC, in [0, 1] (default: no limit)",
+    )
+    parser.add_argument(
+        "--save-model",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="train the recommended configuration once more and write model.keras and "
+        "privacy.json to DIR (default: no final model)",
+    )
+    parser.add_argument(
+        "--seed", type=_in_range(int, 0, 2**31 - 1), default=0, help="seed of the split, the models and the search"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the full result as JSON here")
-    parser.add_argument("--report", type=Path, default=None, metavar="FILE",
-                        help="write the HTML report (figures and recommendation card) here")
-    parser.add_argument("--csv", type=Path, default=None, metavar="FILE",
-                        help="write the trials as CSV here: one row each, nested fields as dotted columns (the "
-                        "columns of GET /v1/jobs/{id}/trials?format=csv)")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the HTML report (figures and recommendation card) here",
+    )
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the trials as CSV here: one row each, nested fields as dotted columns (the "
+        "columns of GET /v1/jobs/{id}/trials?format=csv)",
+    )
 
 
 def _version() -> str:
@@ -179,19 +257,40 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--smiles", default=None, help="SMILES column: features become ECFP fingerprints")
     tune.add_argument("--split", default="random", help=_split_help())
     tune.add_argument("--hidden", default="50,10", help="hidden layer sizes, comma-separated")
-    tune.add_argument("--dropout", type=_checked(_MODEL, "dropout"), default=0.0,
-                      help="dropout rate after each hidden layer, in [0, 1)")
+    tune.add_argument(
+        "--dropout",
+        type=_checked(_MODEL, "dropout"),
+        default=0.0,
+        help="dropout rate after each hidden layer, in [0, 1)",
+    )
     tune.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="the optimizer (its DP variant)")
-    tune.add_argument("--learning-rate", type=_checked(_MODEL, "learning_rate"), default=None,
-                      help="learning rate (default: Keras', 0.01 for sgd, 0.001 for adam)")
-    tune.add_argument("--epochs", type=_checked(_MODEL, "epochs"), default=10,
-                      help="passes over the members; more: more steps, so more noise for the same epsilon")
-    tune.add_argument("--batch-size", type=_checked(_MODEL, "batch_size"), default=32,
-                      help="expected batch size (Poisson sampling at batch_size / n)")
+    tune.add_argument(
+        "--learning-rate",
+        type=_checked(_MODEL, "learning_rate"),
+        default=None,
+        help="learning rate (default: Keras', 0.01 for sgd, 0.001 for adam)",
+    )
+    tune.add_argument(
+        "--epochs",
+        type=_checked(_MODEL, "epochs"),
+        default=10,
+        help="passes over the members; more: more steps, so more noise for the same epsilon",
+    )
+    tune.add_argument(
+        "--batch-size",
+        type=_checked(_MODEL, "batch_size"),
+        default=32,
+        help="expected batch size (Poisson sampling at batch_size / n)",
+    )
     tune.add_argument("--keras-json", type=Path, default=None, help="a model.to_json() file instead of an MLP")
-    tune.add_argument("--tune-on", type=Path, default=None, metavar="PROXY",
-                      help="search on this public or synthetic proxy (same columns); DATA is then read once, by "
-                      "the final training (needs --save-model)")
+    tune.add_argument(
+        "--tune-on",
+        type=Path,
+        default=None,
+        metavar="PROXY",
+        help="search on this public or synthetic proxy (same columns); DATA is then read once, by "
+        "the final training (needs --save-model)",
+    )
     _add_search_options(tune, default_trials=25)
 
     demo = sub.add_parser("demo", help="run the built-in synthea-covid data set end to end")
@@ -205,8 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_report_command(sub: argparse._SubParsersAction[_Parser]) -> None:
     report = sub.add_parser("report", help="write the HTML report of a `dptune tune --json` result")
     report.add_argument("result", type=Path, metavar="RESULT.json", help="a file `dptune tune --json` wrote")
-    report.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
-                        help="the HTML file to write (default: RESULT with the suffix .html)")
+    report.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the HTML file to write (default: RESULT with the suffix .html)",
+    )
     report.set_defaults(handler=_run_report)
 
 
@@ -227,8 +332,11 @@ def _run_report(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"])
-        print(f"dptune: error: {args.result} is not a `dptune tune --json` result ({exc.error_count()} problem(s); "
-              f"first: {where + ': ' if where else ''}{error['msg']})", file=sys.stderr)
+        print(
+            f"dptune: error: {args.result} is not a `dptune tune --json` result ({exc.error_count()} problem(s); "
+            f"first: {where + ': ' if where else ''}{error['msg']})",
+            file=sys.stderr,
+        )
         return 2
     try:
         _write_report(result, output)
@@ -272,8 +380,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.guarantee = _guarantee_spec(args)
         _search_spec(args)
         if getattr(args, "tune_on", None) is not None and args.save_model is None:
-            raise ValueError("--tune-on needs --save-model DIR: with a proxy, the private data is read only by "
-                             "the final training")
+            raise ValueError(
+                "--tune-on needs --save-model DIR: with a proxy, the private data is read only by the final training"
+            )
         if args.command == "tune":
             return _run_tune(args)
         return _run_demo(args)
@@ -286,8 +395,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # never a stack trace for odd input; its message may quote data, so only the type
         if os.environ.get("DPTUNE_DEBUG"):
             raise
-        print(f"dptune: error: the input could not be processed ({type(exc).__name__}); "
-              "set DPTUNE_DEBUG=1 for the traceback", file=sys.stderr)
+        print(
+            f"dptune: error: the input could not be processed ({type(exc).__name__}); "
+            "set DPTUNE_DEBUG=1 for the traceback",
+            file=sys.stderr,
+        )
         return 1
 
 
@@ -297,8 +409,13 @@ def _search_spec(args: argparse.Namespace) -> SearchSpec:
     from app.tuning.search import SearchSpec
 
     try:
-        return SearchSpec(method=args.search, trials=args.trials, seconds=args.seconds, max_clip=args.max_clip,
-                          max_noise=args.max_noise)
+        return SearchSpec(
+            method=args.search,
+            trials=args.trials,
+            seconds=args.seconds,
+            max_clip=args.max_clip,
+            max_noise=args.max_noise,
+        )
     except ValidationError as exc:
         raise ValueError(f"search options: {str(exc.errors()[0]['msg']).removeprefix('Value error, ')}") from None
 
@@ -324,10 +441,14 @@ def _run_tune(args: argparse.Namespace) -> int:
         frame = read_table(path)
         validate_table(frame, args.label, args.smiles)
         started = time.perf_counter()
-        data, report = prepare_dataset(frame, label=args.label, split=split, smiles_column=args.smiles,
-                                       seed=args.seed)
-        print(f"prepared {report.rows_used} rows of {path.name} in {time.perf_counter() - started:.1f} s: "
-              f"{report.split_sizes}", file=sys.stderr)
+        data, report = prepare_dataset(
+            frame, label=args.label, split=split, smiles_column=args.smiles, seed=args.seed
+        )
+        print(
+            f"prepared {report.rows_used} rows of {path.name} in {time.perf_counter() - started:.1f} s: "
+            f"{report.split_sizes}",
+            file=sys.stderr,
+        )
         return data, {"source": path.name, **report.model_dump(mode="json")}
 
     if args.tune_on is not None:
@@ -353,8 +474,11 @@ def _run_demo(args: argparse.Namespace) -> int:
     data, report = prepare_dataset(frame, label=builtin.label, split=builtin.default_split, seed=args.seed)
     info = {"source": "builtin:synthea-covid", **report.model_dump(mode="json")}
     spec = ModelSpec(learning_rate=DEMO_LEARNING_RATE)
-    print(f"synthea-covid (built-in, seed {args.seed}): {report.split_sizes}; MLP {spec.hidden}, SGD at learning "
-          f"rate {DEMO_LEARNING_RATE:g}, {spec.epochs} epochs", file=sys.stderr)
+    print(
+        f"synthea-covid (built-in, seed {args.seed}): {report.split_sizes}; MLP {spec.hidden}, SGD at learning "
+        f"rate {DEMO_LEARNING_RATE:g}, {spec.epochs} epochs",
+        file=sys.stderr,
+    )
     return _tune_and_report(data, spec, _search_spec(args), args, info)
 
 
@@ -364,8 +488,12 @@ def _guarantee_spec(args: argparse.Namespace) -> GuaranteeSpec:
     from app.tuning.results import GuaranteeSpec
 
     try:
-        return GuaranteeSpec(max_epsilon=args.max_epsilon, target_epsilon=args.target_epsilon,
-                             confirm_repeats=args.confirm_repeats, max_utility_loss=args.max_utility_loss)
+        return GuaranteeSpec(
+            max_epsilon=args.max_epsilon,
+            target_epsilon=args.target_epsilon,
+            confirm_repeats=args.confirm_repeats,
+            max_utility_loss=args.max_utility_loss,
+        )
     except ValidationError as exc:
         error = exc.errors()[0]
         where = f"--{str(error['loc'][0]).replace('_', '-')}: " if error["loc"] else ""
@@ -379,8 +507,11 @@ def _measurement_spec(args: argparse.Namespace) -> MeasurementSpec:
 
     try:
         return MeasurementSpec(
-            privacy_game=args.privacy_game, repeats=args.repeats, reference_models=args.reference_models,
-            audit_reference_models=args.audit_reference_models, allow_weak_baseline=args.allow_weak_baseline,
+            privacy_game=args.privacy_game,
+            repeats=args.repeats,
+            reference_models=args.reference_models,
+            audit_reference_models=args.audit_reference_models,
+            allow_weak_baseline=args.allow_weak_baseline,
         )
     except ValidationError as exc:
         error = exc.errors()[0]
@@ -388,7 +519,11 @@ def _measurement_spec(args: argparse.Namespace) -> MeasurementSpec:
 
 
 def _tune_and_report(
-    data: PreparedData, spec: ModelSpec, search: SearchSpec, args: argparse.Namespace, info: dict[str, Any],
+    data: PreparedData,
+    spec: ModelSpec,
+    search: SearchSpec,
+    args: argparse.Namespace,
+    info: dict[str, Any],
     final_data: Callable[[], PreparedData] | None = None,
 ) -> int:
     """Tune on `data`; with --save-model, train the final model on `final_data()` (a proxy run: the private
@@ -401,16 +536,25 @@ def _tune_and_report(
     measurement = args.measurement
     delta = default_delta(len(data.y_members)) if args.delta is None else args.delta
     space = space_for(search, args.guarantee, spec, len(data.y_members), delta)  # a bad budget fails here, fast
-    noise = (f"noise calibrated to epsilon {args.guarantee.target_epsilon:g}: {space.fixed_noise:.4g}"
-             if space.fixed_noise is not None else f"noise in [{space.min_noise:.4g}, {space.max_noise:.4g}]")
+    noise = (
+        f"noise calibrated to epsilon {args.guarantee.target_epsilon:g}: {space.fixed_noise:.4g}"
+        if space.fixed_noise is not None
+        else f"noise in [{space.min_noise:.4g}, {space.max_noise:.4g}]"
+    )
     print(f"search space: clip in [{space.min_clip:g}, {space.max_clip:g}] (log scale), {noise}", file=sys.stderr)
-    print(f"training the non-private baseline and {measurement.audit_reference_models} reference models ...",
-          file=sys.stderr)
+    print(
+        f"training the non-private baseline and {measurement.audit_reference_models} reference models ...",
+        file=sys.stderr,
+    )
     baseline = run_baseline(data, spec, measurement, args.seed, delta)
     print(
         f"baseline: test AUC {baseline.utility_test:.3f}, membership attack {baseline.games.membership.attack_accuracy:.3f}"
-        + (f", population attack {baseline.games.population.attack_accuracy:.3f} (control "
-           f"{baseline.games.population.reference_attack_accuracy:.3f})" if baseline.games.population else "")
+        + (
+            f", population attack {baseline.games.population.attack_accuracy:.3f} (control "
+            f"{baseline.games.population.reference_attack_accuracy:.3f})"
+            if baseline.games.population
+            else ""
+        )
         + f" ({baseline.seconds:.1f} s)",
         file=sys.stderr,
     )
@@ -429,8 +573,17 @@ def _tune_and_report(
         )
 
     result = tune(
-        data, spec, search, measurement=measurement, guarantee=args.guarantee, tradeoff=args.tradeoff, delta=delta,
-        seed=args.seed, dataset_info=info, on_trial=progress, baseline=baseline,
+        data,
+        spec,
+        search,
+        measurement=measurement,
+        guarantee=args.guarantee,
+        tradeoff=args.tradeoff,
+        delta=delta,
+        seed=args.seed,
+        dataset_info=info,
+        on_trial=progress,
+        baseline=baseline,
         tuned_on="proxy" if final_data is not None else "private",
     )
     if args.save_model is not None and result.recommendation is not None:
@@ -456,7 +609,10 @@ def _write_trials_csv(path: Path, trials: Sequence[Trial]) -> None:
 
 
 def _final_model(
-    result: TuningResult, spec: ModelSpec, args: argparse.Namespace, data: PreparedData,
+    result: TuningResult,
+    spec: ModelSpec,
+    args: argparse.Namespace,
+    data: PreparedData,
 ) -> TuningResult:
     from app.tuning.accounting import default_delta
     from app.tuning.final_model import final_training, save_final_model, train_final
@@ -487,27 +643,49 @@ def format_summary(result: TuningResult) -> str:
         ("", "baseline", "recommended"),
         ("clip", "-", f"{r.clip:.4g}" if r else "-"),
         ("noise multiplier", "0 (no DP)", f"{r.noise:.4g}" if r else "-"),
-        ("AUC validation (selects)", _interval(b.utility_validation_interval) if b.utility_validation_interval
-         else f"{b.utility_validation:.3f}",
-         _interval(c.utility_validation) if c else _num(r.utility_validation if r else None)),
-        ("AUC test (reports)", _interval(b.utility_test_interval), _interval(c.utility_test) if c else
-         (_interval(r.utility_test_interval) if r else "-")),
+        (
+            "AUC validation (selects)",
+            _interval(b.utility_validation_interval)
+            if b.utility_validation_interval
+            else f"{b.utility_validation:.3f}",
+            _interval(c.utility_validation) if c else _num(r.utility_validation if r else None),
+        ),
+        (
+            "AUC test (reports)",
+            _interval(b.utility_test_interval),
+            _interval(c.utility_test) if c else (_interval(r.utility_test_interval) if r else "-"),
+        ),
         ("utility loss (test)", "", _interval(c.utility_loss) if c else _num(r.utility_loss if r else None)),
         ("AUC logistic regression", _num(b.logistic_regression_utility_test), ""),
-        (f"{result.measurement.privacy_game} game: attack (mean)", f"{b.attack_accuracy:.3f}",
-         _interval(c.attack_accuracy) if c else _num(r.attack_accuracy if r else None)),
-        ("membership game: strongest", _strongest(b.games.membership.attacks),
-         _strongest(r.games.membership.attacks) if r else "-"),
-        (f"  {CALIBRATED_ATTACK} TPR at 1% FPR", _interval(b.games.membership.attacks[CALIBRATED_ATTACK].tpr_at_1pct_fpr),
-         _interval(r.games.membership.attacks[CALIBRATED_ATTACK].tpr_at_1pct_fpr) if r else "-"),
+        (
+            f"{result.measurement.privacy_game} game: attack (mean)",
+            f"{b.attack_accuracy:.3f}",
+            _interval(c.attack_accuracy) if c else _num(r.attack_accuracy if r else None),
+        ),
+        (
+            "membership game: strongest",
+            _strongest(b.games.membership.attacks),
+            _strongest(r.games.membership.attacks) if r else "-",
+        ),
+        (
+            f"  {CALIBRATED_ATTACK} TPR at 1% FPR",
+            _interval(b.games.membership.attacks[CALIBRATED_ATTACK].tpr_at_1pct_fpr),
+            _interval(r.games.membership.attacks[CALIBRATED_ATTACK].tpr_at_1pct_fpr) if r else "-",
+        ),
         ("  epsilon lower bound", f"{b.epsilon_lower_bound:.3g}", f"{r.epsilon_lower_bound:.3g}" if r else "-"),
     ]
     if b.games.population is not None:
         rows += [
-            ("population game: attack", _strongest(b.games.population.attacks),
-             _strongest(r.games.population.attacks) if r and r.games.population else "-"),
-            ("  control (never saw members)", _strongest(b.games.population.reference_attacks),
-             _strongest(r.games.population.reference_attacks) if r and r.games.population else "-"),
+            (
+                "population game: attack",
+                _strongest(b.games.population.attacks),
+                _strongest(r.games.population.attacks) if r and r.games.population else "-",
+            ),
+            (
+                "  control (never saw members)",
+                _strongest(b.games.population.reference_attacks),
+                _strongest(r.games.population.reference_attacks) if r and r.games.population else "-",
+            ),
         ]
     rows += [
         ("epsilon (PLD) / RDP", "inf", f"{_eps(r.epsilon)} / {_eps(r.epsilon_rdp)}" if r else "-"),
@@ -517,25 +695,35 @@ def format_summary(result: TuningResult) -> str:
     width = max(len(row[0]) for row in rows)
     lines += [f"{a:<{width}}  {b_:>22}  {c_:>22}" for a, b_, c_ in rows]
     if r and c:
-        lines.append(f"recommended figures: means over {c.repeats} fresh seeds (confirmation, K = {c.reference_models}"
-                     f"), 95 % t-intervals; the search trial #{r.index} measured it once")
+        lines.append(
+            f"recommended figures: means over {c.repeats} fresh seeds (confirmation, K = {c.reference_models}"
+            f"), 95 % t-intervals; the search trial #{r.index} measured it once"
+        )
     s = result.splits
-    lines.append(f"splits: members {s.members}, holdout {s.holdout}, validation {s.validation}, test {s.test}, "
-                 f"external {s.external if s.external is not None else '-'}")
-    lines.append(f"trials: {len(result.trials)}{f' (recommended: #{r.index}, {r.selection.method})' if r else ''}, "
-                 f"failed {len(result.failed_trials)}, stopped by {result.stop_reason}, mode {result.mode}, trade-off "
-                 f"t = {result.tradeoff}, objective game {result.measurement.privacy_game}, delta = {result.delta:.3g}, "
-                 f"{result.seconds:.0f} s")
+    lines.append(
+        f"splits: members {s.members}, holdout {s.holdout}, validation {s.validation}, test {s.test}, "
+        f"external {s.external if s.external is not None else '-'}"
+    )
+    lines.append(
+        f"trials: {len(result.trials)}{f' (recommended: #{r.index}, {r.selection.method})' if r else ''}, "
+        f"failed {len(result.failed_trials)}, stopped by {result.stop_reason}, mode {result.mode}, trade-off "
+        f"t = {result.tradeoff}, objective game {result.measurement.privacy_game}, delta = {result.delta:.3g}, "
+        f"{result.seconds:.0f} s"
+    )
     if r:
         t = r.training
-        lines.append(f"training: clip {t.clip:.4g}, noise {t.noise:.4g}, {t.epochs} epochs, batch {t.batch_size}, "
-                     f"{t.optimizer} lr {t.learning_rate:g}, n {t.n}, q {t.sampling_rate:.4g}, {t.steps} steps, "
-                     f"epsilon {_eps(t.epsilon)} at delta {t.delta:.3g}")
+        lines.append(
+            f"training: clip {t.clip:.4g}, noise {t.noise:.4g}, {t.epochs} epochs, batch {t.batch_size}, "
+            f"{t.optimizer} lr {t.learning_rate:g}, n {t.n}, q {t.sampling_rate:.4g}, {t.steps} steps, "
+            f"epsilon {_eps(t.epsilon)} at delta {t.delta:.3g}"
+        )
         lines.append(f"tuning cost: {r.tuning_cost}")
         lines += [f"note: {n}" for n in r.notes]
     if result.final_model is not None:
-        lines.append(f"final model: trained once, epsilon {_eps(result.final_model.epsilon)} at delta "
-                     f"{result.final_model.delta:.3g} (privacy.json)")
+        lines.append(
+            f"final model: trained once, epsilon {_eps(result.final_model.epsilon)} at delta "
+            f"{result.final_model.delta:.3g} (privacy.json)"
+        )
     return "\n".join(lines)
 
 

@@ -45,8 +45,14 @@ class Client:
     """The dptune API at `base_url`, acting for the owner of `api_key`. Pass `http` to send the requests
     through an httpx.Client of your own (its base_url is then used; a test passes starlette's TestClient)."""
 
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: str | None = None, *,
-                 timeout: float = 60.0, http: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        api_key: str | None = None,
+        *,
+        timeout: float = 60.0,
+        http: httpx.Client | None = None,
+    ) -> None:
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(base_url=base_url, timeout=timeout)
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -58,17 +64,28 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.close()
 
     # ------------------------------------------------------------------------------------------ data sets
 
-    def upload(self, file: str | Path | bytes, *, label: str, smiles_column: str | None = None,
-               name: str | None = None, filename: str = "data.csv") -> JsonDict:
+    def upload(
+        self,
+        file: str | Path | bytes,
+        *,
+        label: str,
+        smiles_column: str | None = None,
+        name: str | None = None,
+        filename: str = "data.csv",
+    ) -> JsonDict:
         """Upload a .csv or .parquet table (a path, or its bytes named `filename`); the data set's record."""
-        fields = {key: value for key, value in (("label", label), ("smiles_column", smiles_column),
-                                                ("name", name)) if value is not None}
+        fields = {
+            key: value
+            for key, value in (("label", label), ("smiles_column", smiles_column), ("name", name))
+            if value is not None
+        }
         if isinstance(file, bytes):
             return self._json("POST", "/v1/datasets", data=fields, files={"file": (filename, file)})
         path = Path(file)
@@ -91,14 +108,26 @@ class Client:
     def job(self, job_id: str) -> JsonDict:
         return self._json("GET", f"/v1/jobs/{job_id}")
 
-    def jobs(self, *, status: str | None = None, name: str | None = None, tags: Sequence[str] = (),
-             dataset_id: str | None = None) -> list[JsonDict]:
+    def jobs(
+        self,
+        *,
+        status: str | None = None,
+        name: str | None = None,
+        tags: Sequence[str] = (),
+        dataset_id: str | None = None,
+    ) -> list[JsonDict]:
         """All of the owner's jobs that match, newest first (every page)."""
         params = {"status": status, "name": name, "tag": list(tags) or None, "dataset_id": dataset_id}
         return list(self._pages("/v1/jobs", {key: value for key, value in params.items() if value is not None}))
 
-    def wait(self, job_id: str, *, timeout: float | None = None, poll_seconds: float = 2.0,
-             on_progress: Callable[[JsonDict], None] | None = None) -> JsonDict:
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = None,
+        poll_seconds: float = 2.0,
+        on_progress: Callable[[JsonDict], None] | None = None,
+    ) -> JsonDict:
         """Poll the job until it is no longer queued or running, calling `on_progress` with each polled job;
         the job as it ended (succeeded, failed or cancelled: check its status). DptuneError code
         `wait_timeout` after `timeout` seconds."""
@@ -110,8 +139,12 @@ class Client:
             if job["status"] not in ACTIVE_STATUSES:
                 return job
             if deadline is not None and time.monotonic() + poll_seconds > deadline:
-                raise DptuneError(None, "wait_timeout", f"job {job_id} is still {job['status']} after {timeout:g} s",
-                                  {"status": job["status"], "progress": job.get("progress")})
+                raise DptuneError(
+                    None,
+                    "wait_timeout",
+                    f"job {job_id} is still {job['status']} after {timeout:g} s",
+                    {"status": job["status"], "progress": job.get("progress")},
+                )
             time.sleep(poll_seconds)
 
     def cancel(self, job_id: str) -> JsonDict:
@@ -169,8 +202,9 @@ class Client:
         try:
             response = self._http.request(method, path, headers=self._headers, **kwargs)
         except httpx.HTTPError as exc:
-            raise DptuneError(None, "connection_error", f"no answer from the dptune API ({type(exc).__name__}: "
-                              f"{exc})") from exc
+            raise DptuneError(
+                None, "connection_error", f"no answer from the dptune API ({type(exc).__name__}: {exc})"
+            ) from exc
         if response.is_success:
             return response
         raise _api_error(response)
@@ -181,8 +215,13 @@ def _api_error(response: httpx.Response) -> DptuneError:
     is not one (a proxy's HTML page)."""
     try:
         error = response.json()["error"]
-        return DptuneError(response.status_code, str(error["code"]), str(error["message"]),
-                           error.get("details") or {})
+        return DptuneError(
+            response.status_code, str(error["code"]), str(error["message"]), error.get("details") or {}
+        )
     except (ValueError, KeyError, TypeError):
-        return DptuneError(response.status_code, "http_error", f"HTTP {response.status_code} "
-                           f"{response.reason_phrase} from {response.request.method} {response.request.url.path}")
+        return DptuneError(
+            response.status_code,
+            "http_error",
+            f"HTTP {response.status_code} "
+            f"{response.reason_phrase} from {response.request.method} {response.request.url.path}",
+        )

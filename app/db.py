@@ -81,13 +81,22 @@ def make_engine(settings: Settings, application_name: str = "dptune") -> Engine:
     `pool_pre_ping` replaces a connection the server dropped before it is used."""
     url = settings.resolved_database_url
     if not is_sqlite(url):
-        return create_engine(url, pool_pre_ping=True, hide_parameters=True, pool_size=10, max_overflow=20,
-                             connect_args={"application_name": application_name[:63]})
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            hide_parameters=True,
+            pool_size=10,
+            max_overflow=20,
+            connect_args={"application_name": application_name[:63]},
+        )
     settings.ensure_dirs()
     # A pool as large as the API's thread pool: connections past pool_size are closed when returned, and a
     # new SQLite connection costs its PRAGMAs, so under load a small pool would open and close them non-stop.
     engine = create_engine(
-        url, hide_parameters=True, pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE,
+        url,
+        hide_parameters=True,
+        pool_size=SQLITE_POOL_SIZE,
+        max_overflow=SQLITE_POOL_SIZE,
         connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000},
     )
     busy_timeout = int(settings.sqlite_busy_timeout_ms)

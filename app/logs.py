@@ -26,15 +26,32 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "a
 # Set by libraries for their own formatters; noise in a structured line.
 _IGNORED_EXTRAS = frozenset({"color_message"})
 # Loggers that would log statements with their parameters, or request bodies, at INFO/DEBUG.
-_QUIET_LOGGERS = ("sqlalchemy", "python_multipart", "multipart", "httpx", "httpcore", "urllib3", "hpack",
-                  "asyncio", "alembic", "matplotlib", "PIL", "h5py", "absl", "tensorflow", "numexpr")
+_QUIET_LOGGERS = (
+    "sqlalchemy",
+    "python_multipart",
+    "multipart",
+    "httpx",
+    "httpcore",
+    "urllib3",
+    "hpack",
+    "asyncio",
+    "alembic",
+    "matplotlib",
+    "PIL",
+    "h5py",
+    "absl",
+    "tensorflow",
+    "numexpr",
+)
 
 
 def exception_summary(exc_info: Any) -> dict[str, str]:
     """The type and the frames of an exception, without its message (and without its chained causes')."""
     exc_type, _value, tb = exc_info
-    return {"exc_type": getattr(exc_type, "__name__", str(exc_type)),
-            "stack": "".join(traceback.format_tb(tb)).rstrip()}
+    return {
+        "exc_type": getattr(exc_type, "__name__", str(exc_type)),
+        "stack": "".join(traceback.format_tb(tb)).rstrip(),
+    }
 
 
 class JsonFormatter(logging.Formatter):
@@ -64,8 +81,11 @@ class TextFormatter(logging.Formatter):
         stamp = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
         request_id = request_id_var.get()
         where = f" [{request_id}]" if request_id else ""
-        extras = " ".join(f"{k}={v}" for k, v in record.__dict__.items()
-                          if k not in _RECORD_ATTRIBUTES and k not in _IGNORED_EXTRAS and not k.startswith("_"))
+        extras = " ".join(
+            f"{k}={v}"
+            for k, v in record.__dict__.items()
+            if k not in _RECORD_ATTRIBUTES and k not in _IGNORED_EXTRAS and not k.startswith("_")
+        )
         line = f"{stamp} {record.levelname} {record.name} {record.process}{where}: {record.getMessage()}"
         line = f"{line} {extras}" if extras else line
         if record.exc_info and record.exc_info[0] is not None:

@@ -15,7 +15,10 @@ from app.api import metrics, system
 from app.api.deps import reject_unknown_query_parameters
 from app.api.errors import install_error_handlers
 from app.api.middleware import (
-    AuthenticationMiddleware, BodySizeLimitMiddleware, DocsContentSecurityPolicyMiddleware, RequestContextMiddleware,
+    AuthenticationMiddleware,
+    BodySizeLimitMiddleware,
+    DocsContentSecurityPolicyMiddleware,
+    RequestContextMiddleware,
 )
 from app.dashboard import router as dashboard
 from app.datasets import router as datasets_router
@@ -32,16 +35,41 @@ DOCS_ASSETS_URL = "/docs-assets"
 # what is computed from it). JSON has no NaN: the API sends null, and the schema says so. AttackScores'
 # metrics are Estimates, whose value/low/high are the numbers.
 _RESULT_COMPONENTS = (
-    "Estimate", "Baseline", "Trial", "TrialRead", "Recommendation", "RecommendationRead", "MembershipGame",
-    "PopulationGame", "RepeatValues",
+    "Estimate",
+    "Baseline",
+    "Trial",
+    "TrialRead",
+    "Recommendation",
+    "RecommendationRead",
+    "MembershipGame",
+    "PopulationGame",
+    "RepeatValues",
 )
-_METRIC_FIELDS = frozenset({
-    "value", "low", "high",  # Estimate
-    "utility_members", "utility_holdout", "utility_validation", "utility_test", "utility_external", "accuracy_test",
-    "attack_accuracy", "reference_attack_accuracy", "shift", "membership", "label_only_attack_accuracy",
-    "logistic_regression_utility_test", "attack_accuracy_se", "utility_validation_se", "utility_test_se",
-    "utility_loss", "objective", "objective_se",
-})
+_METRIC_FIELDS = frozenset(
+    {
+        "value",
+        "low",
+        "high",  # Estimate
+        "utility_members",
+        "utility_holdout",
+        "utility_validation",
+        "utility_test",
+        "utility_external",
+        "accuracy_test",
+        "attack_accuracy",
+        "reference_attack_accuracy",
+        "shift",
+        "membership",
+        "label_only_attack_accuracy",
+        "logistic_regression_utility_test",
+        "attack_accuracy_se",
+        "utility_validation_se",
+        "utility_test_se",
+        "utility_loss",
+        "objective",
+        "objective_se",
+    }
+)
 
 
 def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> FastAPI:
@@ -84,8 +112,9 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
     # Added innermost first. Order of a request: request id and access log, then the key (before any body
     # is read), then the body size cap, then the routes.
     uploads = frozenset({("POST", "/v1/datasets"), ("POST", "/ui/datasets/upload")})
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_json_bytes,
-                       exempt=uploads)  # uploads stream under their own cap
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_json_bytes, exempt=uploads
+    )  # uploads stream under their own cap
     app.add_middleware(AuthenticationMiddleware)
     app.add_middleware(DocsContentSecurityPolicyMiddleware, paths=frozenset({"/docs", "/redoc"}))
     app.add_middleware(RequestContextMiddleware)

@@ -28,7 +28,11 @@ MAX_RESTART_PAUSE_SECONDS = 60.0
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:  # Any: app.cli's parser class
     serve = subparsers.add_parser("serve", help="run the REST API (and one worker, unless --no-worker)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on; other than localhost, keys come only from `dptune keys create`")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; other than localhost, keys come only from `dptune keys create`",
+    )
     serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument("--no-worker", action="store_true", help="serve the API only; run `dptune worker`s apart")
     serve.set_defaults(handler=serve_command)
@@ -39,8 +43,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:  # Any: app.c
     migrate = subparsers.add_parser("migrate", help="upgrade the database schema to the newest revision")
     migrate.set_defaults(handler=migrate_command)
 
-    keys = subparsers.add_parser("keys", help="API keys of the server's database: create (printed once), list, "
-                                 "revoke")
+    keys = subparsers.add_parser(
+        "keys", help="API keys of the server's database: create (printed once), list, revoke"
+    )
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key for an owner (made if new); the key is the last line")
     create.add_argument("--owner", required=True, help="owner name: data sets and jobs belong to an owner")
@@ -51,9 +56,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:  # Any: app.c
     revoke.add_argument("key_id", help="the key's id, as `dptune keys list` shows it")
     revoke.set_defaults(handler=keys_revoke_command)
     for command in (create, listing, revoke):
-        command.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
-                             help="the server's data folder, which holds its database dptune.db (default: "
-                             "DPTUNE_DATA_DIR, else ./dptune-data); DPTUNE_DATABASE_URL names a database instead")
+        command.add_argument(
+            "--data-dir",
+            type=Path,
+            default=None,
+            metavar="DIR",
+            help="the server's data folder, which holds its database dptune.db (default: "
+            "DPTUNE_DATA_DIR, else ./dptune-data); DPTUNE_DATABASE_URL names a database instead",
+        )
 
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -74,8 +84,10 @@ def _server_database(data_dir: Path | None) -> Database:
     from app.settings import Settings
 
     settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
-    how_to_point = ("point at the server's data folder with --data-dir DIR or DPTUNE_DATA_DIR (or at its database "
-                    "with DPTUNE_DATABASE_URL); `dptune serve` or `dptune migrate` creates a new one")
+    how_to_point = (
+        "point at the server's data folder with --data-dir DIR or DPTUNE_DATA_DIR (or at its database "
+        "with DPTUNE_DATABASE_URL); `dptune serve` or `dptune migrate` creates a new one"
+    )
     if settings.database_url:
         where = make_url(settings.database_url).render_as_string(hide_password=True)
     else:
@@ -128,8 +140,10 @@ def keys_create_command(args: argparse.Namespace, database: Database) -> int:
     except ValueError as exc:
         print(f"dptune: error: {exc}", file=sys.stderr)
         return 2
-    print(f"created key {created.key_id} for owner '{created.owner_name}'. It is shown only now; send it as "
-          "'Authorization: Bearer <key>':")
+    print(
+        f"created key {created.key_id} for owner '{created.owner_name}'. It is shown only now; send it as "
+        "'Authorization: Bearer <key>':"
+    )
     print(created.key, flush=True)
     return 0
 
@@ -214,8 +228,9 @@ def serve_command(args: argparse.Namespace) -> int:
     try:
         # log_config=None: uvicorn logs through dptune's JSON lines; access_log off: app.api.middleware logs
         # each request once, with its request id.
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", log_config=None,
-                    access_log=False)
+        uvicorn.run(
+            create_app(settings), host=args.host, port=args.port, log_level="info", log_config=None, access_log=False
+        )
     finally:
         if supervisor is not None:
             supervisor.stop()
@@ -235,16 +250,20 @@ def _announce_local_key(database: Database, settings: Settings, host: str, port:
     path, created = ensure_local_key_file(database, settings.local_key_path)
     where = path.resolve()
     verb = "created the local API key in" if created else "the local API key is in"
-    message = (f"dptune: {verb} {where} (mode 0600); send it as 'Authorization: Bearer <key>', e.g. "
-               f"curl -H \"Authorization: Bearer $(cat {where})\" http://{host}:{port}/v1/datasets; the dashboard "
-               f"is at http://{host}:{port}/ (sign in with the key), the API docs at http://{host}:{port}/docs")
+    message = (
+        f"dptune: {verb} {where} (mode 0600); send it as 'Authorization: Bearer <key>', e.g. "
+        f'curl -H "Authorization: Bearer $(cat {where})" http://{host}:{port}/v1/datasets; the dashboard '
+        f"is at http://{host}:{port}/ (sign in with the key), the API docs at http://{host}:{port}/docs"
+    )
     print(message, flush=True)
     logger.info("%s %s", verb, where)
     with database.reading() as session:
         valid = authenticate(session, read_key_file(path)) is not None
     if not valid:
-        warning = (f"dptune: the key in {where} is not valid for this database (revoked, or made for another "
-                   "one); delete the file and start again to get a new local key")
+        warning = (
+            f"dptune: the key in {where} is not valid for this database (revoked, or made for another "
+            "one); delete the file and start again to get a new local key"
+        )
         print(warning, flush=True)
         logger.warning("the local API key in %s is not valid for this database", where)
 
@@ -278,8 +297,9 @@ class WorkerSupervisor:
             child = self.child
             if child is None or child.poll() is None:
                 continue
-            logger.error("worker process %d exited with %s; restarting it in %.0f s", child.pid, child.returncode,
-                         pause)
+            logger.error(
+                "worker process %d exited with %s; restarting it in %.0f s", child.pid, child.returncode, pause
+            )
             if self._stopping.wait(pause):
                 return
             pause = min(pause * 2, MAX_RESTART_PAUSE_SECONDS)

@@ -13,23 +13,37 @@ DEFAULT_DATA_DIR = Path("dptune-data")
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DPTUNE_", extra="ignore")
 
-    data_dir: Path = Field(default=DEFAULT_DATA_DIR, description="Uploaded data sets, temp files and the SQLite file.")
+    data_dir: Path = Field(
+        default=DEFAULT_DATA_DIR, description="Uploaded data sets, temp files and the SQLite file."
+    )
     database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite at DATA_DIR/dptune.db.")
     sqlite_busy_timeout_ms: int = Field(default=15_000, ge=0, description="How long SQLite waits for the write lock.")
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1, description="Largest data set file accepted.")
     max_rows: int = Field(default=1_000_000, ge=1, description="Most data rows an uploaded table may have.")
     max_columns: int = Field(default=4096, ge=2, description="Most columns an uploaded table may have.")
-    max_trials_per_job: int = Field(default=1000, ge=1, description="Most trials one job may ask for; a time-only "
-                                    "search stops at this many trials too.")
+    max_trials_per_job: int = Field(
+        default=1000,
+        ge=1,
+        description="Most trials one job may ask for; a time-only search stops at this many trials too.",
+    )
     max_active_jobs_per_owner: int = Field(default=20, ge=1, description="Queued or running jobs one owner may have.")
-    max_json_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, description="Largest request body other than a "
-                                "data set upload.")
-    lease_seconds: float = Field(default=60.0, gt=0, description="A claimed unit of work whose lease is this old "
-                                 "without a heartbeat is run again by another worker.")
+    max_json_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=1024, description="Largest request body other than a data set upload."
+    )
+    lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A claimed unit of work whose lease is this old "
+        "without a heartbeat is run again by another worker.",
+    )
     heartbeat_seconds: float = Field(default=10.0, gt=0)
     poll_seconds: float = Field(default=1.0, gt=0, description="How long an idle worker waits before looking again.")
-    stop_grace_seconds: float = Field(default=20.0, ge=0, description="After SIGTERM a worker finishes its current "
-                                      "unit for this long, then releases it to another worker.")
+    stop_grace_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        description="After SIGTERM a worker finishes its current "
+        "unit for this long, then releases it to another worker.",
+    )
     tf_threads: int | None = Field(default=None, ge=1, description="TensorFlow threads per worker process.")
     prepared_cache_size: int = Field(default=2, ge=0, description="Prepared data sets a worker keeps in memory.")
     worker_id: str = Field(default="", description="Name of this worker in the trials table; default host-pid.")

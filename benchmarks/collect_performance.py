@@ -23,15 +23,21 @@ def main() -> None:
     overhead, scaling = _load("dp_overhead.json"), _load("workers_scaling.json")
     breakdowns = {"synthea": _load("trial_breakdown.json"), "hiv": _load("trial_breakdown_hiv.json")}
     out: dict[str, object] = {
-        "hiv": {k: overhead.get("hiv", {}).get(k) for k in ("fast_ratio", "optimizer_ratio", "ghost_ratio", "vectorized_ratio")},
+        "hiv": {
+            k: overhead.get("hiv", {}).get(k)
+            for k in ("fast_ratio", "optimizer_ratio", "ghost_ratio", "vectorized_ratio")
+        },
         "synthea": {k: overhead.get("synthea", {}).get(k) for k in ("fast_ratio", "optimizer_ratio", "ghost_ratio")},
         "hiv_batch_sweep": overhead.get("hiv_batch_sweep"),
         "peak_rss_mb": overhead.get("peak_rss_mb"),
         "attack_and_evaluation_share": {k: v.get("attack_and_evaluation_share") for k, v in breakdowns.items()},
         "trial_seconds_median": {k: v.get("trial_seconds_median") for k, v in breakdowns.items()},
         "throughput_ratio_2_vs_1": scaling.get("throughput_ratio_2_vs_1"),
-        "targets": {"hiv.fast_ratio": "<= 1.5", "attack_and_evaluation_share": "<= 0.2",
-                    "throughput_ratio_2_vs_1": ">= 1.6"},
+        "targets": {
+            "hiv.fast_ratio": "<= 1.5",
+            "attack_and_evaluation_share": "<= 0.2",
+            "throughput_ratio_2_vs_1": ">= 1.6",
+        },
         "sources": ["dp_overhead.json", "trial_breakdown.json", "trial_breakdown_hiv.json", "workers_scaling.json"],
     }
     (RESULTS / "performance.json").write_text(json.dumps(out, indent=2) + "\n")

@@ -30,7 +30,13 @@ from tensorflow_privacy.privacy.keras_models.dp_keras_model import DPSequential 
 from app.tuning import train as train_module  # noqa: E402
 from app.tuning.model_spec import ModelSpec  # noqa: E402
 from app.tuning.train import (  # noqa: E402
-    DPParams, _mlp_layers, build_model, configure_threads, label_tensor, poisson_dataset, train,
+    DPParams,
+    _mlp_layers,
+    build_model,
+    configure_threads,
+    label_tensor,
+    poisson_dataset,
+    train,
 )
 
 SHAPES = {
@@ -75,20 +81,30 @@ def measure(name: str, epochs: int, repeats: int, batch_size: int = 32, only_fas
         tf.keras.backend.clear_session()
         trained = build_model(spec, x.shape[1], 2, dp, clipping="ghost")
         assert trained.clipping == "ghost"
-        trained.model.fit(poisson_dataset(x, label_tensor(y, 2), spec.batch_size, spec.epochs, np.random.default_rng(0)), verbose=0)
+        trained.model.fit(
+            poisson_dataset(x, label_tensor(y, 2), spec.batch_size, spec.epochs, np.random.default_rng(0)), verbose=0
+        )
 
     def vectorized() -> None:
         tf.keras.backend.clear_session()
         layers, _ = _mlp_layers(spec, x.shape[1], 2)
         model = DPSequential(l2_norm_clip=dp.clip, noise_multiplier=dp.noise, layers=layers, use_xla=False)
-        model.compile(optimizer=tf.keras.optimizers.SGD(0.01), loss=tf.keras.losses.BinaryCrossentropy(from_logits=True))
+        model.compile(
+            optimizer=tf.keras.optimizers.SGD(0.01), loss=tf.keras.losses.BinaryCrossentropy(from_logits=True)
+        )
         _keras_fit(model, x, y, spec)
 
     def fast() -> None:
         train_module._COMPILED.clear()  # build and trace afresh, as the non-private run does
         assert train(spec, x, y, 2, dp, seed=0).clipping == "single_pass"
 
-    variants = {"nonprivate": nonprivate, "optimizer": optimizer_path, "vectorized": vectorized, "ghost": ghost, "fast": fast}
+    variants = {
+        "nonprivate": nonprivate,
+        "optimizer": optimizer_path,
+        "vectorized": vectorized,
+        "ghost": ghost,
+        "fast": fast,
+    }
     if only_fast:
         variants = {"nonprivate": nonprivate, "fast": fast}
     for fn in variants.values():

@@ -41,9 +41,14 @@ def summary(item) -> dict:  # type: ignore[no-untyped-def]
     out = {
         "utility_test": item.utility_test,
         "membership_attack_accuracy": membership.attack_accuracy,
-        "membership_attacks": {k: {"accuracy": v.accuracy.model_dump(), "auc": v.auc.model_dump(),
-                                   "tpr_at_1pct_fpr": v.tpr_at_1pct_fpr.model_dump()}
-                               for k, v in membership.attacks.items()},
+        "membership_attacks": {
+            k: {
+                "accuracy": v.accuracy.model_dump(),
+                "auc": v.auc.model_dump(),
+                "tpr_at_1pct_fpr": v.tpr_at_1pct_fpr.model_dump(),
+            }
+            for k, v in membership.attacks.items()
+        },
         "epsilon_lower_bound": membership.epsilon_lower_bound,
         "reference_models": membership.reference_models,
         "calibration_seconds": membership.calibration_seconds,
@@ -51,9 +56,12 @@ def summary(item) -> dict:  # type: ignore[no-untyped-def]
     }
     population = item.games.population
     if population is not None:
-        out.update(population_attack_accuracy=population.attack_accuracy,
-                   control_attack_accuracy=population.reference_attack_accuracy,
-                   shift=population.shift, membership_part=population.membership)
+        out.update(
+            population_attack_accuracy=population.attack_accuracy,
+            control_attack_accuracy=population.reference_attack_accuracy,
+            shift=population.shift,
+            membership_part=population.membership,
+        )
     return out
 
 
@@ -69,8 +77,13 @@ def run(setup: str, audit_k: int, trial_k: int) -> dict:
     delta = default_delta(len(data.y_members))
     measurement = MeasurementSpec(reference_models=trial_k, audit_reference_models=audit_k)
     baseline = run_baseline(data, spec, measurement, seed=0, delta=delta)
-    result = {"setup": setup, "splits": data.split_sizes().model_dump(), "model": spec.model_dump(),
-              "delta": delta, "baseline": summary(baseline)}
+    result = {
+        "setup": setup,
+        "splits": data.split_sizes().model_dump(),
+        "model": spec.model_dump(),
+        "delta": delta,
+        "baseline": summary(baseline),
+    }
     print(f"[{setup}] baseline {json.dumps(result['baseline'], indent=1)}", flush=True)
     trial = run_trial(data, spec, 1.0, 1.0, delta=delta, measurement=measurement, seed=0)
     result["dp_trial"] = {"clip": 1.0, "noise": 1.0, "epsilon": trial.epsilon, **summary(trial)}
@@ -89,11 +102,16 @@ def main() -> None:
     configure_threads(2)
     setups = ["synthea", "hiv"] if args.setup == "all" else [args.setup]
     previous = json.loads(OUT.read_text()) if OUT.exists() else {}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
     for setup in setups:
-        previous[setup] = {**run(setup, args.audit_k, args.trial_k), "commit": commit,
-                           "command": f"python benchmarks/game_decomposition.py --setup {setup} --audit-k "
-                                      f"{args.audit_k} --trial-k {args.trial_k}"}
+        previous[setup] = {
+            **run(setup, args.audit_k, args.trial_k),
+            "commit": commit,
+            "command": f"python benchmarks/game_decomposition.py --setup {setup} --audit-k "
+            f"{args.audit_k} --trial-k {args.trial_k}",
+        }
         OUT.parent.mkdir(parents=True, exist_ok=True)
         OUT.write_text(json.dumps(previous, indent=1))
     print(f"wrote {OUT}")

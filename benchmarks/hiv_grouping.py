@@ -112,16 +112,25 @@ def main() -> None:
         mine = [r for r in runs if r["grouping"] == grouping]
         summary[grouping] = {
             key: [round(r[key], 3) for r in mine]
-            for key in ("utility_test", "utility_members", "population_attack_accuracy",
-                        "membership_attack_accuracy", "label_only_attack_accuracy")
+            for key in (
+                "utility_test",
+                "utility_members",
+                "population_attack_accuracy",
+                "membership_attack_accuracy",
+                "label_only_attack_accuracy",
+            )
         }
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     result = {
         "command": "python benchmarks/hiv_grouping.py " + " ".join(sys.argv[1:]),
         "commit": commit,
         "model": MODEL,
-        "measurement": {"privacy_game": "population", "reference_models": 2, "audit_reference_models": 4,
-                        "delta": "1 / members"},
+        "measurement": {
+            "privacy_game": "population",
+            "reference_models": 2,
+            "audit_reference_models": 4,
+            "delta": "1 / members",
+        },
         "summary": summary,
         "runs": runs,
     }

@@ -54,8 +54,9 @@ def synthetic_csv(rows: int = 2000, seed: int = 0) -> bytes:
     smoker = rng.choice(["yes", "no"], rows, p=[0.3, 0.7])
     region = rng.choice(["north", "south", "east", "west"], rows)
     logit = 0.08 * (age - 50) + 0.8 * (np.log(income) - 10) + 0.7 * (smoker == "yes") + rng.normal(0, 0.8, rows)
-    frame = pd.DataFrame({"age": age, "income": income, "smoker": smoker, "region": region,
-                          "outcome": (logit > 0).astype(int)})
+    frame = pd.DataFrame(
+        {"age": age, "income": income, "smoker": smoker, "region": region, "outcome": (logit > 0).astype(int)}
+    )
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
     return buffer.getvalue().encode()
@@ -131,8 +132,9 @@ class Connection:
         self.reader = self.writer = None
 
 
-async def run_load(port: int, key: str, paths: list[tuple[str, str]], concurrency: int,
-                   deadline: float) -> list[dict[str, Any]]:
+async def run_load(
+    port: int, key: str, paths: list[tuple[str, str]], concurrency: int, deadline: float
+) -> list[dict[str, Any]]:
     """Send every (kind, path) once, `concurrency` at a time, each connection one request after another."""
     queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
     for item in paths:
@@ -151,8 +153,9 @@ async def run_load(port: int, key: str, paths: list[tuple[str, str]], concurrenc
                 except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
                     status, error = 0, type(exc).__name__
                     await connection.close()
-                results.append({"kind": kind, "ms": (time.perf_counter() - started) * 1000, "status": status,
-                                "error": error})
+                results.append(
+                    {"kind": kind, "ms": (time.perf_counter() - started) * 1000, "status": status, "error": error}
+                )
         finally:
             await connection.close()
 
@@ -170,8 +173,21 @@ def start_server(workdir: Path, port: int, database_url: str | None) -> subproce
         env["DPTUNE_DATABASE_URL"] = database_url
     log = (workdir / "serve.log").open("wb")
     return subprocess.Popen(
-        [sys.executable, "-c", "from app.cli import main; raise SystemExit(main())", "serve", "--host", HOST,
-         "--port", str(port)], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-c",
+            "from app.cli import main; raise SystemExit(main())",
+            "serve",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+        ],
+        cwd=workdir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def wait_for(condition: Any, seconds: float, what: str) -> None:
@@ -222,16 +238,26 @@ def main(argv: list[str] | None = None) -> int:
         key = key_file.read_text().strip()
         headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=api, headers=headers, timeout=60) as http:
-            dataset = http.post("/v1/datasets", files={"file": ("load.csv", synthetic_csv(), "text/csv")},
-                                data={"label": "outcome"}).json()
-            job_body = {"dataset_id": dataset["id"], "split": {"kind": "random"},
-                        "model": {"hidden": [32, 16], "epochs": 5, "batch_size": 32},
-                        "search": {"method": "bayes", "trials": 30, "initial_points": 8}}
+            dataset = http.post(
+                "/v1/datasets", files={"file": ("load.csv", synthetic_csv(), "text/csv")}, data={"label": "outcome"}
+            ).json()
+            job_body = {
+                "dataset_id": dataset["id"],
+                "split": {"kind": "random"},
+                "model": {"hidden": [32, 16], "epochs": 5, "batch_size": 32},
+                "search": {"method": "bayes", "trials": 30, "initial_points": 8},
+            }
             job = http.post("/v1/jobs", json=job_body).json()
             job_id = job["id"]
             # Load starts once the worker is training trials (TensorFlow busy on the same cores).
-            wait_for(lambda: http.get(f"/v1/jobs/{job_id}").json()["progress"]["running"] > 0
-                     and http.get(f"/v1/jobs/{job_id}").json()["progress"]["baseline_done"], 300, "a trial to run")
+            wait_for(
+                lambda: (
+                    http.get(f"/v1/jobs/{job_id}").json()["progress"]["running"] > 0
+                    and http.get(f"/v1/jobs/{job_id}").json()["progress"]["baseline_done"]
+                ),
+                300,
+                "a trial to run",
+            )
             # A few finished jobs too, so listings have more than one row: the same spec, cancelled at once.
             for _ in range(5):
                 extra = http.post("/v1/jobs", json=job_body).json()
@@ -239,20 +265,29 @@ def main(argv: list[str] | None = None) -> int:
             before = http.get(f"/v1/jobs/{job_id}").json()["progress"]
 
         rng = random.Random(0)
-        mix = [("job poll", f"/v1/jobs/{job_id}", 0.4), ("job listing", "/v1/jobs?limit=20", 0.2),
-               ("dataset listing", "/v1/datasets", 0.1), ("trial page", f"/v1/jobs/{job_id}/trials?limit=50", 0.3)]
-        paths = [(kind, path) for kind, path, _ in
-                 rng.choices(mix, weights=[w for *_, w in mix], k=args.requests)]
+        mix = [
+            ("job poll", f"/v1/jobs/{job_id}", 0.4),
+            ("job listing", "/v1/jobs?limit=20", 0.2),
+            ("dataset listing", "/v1/datasets", 0.1),
+            ("trial page", f"/v1/jobs/{job_id}/trials?limit=50", 0.3),
+        ]
+        paths = [(kind, path) for kind, path, _ in rng.choices(mix, weights=[w for *_, w in mix], k=args.requests)]
         worker_pids = children(server.pid)
-        cpu_before = {"api": cpu_seconds(server.pid), "worker": sum(cpu_seconds(p) for p in worker_pids),
-                      "load generator": time.process_time()}
+        cpu_before = {
+            "api": cpu_seconds(server.pid),
+            "worker": sum(cpu_seconds(p) for p in worker_pids),
+            "load generator": time.process_time(),
+        }
         load_before = loadavg()
         wall_start, epoch_start = time.perf_counter(), time.time()
         results = asyncio.run(run_load(args.port, key, paths, args.concurrency, run_deadline))
         wall = time.perf_counter() - wall_start
         load_after = loadavg()
-        cpu_after = {"api": cpu_seconds(server.pid), "worker": sum(cpu_seconds(p) for p in worker_pids),
-                     "load generator": time.process_time()}
+        cpu_after = {
+            "api": cpu_seconds(server.pid),
+            "worker": sum(cpu_seconds(p) for p in worker_pids),
+            "load generator": time.process_time(),
+        }
 
         with httpx.Client(base_url=api, headers=headers, timeout=60) as http:
             after = http.get(f"/v1/jobs/{job_id}").json()["progress"]
@@ -283,16 +318,28 @@ def main(argv: list[str] | None = None) -> int:
         "requests_per_second": round(len(results) / wall, 1) if wall else None,
         "mean_ms": round(statistics.fmean(latencies), 1) if latencies else None,
         "max_ms": round(max(latencies), 1) if latencies else None,
-        "by_endpoint": {kind: {"count": len(v), "p50_ms": round(percentile(v, 50), 1),
-                               "p99_ms": round(percentile(v, 99), 1)} for kind, v in sorted(by_kind.items())},
+        "by_endpoint": {
+            kind: {"count": len(v), "p50_ms": round(percentile(v, 50), 1), "p99_ms": round(percentile(v, 99), 1)}
+            for kind, v in sorted(by_kind.items())
+        },
         "error_kinds": dict(sorted(_count(r["error"] for r in errors).items())),
-        "in_app_ms": {"count": len(in_app), "p50": round(percentile(in_app, 50), 2),
-                      "p99": round(percentile(in_app, 99), 2)},
+        "in_app_ms": {
+            "count": len(in_app),
+            "p50": round(percentile(in_app, 50), 2),
+            "p99": round(percentile(in_app, 99), 2),
+        },
         "cpu_seconds_during_load": {k: round(cpu_after[k] - cpu_before[k], 2) for k in cpu_before},
-        "load_average": {"before_server_start": load_before_start, "before_load": load_before,
-                         "after_load": load_after},
-        "job_during_load": {"status": status_during, "trials_done_before": before["done"],
-                            "trials_done_after": after["done"], "running_before": before["running"]},
+        "load_average": {
+            "before_server_start": load_before_start,
+            "before_load": load_before,
+            "after_load": load_after,
+        },
+        "job_during_load": {
+            "status": status_during,
+            "trials_done_before": before["done"],
+            "trials_done_after": after["done"],
+            "running_before": before["running"],
+        },
         "database": "postgresql" if args.database_url else "sqlite (embedded default)",
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),

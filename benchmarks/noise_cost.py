@@ -36,10 +36,10 @@ def main() -> None:
 
     import numpy as np
     import tensorflow as tf
+    from dp_overhead import SHAPES, _data
 
     from app.tuning.model_spec import ModelSpec
     from app.tuning.train import DPParams, build_model, label_tensor, poisson_dataset, train
-    from dp_overhead import SHAPES, _data
 
     shape = SHAPES["hiv"]
     x, y = _data(shape["n"], shape["d"], shape["binary_features"])

@@ -30,18 +30,28 @@ def case(kind: str, noise: float) -> dict:
 
     started = time.perf_counter()
     if kind == "guarantee":
-        epsilon = accounting.dp_sgd_guarantee(sampling_rate=RATE, noise_multiplier=noise, steps=STEPS,
-                                              delta=DELTA).epsilon
+        epsilon = accounting.dp_sgd_guarantee(
+            sampling_rate=RATE, noise_multiplier=noise, steps=STEPS, delta=DELTA
+        ).epsilon
     else:
         interval = accounting.PLD_DISCRETIZATION
         if kind == "coarsened":
             rdp = accounting.dp_sgd_epsilon_rdp(sampling_rate=RATE, noise_multiplier=noise, steps=STEPS, delta=DELTA)
             interval *= max(1.0, rdp / accounting.COARSE_PLD_ABOVE_EPSILON)
-        epsilon = privacy_loss_distribution.from_gaussian_mechanism(
-            noise, sampling_prob=RATE, use_connect_dots=True, value_discretization_interval=interval
-        ).self_compose(STEPS).get_epsilon_for_delta(DELTA)
-    return {"kind": kind, "noise": noise, "epsilon": epsilon, "seconds": round(time.perf_counter() - started, 2),
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
+        epsilon = (
+            privacy_loss_distribution.from_gaussian_mechanism(
+                noise, sampling_prob=RATE, use_connect_dots=True, value_discretization_interval=interval
+            )
+            .self_compose(STEPS)
+            .get_epsilon_for_delta(DELTA)
+        )
+    return {
+        "kind": kind,
+        "noise": noise,
+        "epsilon": epsilon,
+        "seconds": round(time.perf_counter() - started, 2),
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+    }
 
 
 def main() -> None:
@@ -50,8 +60,9 @@ def main() -> None:
         return
     for kind in ("exact", "coarsened", "guarantee"):
         for noise in NOISES:
-            done = subprocess.run([sys.executable, __file__, "--case", kind, str(noise)], capture_output=True,
-                                  text=True, check=True)
+            done = subprocess.run(
+                [sys.executable, __file__, "--case", kind, str(noise)], capture_output=True, text=True, check=True
+            )
             print(done.stdout.strip().splitlines()[-1], flush=True)
 
 

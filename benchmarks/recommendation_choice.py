@@ -36,8 +36,12 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--remeasure", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "recommendation_choice.json")
-    parser.add_argument("--reuse", action="store_true", help="reuse the searches' trials and the re-measured "
-                        "objectives stored in --out (same settings): only newly chosen points are trained")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse the searches' trials and the re-measured "
+        "objectives stored in --out (same settings): only newly chosen points are trained",
+    )
     args = parser.parse_args()
     stored = json.loads(args.out.read_text()) if args.reuse and args.out.exists() else {}
 
@@ -58,8 +62,11 @@ def main() -> None:
     delta = default_delta(len(data.y_members))
     space = space_for(search, guarantee, spec, len(data.y_members), delta)
     baseline = run_baseline(data, spec, measurement, seed=0, delta=delta)
-    print(f"baseline: validation AUC {baseline.utility_validation:.3f}, attack {baseline.attack_accuracy:.3f}; "
-          f"noise floor {space.min_noise:.3f} (max_epsilon 10)", flush=True)
+    print(
+        f"baseline: validation AUC {baseline.utility_validation:.3f}, attack {baseline.attack_accuracy:.3f}; "
+        f"noise floor {space.min_noise:.3f} (max_epsilon 10)",
+        flush=True,
+    )
 
     truth_cache: dict[str, float] = dict(stored.get("true_objectives", {}))
 
@@ -67,9 +74,15 @@ def main() -> None:
         """Mean objective over fresh seeds (disjoint from every search's)."""
         key = f"{point[0]!r},{point[1]!r}"
         if key not in truth_cache:
-            measured = run_trial(data, spec, point[0], point[1], delta=delta,
-                                 measurement=measurement.model_copy(update={"repeats": args.remeasure}),
-                                 seed=9_000_000)
+            measured = run_trial(
+                data,
+                spec,
+                point[0],
+                point[1],
+                delta=delta,
+                measurement=measurement.model_copy(update={"repeats": args.remeasure}),
+                seed=9_000_000,
+            )
             truth_cache[key] = score(measured, baseline, 0.5, 0).objective
         return truth_cache[key]
 
@@ -77,8 +90,9 @@ def main() -> None:
     for seed in range(args.searches):
         trials = [Trial.model_validate(t) for t in stored.get("searches", {}).get(str(seed), [])]
         while (step := search_step(search, space, observations(trials), [], seed=seed, elapsed_seconds=0)).point:
-            measured = run_trial(data, spec, *step.point, delta=delta, measurement=measurement,
-                                 seed=trial_seed(seed, len(trials)))
+            measured = run_trial(
+                data, spec, *step.point, delta=delta, measurement=measurement, seed=trial_seed(seed, len(trials))
+            )
             trials.append(score(measured, baseline, 0.5, len(trials)))
         searches[str(seed)] = [t.model_dump(mode="json") for t in trials]
         observed = max(trials, key=lambda t: (t.objective, -t.index))
@@ -87,38 +101,64 @@ def main() -> None:
         chosen = choice.trial
         row = {
             "seed": seed,
-            "best_observed": {"index": observed.index, "clip": observed.clip, "noise": observed.noise,
-                              "epsilon": observed.epsilon, "search_objective": observed.objective,
-                              "true_objective": true_objective((observed.clip, observed.noise))},
-            "posterior_mean": {"index": chosen.index, "clip": chosen.clip, "noise": chosen.noise,
-                               "epsilon": chosen.epsilon, "search_objective": chosen.objective,
-                               "posterior_mean": choice.selection.posterior_mean,
-                               "true_objective": true_objective((chosen.clip, chosen.noise))},
+            "best_observed": {
+                "index": observed.index,
+                "clip": observed.clip,
+                "noise": observed.noise,
+                "epsilon": observed.epsilon,
+                "search_objective": observed.objective,
+                "true_objective": true_objective((observed.clip, observed.noise)),
+            },
+            "posterior_mean": {
+                "index": chosen.index,
+                "clip": chosen.clip,
+                "noise": chosen.noise,
+                "epsilon": chosen.epsilon,
+                "search_objective": chosen.objective,
+                "posterior_mean": choice.selection.posterior_mean,
+                "true_objective": true_objective((chosen.clip, chosen.noise)),
+            },
         }
         rows.append(row)
-        print(f"seed {seed}: best observed #{observed.index} (eps {observed.epsilon:.2f}) search "
-              f"{observed.objective:+.4f} true {row['best_observed']['true_objective']:+.4f} | posterior #{chosen.index} "
-              f"(eps {chosen.epsilon:.2f}) search {chosen.objective:+.4f} posterior {choice.selection.posterior_mean:+.4f}"
-              f" true {row['posterior_mean']['true_objective']:+.4f}", flush=True)
+        print(
+            f"seed {seed}: best observed #{observed.index} (eps {observed.epsilon:.2f}) search "
+            f"{observed.objective:+.4f} true {row['best_observed']['true_objective']:+.4f} | posterior #{chosen.index} "
+            f"(eps {chosen.epsilon:.2f}) search {chosen.objective:+.4f} posterior {choice.selection.posterior_mean:+.4f}"
+            f" true {row['posterior_mean']['true_objective']:+.4f}",
+            flush=True,
+        )
 
     def median(rule: str, key: str) -> float:
         return statistics.median(r[rule][key] for r in rows)
 
     summary = {
-        "median_true_objective": {rule: median(rule, "true_objective") for rule in ("best_observed", "posterior_mean")},
+        "median_true_objective": {
+            rule: median(rule, "true_objective") for rule in ("best_observed", "posterior_mean")
+        },
         "median_paired_difference": statistics.median(
-            r["posterior_mean"]["true_objective"] - r["best_observed"]["true_objective"] for r in rows),
+            r["posterior_mean"]["true_objective"] - r["best_observed"]["true_objective"] for r in rows
+        ),
         "median_optimism": {  # how much the rule's own figure over-states the truth
-            "best_observed": statistics.median(r["best_observed"]["search_objective"]
-                                               - r["best_observed"]["true_objective"] for r in rows),
-            "posterior_mean": statistics.median(r["posterior_mean"]["posterior_mean"]
-                                                - r["posterior_mean"]["true_objective"] for r in rows),
+            "best_observed": statistics.median(
+                r["best_observed"]["search_objective"] - r["best_observed"]["true_objective"] for r in rows
+            ),
+            "posterior_mean": statistics.median(
+                r["posterior_mean"]["posterior_mean"] - r["posterior_mean"]["true_objective"] for r in rows
+            ),
         },
         "median_epsilon": {rule: median(rule, "epsilon") for rule in ("best_observed", "posterior_mean")},
     }
-    out = {"command": " ".join(["python", *sys.argv]), "search_count": args.searches, "trials": args.trials,
-           "remeasure_seeds": args.remeasure, "rows": rows, "summary": summary,
-           "seconds": time.perf_counter() - started, "true_objectives": truth_cache, "searches": searches}
+    out = {
+        "command": " ".join(["python", *sys.argv]),
+        "search_count": args.searches,
+        "trials": args.trials,
+        "remeasure_seeds": args.remeasure,
+        "rows": rows,
+        "summary": summary,
+        "seconds": time.perf_counter() - started,
+        "true_objectives": truth_cache,
+        "searches": searches,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2))
     print(json.dumps(summary, indent=2))

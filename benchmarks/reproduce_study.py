@@ -38,7 +38,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +56,22 @@ from app.tuning.objective import MEANINGFUL_EPSILON, score  # noqa: E402
 from app.tuning.prepared import PreparedData  # noqa: E402
 from app.tuning.recommendation import EPSILON_SLACK, choose, observations, space_for  # noqa: E402
 from app.tuning.results import (  # noqa: E402
-    Baseline, FailedTrial, GuaranteeSpec, MeasurementSpec, Trial, TrialMeasurement, TuningResult,
+    Baseline,
+    FailedTrial,
+    GuaranteeSpec,
+    MeasurementSpec,
+    Trial,
+    TrialMeasurement,
+    TuningResult,
 )
 from app.tuning.search import (  # noqa: E402
-    SearchSpace, SearchSpec, grid_points, objective_model, objective_noise, scored_observations, search_step,
+    SearchSpace,
+    SearchSpec,
+    grid_points,
+    objective_model,
+    objective_noise,
+    scored_observations,
+    search_step,
 )
 
 HIV_CSV = ROOT.parent / "shared" / "data" / "moleculenet-hiv" / "HIV.csv"
@@ -93,15 +105,30 @@ SEARCH_COST_DEFINITION = (
 # accuracy is the population game's (members against the other cluster).
 STUDY = {
     "synthea_sgd": {
-        "baseline": {"utility_members": 0.990, "utility_test": 0.984, "utility_external": 0.986, "attack_accuracy": 0.622},
+        "baseline": {
+            "utility_members": 0.990,
+            "utility_test": 0.984,
+            "utility_external": 0.986,
+            "attack_accuracy": 0.622,
+        },
         "tradeoffs": {"0.25": (0.046, 0.496), "0.5": (0.037, 0.497), "0.75": (0.002, 0.518)},
     },
     "synthea_adam": {
-        "baseline": {"utility_members": 0.998, "utility_test": 0.992, "utility_external": 0.995, "attack_accuracy": 0.639},
+        "baseline": {
+            "utility_members": 0.998,
+            "utility_test": 0.992,
+            "utility_external": 0.995,
+            "attack_accuracy": 0.639,
+        },
         "tradeoffs": {"0.25": (0.003, 0.508), "0.5": (0.002, 0.504), "0.75": (0.0, 0.51)},
     },
     "hiv": {
-        "baseline": {"utility_members": 0.978, "utility_test": 0.966, "utility_external": 0.987, "attack_accuracy": 0.767},
+        "baseline": {
+            "utility_members": 0.978,
+            "utility_test": 0.966,
+            "utility_external": 0.987,
+            "attack_accuracy": 0.767,
+        },
         "tradeoffs": {"0.25": (0.012, 0.488), "0.5": (0.004, 0.494), "0.75": (0.001, 0.490)},
     },
 }
@@ -145,12 +172,17 @@ class Config:
 
     def measurement(self) -> MeasurementSpec:
         # The gate is recorded (baseline.learns), not enforced: a reproduction reports a weak baseline.
-        return MeasurementSpec(privacy_game="membership", reference_models=self.search_k,
-                               audit_reference_models=self.audit_k, allow_weak_baseline=True)
+        return MeasurementSpec(
+            privacy_game="membership",
+            reference_models=self.search_k,
+            audit_reference_models=self.audit_k,
+            allow_weak_baseline=True,
+        )
 
     def grid(self) -> SearchSpec:
-        return SearchSpec(method="grid", min_clip=0.1, max_clip=self.grid_max, max_noise=self.grid_max,
-                          grid_step=self.grid_step)
+        return SearchSpec(
+            method="grid", min_clip=0.1, max_clip=self.grid_max, max_noise=self.grid_max, grid_step=self.grid_step
+        )
 
     def search(self, method: str, bound: float = SEARCH_BOUND, trials: int | None = None) -> SearchSpec:
         return SearchSpec(method=method, trials=trials or self.trials, max_clip=bound, max_noise=bound)  # type: ignore[arg-type]
@@ -159,21 +191,41 @@ class Config:
         return GuaranteeSpec(max_epsilon=self.max_epsilon, confirm_repeats=self.confirm_repeats)
 
     def target(self, epsilon: str) -> GuaranteeSpec:
-        return GuaranteeSpec(max_epsilon=self.max_epsilon, target_epsilon=float(epsilon),
-                             confirm_repeats=self.confirm_repeats)
+        return GuaranteeSpec(
+            max_epsilon=self.max_epsilon, target_epsilon=float(epsilon), confirm_repeats=self.confirm_repeats
+        )
 
 
 def make_config(args: argparse.Namespace, setup: Setup) -> Config:
     if args.quick:
-        return Config(quick=True, trials=3, target_trials=2, seeds=1, grid_step=5.0, grid_max=10.0,
-                      tradeoffs=("0.5",), target_epsilons=("3",), bounds=(SEARCH_BOUND,), workers=args.workers,
-                      audit_k=2, confirm_repeats=2)
-    return Config(quick=False, trials=args.trials, target_trials=args.target_trials or args.trials, seeds=args.seeds,
-                  grid_step=args.grid_step or setup.grid_step, grid_max=args.grid_max or setup.grid_max,
-                  tradeoffs=tuple(f"{float(t):g}" for t in args.tradeoffs),
-                  target_epsilons=tuple(f"{float(e):g}" for e in args.target_epsilons),
-                  bounds=tuple(float(b) for b in args.bounds), workers=args.workers, audit_k=args.audit_k,
-                  confirm_repeats=args.confirm_repeats)
+        return Config(
+            quick=True,
+            trials=3,
+            target_trials=2,
+            seeds=1,
+            grid_step=5.0,
+            grid_max=10.0,
+            tradeoffs=("0.5",),
+            target_epsilons=("3",),
+            bounds=(SEARCH_BOUND,),
+            workers=args.workers,
+            audit_k=2,
+            confirm_repeats=2,
+        )
+    return Config(
+        quick=False,
+        trials=args.trials,
+        target_trials=args.target_trials or args.trials,
+        seeds=args.seeds,
+        grid_step=args.grid_step or setup.grid_step,
+        grid_max=args.grid_max or setup.grid_max,
+        tradeoffs=tuple(f"{float(t):g}" for t in args.tradeoffs),
+        target_epsilons=tuple(f"{float(e):g}" for e in args.target_epsilons),
+        bounds=tuple(float(b) for b in args.bounds),
+        workers=args.workers,
+        audit_k=args.audit_k,
+        confirm_repeats=args.confirm_repeats,
+    )
 
 
 def model_spec(setup: Setup, quick: bool) -> ModelSpec:
@@ -224,27 +276,39 @@ def _grid_task(point: tuple[float, float], index: int, delta: float) -> TrialMea
 
     assert _DATA is not None and _SPEC is not None
     try:
-        return run_trial(_DATA, _SPEC, point[0], point[1], delta=delta, measurement=_MEASUREMENT,
-                         seed=trial_seed(0, index))
+        return run_trial(
+            _DATA, _SPEC, point[0], point[1], delta=delta, measurement=_MEASUREMENT, seed=trial_seed(0, index)
+        )
     except Exception as exc:  # noqa: BLE001 - one point failing must not lose the other 399
         return f"{type(exc).__name__}: {exc}"
 
 
-def _tune_task(search: SearchSpec, guarantee: GuaranteeSpec, tradeoff: float, baseline: Baseline,
-               delta: float) -> TuningResult | str:
+def _tune_task(
+    search: SearchSpec, guarantee: GuaranteeSpec, tradeoff: float, baseline: Baseline, delta: float
+) -> TuningResult | str:
     """The product's own path: search, choose, confirm. A job the product refuses is returned as its reason."""
     from app.tuning.engine import tune
 
     assert _DATA is not None and _SPEC is not None
     try:
-        return tune(_DATA, _SPEC, search, measurement=_MEASUREMENT, guarantee=guarantee, tradeoff=tradeoff,
-                    baseline=baseline, seed=0, delta=delta)
+        return tune(
+            _DATA,
+            _SPEC,
+            search,
+            measurement=_MEASUREMENT,
+            guarantee=guarantee,
+            tradeoff=tradeoff,
+            baseline=baseline,
+            seed=0,
+            delta=delta,
+        )
     except TuningError as exc:
         return f"{exc.code}: {exc.message}"
 
 
-def _search_task(search: SearchSpec, guarantee: GuaranteeSpec, seed: int, baseline: Baseline,
-                 delta: float) -> list[Trial] | str:
+def _search_task(
+    search: SearchSpec, guarantee: GuaranteeSpec, seed: int, baseline: Baseline, delta: float
+) -> list[Trial] | str:
     """tune()'s search loop without its confirmation (the same space, steps and trial seeds), scored at t = 0.5:
     a search-cost run is read at every prefix, so confirming only its last choice would not help."""
     from app.tuning.engine import run_trial, trial_seed
@@ -257,12 +321,16 @@ def _search_task(search: SearchSpec, guarantee: GuaranteeSpec, seed: int, baseli
     trials: list[Trial] = []
     failed: list[FailedTrial] = []
     started = time.perf_counter()
-    while (step := search_step(search, space, observations(trials, failed), [], seed=seed,
-                               elapsed_seconds=time.perf_counter() - started)).point is not None:
+    while (
+        step := search_step(
+            search, space, observations(trials, failed), [], seed=seed, elapsed_seconds=time.perf_counter() - started
+        )
+    ).point is not None:
         index = len(trials) + len(failed)
         try:
-            measured = run_trial(_DATA, _SPEC, *step.point, delta=delta, measurement=_MEASUREMENT,
-                                 seed=trial_seed(seed, index))
+            measured = run_trial(
+                _DATA, _SPEC, *step.point, delta=delta, measurement=_MEASUREMENT, seed=trial_seed(seed, index)
+            )
         except TuningError as exc:  # the job's own configuration: every trial would fail alike
             return f"{exc.code}: {exc.message}"
         except Exception as exc:  # noqa: BLE001 - as tune(): the search moves away from a failed point
@@ -276,8 +344,13 @@ def _search_task(search: SearchSpec, guarantee: GuaranteeSpec, seed: int, baseli
 Unit = tuple[tuple, Callable[..., Any], tuple]
 
 
-def run_units(pool: ProcessPoolExecutor, workers: int, first: Sequence[Unit],
-              after: dict[tuple, Callable[[Any], list[Unit]]], log: Callable[[tuple, Any, int, int], None]) -> dict:
+def run_units(
+    pool: ProcessPoolExecutor,
+    workers: int,
+    first: Sequence[Unit],
+    after: dict[tuple, Callable[[Any], list[Unit]]],
+    log: Callable[[tuple, Any, int, int], None],
+) -> dict:
     """Runs the units; when unit `k` of `after` finishes, after[k](its result) units go to the front of the
     queue (long sequential runs before grid points, so the grid fills the tail). At most `workers` in flight."""
     queue: deque[Unit] = deque(first)
@@ -354,8 +427,14 @@ def within_budget(m: TrialMeasurement, max_epsilon: float) -> bool:
     return m.epsilon is not None and m.epsilon <= max_epsilon * (1 + EPSILON_SLACK)
 
 
-def chosen_values(trials: Sequence[Trial], baseline: Baseline, space: SearchSpace, guarantee: GuaranteeSpec,
-                  grid: GridModel, seed: int) -> list[dict]:
+def chosen_values(
+    trials: Sequence[Trial],
+    baseline: Baseline,
+    space: SearchSpace,
+    guarantee: GuaranteeSpec,
+    grid: GridModel,
+    seed: int,
+) -> list[dict]:
     """At every prefix i >= FIRST_PREFIX: the point choose() picks from the first i trials, and the grid model's
     posterior mean there."""
     rows = []
@@ -408,11 +487,17 @@ def recommendation_row(outcome: TuningResult | str) -> dict:
             "membership": {
                 "attack_accuracy": c.attack_accuracy.value,
                 "attack_accuracy_interval": _estimate(c.attack_accuracy),
-                "attacks": {CALIBRATED: {"tpr_at_1pct_fpr": _estimate(calibrated.tpr_at_1pct_fpr),
-                                         "tpr_at_0_1pct_fpr": _estimate(calibrated.tpr_at_0_1pct_fpr)}},
+                "attacks": {
+                    CALIBRATED: {
+                        "tpr_at_1pct_fpr": _estimate(calibrated.tpr_at_1pct_fpr),
+                        "tpr_at_0_1pct_fpr": _estimate(calibrated.tpr_at_0_1pct_fpr),
+                    }
+                },
                 "epsilon_lower_bound": c.epsilon_lower_bound,
             },
-            "population": None if population is None else {
+            "population": None
+            if population is None
+            else {
                 "attack_accuracy": population.attack_accuracy,
                 "reference_attack_accuracy": population.reference_attack_accuracy,
             },
@@ -430,13 +515,19 @@ def _raw(m: TrialMeasurement) -> dict:
     """Every trial's measurement, enough to recompute the tables with another objective or target."""
     population = m.games.population
     calibrated = m.games.membership.attacks[CALIBRATED]
-    row = {"clip": round(m.clip, 5), "noise": round(m.noise, 5), "utility_validation": round(m.utility_validation, 5),
-           "utility_test": round(m.utility_test, 5), "attack_accuracy": round(m.attack_accuracy, 5),
-           "membership_attack_accuracy": round(m.games.membership.attack_accuracy, 5),
-           "population_attack_accuracy": None if population is None else round(population.attack_accuracy, 5),
-           "calibrated_tpr_at_1pct_fpr": round(calibrated.tpr_at_1pct_fpr.value, 5),
-           "calibrated_tpr_at_0_1pct_fpr": round(calibrated.tpr_at_0_1pct_fpr.value, 5),
-           "epsilon": None if m.epsilon is None else round(m.epsilon, 5), "seconds": round(m.seconds, 2)}
+    row = {
+        "clip": round(m.clip, 5),
+        "noise": round(m.noise, 5),
+        "utility_validation": round(m.utility_validation, 5),
+        "utility_test": round(m.utility_test, 5),
+        "attack_accuracy": round(m.attack_accuracy, 5),
+        "membership_attack_accuracy": round(m.games.membership.attack_accuracy, 5),
+        "population_attack_accuracy": None if population is None else round(population.attack_accuracy, 5),
+        "calibrated_tpr_at_1pct_fpr": round(calibrated.tpr_at_1pct_fpr.value, 5),
+        "calibrated_tpr_at_0_1pct_fpr": round(calibrated.tpr_at_0_1pct_fpr.value, 5),
+        "epsilon": None if m.epsilon is None else round(m.epsilon, 5),
+        "seconds": round(m.seconds, 2),
+    }
     if isinstance(m, Trial):
         row.update(index=m.index, objective=round(m.objective, 6))
     return row
@@ -445,18 +536,38 @@ def _raw(m: TrialMeasurement) -> dict:
 def _raw_tune(outcome: TuningResult | str) -> dict:
     if isinstance(outcome, str):
         return {"error": outcome}
-    return {**outcome.model_dump(mode="json", include={"mode", "guarantee", "search_space", "tradeoff", "delta",
-                                                        "seed", "stop_reason", "no_recommendation_reason",
-                                                        "failed_trials", "seconds", "recommendation"}),
-            "trials": [_raw(t) for t in outcome.trials]}
+    return {
+        **outcome.model_dump(
+            mode="json",
+            include={
+                "mode",
+                "guarantee",
+                "search_space",
+                "tradeoff",
+                "delta",
+                "seed",
+                "stop_reason",
+                "no_recommendation_reason",
+                "failed_trials",
+                "seconds",
+                "recommendation",
+            },
+        ),
+        "trials": [_raw(t) for t in outcome.trials],
+    }
 
 
 def _git_commit() -> str | None:
     import subprocess
 
     try:
-        return subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=7"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
 
@@ -474,8 +585,9 @@ def run_setup(name: str, setup: Setup, config: Config, args: argparse.Namespace,
     n = len(data.y_members)
     delta = default_delta(n)  # the product's default
     grid_spec = config.grid()
-    study_space = SearchSpace(min_clip=grid_spec.min_clip, max_clip=grid_spec.max_clip, min_noise=0.0,
-                              max_noise=grid_spec.max_noise)
+    study_space = SearchSpace(
+        min_clip=grid_spec.min_clip, max_clip=grid_spec.max_clip, min_noise=0.0, max_noise=grid_spec.max_noise
+    )
     points = grid_points(grid_spec, study_space)
     budget_space = space_for(config.search("bayes"), config.budget(), spec, n, delta)
     print(f"[{name}] prepared {data.split_sizes()} in {prep_seconds:.0f} s; {len(points)} grid points", flush=True)
@@ -485,18 +597,35 @@ def run_setup(name: str, setup: Setup, config: Config, args: argparse.Namespace,
     def long_units(baseline: Baseline) -> list[Unit]:
         units: list[Unit] = []
         for t in config.tradeoffs:  # Tables 13/14 under the budget
-            units.append((("tune", t), _tune_task,
-                          (config.search("bayes"), config.budget(), float(t), baseline, delta)))
+            units.append(
+                (("tune", t), _tune_task, (config.search("bayes"), config.budget(), float(t), baseline, delta))
+            )
         for e in config.target_epsilons:  # beyond the study: target epsilon at t = 0.5
-            units.append((("target", e), _tune_task, (config.search("bayes", trials=config.target_trials),
-                                                      config.target(e), COST_TRADEOFF, baseline, delta)))
+            units.append(
+                (
+                    ("target", e),
+                    _tune_task,
+                    (
+                        config.search("bayes", trials=config.target_trials),
+                        config.target(e),
+                        COST_TRADEOFF,
+                        baseline,
+                        delta,
+                    ),
+                )
+            )
         runs = [("bayes", b, 0) for b in config.bounds]  # convergence per bound
         runs += [(m, SEARCH_BOUND, s) for s in range(config.seeds) for m in ("bayes", "random")]  # search cost
         for method, bound, seed in dict.fromkeys(runs):
             if cost_tune is not None and (method, bound, seed) == ("bayes", SEARCH_BOUND, 0):
                 continue  # the t = 0.5 tune() run's search
-            units.append((("search", method, bound, seed), _search_task,
-                          (config.search(method, bound), config.budget(), seed, baseline, delta)))
+            units.append(
+                (
+                    ("search", method, bound, seed),
+                    _search_task,
+                    (config.search(method, bound), config.budget(), seed, baseline, delta),
+                )
+            )
         return units
 
     def log(key: tuple, outcome: Any, done: int, total: int) -> None:
@@ -504,44 +633,61 @@ def run_setup(name: str, setup: Setup, config: Config, args: argparse.Namespace,
             print(f"[{name}] {done}/{total} units, {key} at {time.perf_counter() - started:.0f} s", flush=True)
 
     measurement = config.measurement()
-    with ProcessPoolExecutor(max_workers=config.workers, initializer=_init_worker,
-                             initargs=(data, spec, measurement)) as pool:
-        outcomes = run_units(pool, config.workers,
-                             [(("baseline",), _baseline_task, (delta,))]
-                             + [(("grid", i), _grid_task, (p, i, delta)) for i, p in enumerate(points)],
-                             {("baseline",): long_units}, log)
+    with ProcessPoolExecutor(
+        max_workers=config.workers, initializer=_init_worker, initargs=(data, spec, measurement)
+    ) as pool:
+        outcomes = run_units(
+            pool,
+            config.workers,
+            [(("baseline",), _baseline_task, (delta,))]
+            + [(("grid", i), _grid_task, (p, i, delta)) for i, p in enumerate(points)],
+            {("baseline",): long_units},
+            log,
+        )
         baseline: Baseline = outcomes[("baseline",)]
         grid_outcomes = [outcomes[("grid", i)] for i in range(len(points))]
         grid = [m for m in grid_outcomes if not isinstance(m, str)]
         tunes = {t: outcomes[("tune", t)] for t in config.tradeoffs}
         targets = {e: outcomes[("target", e)] for e in config.target_epsilons}
         searches: dict[tuple[str, float, int], list[Trial] | None] = {
-            k[1:]: None if isinstance(v, str) else v for k, v in outcomes.items() if k[0] == "search"}
-        search_errors = [{"method": k[1], "max_bound": k[2], "seed": k[3], "error": v} for k, v in outcomes.items()
-                         if k[0] == "search" and isinstance(v, str)]
+            k[1:]: None if isinstance(v, str) else v for k, v in outcomes.items() if k[0] == "search"
+        }
+        search_errors = [
+            {"method": k[1], "max_bound": k[2], "seed": k[3], "error": v}
+            for k, v in outcomes.items()
+            if k[0] == "search" and isinstance(v, str)
+        ]
         if cost_tune is not None:
             first = tunes[cost_tune]
             searches[("bayes", SEARCH_BOUND, 0)] = None if isinstance(first, str) else first.trials
 
         # Search cost against the grid's model; each run's prefixes are read in the pool (a model fit each).
-        feasible = [score(m, baseline, COST_TRADEOFF, i) for i, m in enumerate(grid)
-                    if within_budget(m, config.max_epsilon)]
+        feasible = [
+            score(m, baseline, COST_TRADEOFF, i) for i, m in enumerate(grid) if within_budget(m, config.max_epsilon)
+        ]
         grid_model = fit_grid_model(budget_space, feasible)
         per_seed: dict[str, list[int | None]] = {"bayes": [], "random": []}
         curves: dict[str, list[list[dict]]] = {"bayes": [], "random": []}
         if grid_model is not None:
             mark = grid_model.best - grid_model.se
-            reads = {(method, seed): pool.submit(chosen_values, run, baseline, budget_space, config.budget(),
-                                                 grid_model, seed)
-                     for method in ("bayes", "random") for seed in range(config.seeds)
-                     if (run := searches.get((method, SEARCH_BOUND, seed)))}
+            reads = {
+                (method, seed): pool.submit(
+                    chosen_values, run, baseline, budget_space, config.budget(), grid_model, seed
+                )
+                for method in ("bayes", "random")
+                for seed in range(config.seeds)
+                if (run := searches.get((method, SEARCH_BOUND, seed)))
+            }
             for method in ("bayes", "random"):
                 for seed in range(config.seeds):
                     rows = reads[(method, seed)].result() if (method, seed) in reads else []
                     curves[method].append(rows)
                     per_seed[method].append(first_reaching(rows, mark))
-    grid_failed = [{"clip": p[0], "noise": p[1], "error": m}
-                   for p, m in zip(points, grid_outcomes) if isinstance(m, str)]
+    grid_failed = [
+        {"clip": p[0], "noise": p[1], "error": m}
+        for p, m in zip(points, grid_outcomes, strict=True)
+        if isinstance(m, str)
+    ]
     search_efficiency = {
         "bayes_trials_to_1se": median_reach(per_seed["bayes"], config.trials) if grid_model else None,
         "random_trials_to_1se": median_reach(per_seed["random"], config.trials) if grid_model else None,
@@ -552,8 +698,9 @@ def run_setup(name: str, setup: Setup, config: Config, args: argparse.Namespace,
         "grid_trials_within_budget": len(feasible),
         "grid_best_posterior_mean": None if grid_model is None else grid_model.best,
         "grid_best_posterior_std": None if grid_model is None else grid_model.se,
-        "grid_best_point": None if grid_model is None else {"clip": grid_model.best_point[0],
-                                                            "noise": grid_model.best_point[1]},
+        "grid_best_point": None
+        if grid_model is None
+        else {"clip": grid_model.best_point[0], "noise": grid_model.best_point[1]},
         "definition": SEARCH_COST_DEFINITION.format(budget=config.max_epsilon, t=COST_TRADEOFF, first=FIRST_PREFIX),
         **({} if grid_model else {"reason": f"no grid point within epsilon <= {config.max_epsilon:g}"}),
     }
@@ -562,32 +709,56 @@ def run_setup(name: str, setup: Setup, config: Config, args: argparse.Namespace,
     from app.tuning.attacks.games import label_only_attack_accuracy
 
     search_trials = [t for run in searches.values() if run for t in run]
-    confirmed = [o.recommendation.confirmation for o in (*tunes.values(), *targets.values())
-                 if not isinstance(o, str) and o.recommendation is not None and o.recommendation.confirmation]
+    confirmed = [
+        o.recommendation.confirmation
+        for o in (*tunes.values(), *targets.values())
+        if not isinstance(o, str) and o.recommendation is not None and o.recommendation.confirmation
+    ]
     out = {
         "format": RESULT_FORMAT,
         "command": command,
         "commit": commit,
         "wall_seconds": round(time.perf_counter() - started, 1),
         "prep_seconds": round(prep_seconds, 1),
-        "config": {**{k: getattr(config, k) for k in Config.__dataclass_fields__}, "delta": delta,
-                   "privacy_game": "membership", "grid_points": len(points),
-                   "grid_note": f"clip {points[0][0]:g}..{points[-1][0]:g}, noise 0..{max(p[1] for p in points):g}, "
-                                f"step {config.grid_step:g} ({len(points)} trainings)"},
+        "config": {
+            **{k: getattr(config, k) for k in Config.__dataclass_fields__},
+            "delta": delta,
+            "privacy_game": "membership",
+            "grid_points": len(points),
+            "grid_note": f"clip {points[0][0]:g}..{points[-1][0]:g}, noise 0..{max(p[1] for p in points):g}, "
+            f"step {config.grid_step:g} ({len(points)} trainings)",
+        },
         "split_sizes": data.split_sizes().model_dump(),
         "model": spec.model_dump(exclude={"keras_json"}),
         "budget_space": budget_space.model_dump(),
         "baseline": {
-            **baseline.model_dump(include={"utility_members", "utility_holdout", "utility_validation", "utility_test",
-                                           "utility_external", "accuracy_test", "privacy_game", "attack_accuracy",
-                                           "epsilon_lower_bound", "label_only_attack_accuracy",
-                                           "logistic_regression_utility_test", "learns", "weak_reasons", "seconds"}),
+            **baseline.model_dump(
+                include={
+                    "utility_members",
+                    "utility_holdout",
+                    "utility_validation",
+                    "utility_test",
+                    "utility_external",
+                    "accuracy_test",
+                    "privacy_game",
+                    "attack_accuracy",
+                    "epsilon_lower_bound",
+                    "label_only_attack_accuracy",
+                    "logistic_regression_utility_test",
+                    "learns",
+                    "weak_reasons",
+                    "seconds",
+                }
+            ),
             "utility_test_interval": _estimate(baseline.utility_test_interval),
             # The study's label-only floor is the population game's (members against the external set).
-            "population_label_only_attack_accuracy": None if data.y_external is None else label_only_attack_accuracy(
-                data.y_members, data.y_external, data.n_classes),
-            "games": {"membership": baseline.games.membership.model_dump(mode="json"),
-                      "population": None if population is None else population.model_dump(mode="json")},
+            "population_label_only_attack_accuracy": None
+            if data.y_external is None
+            else label_only_attack_accuracy(data.y_members, data.y_external, data.n_classes),
+            "games": {
+                "membership": baseline.games.membership.model_dump(mode="json"),
+                "population": None if population is None else population.model_dump(mode="json"),
+            },
         },
         # Accuracy of always predicting the test split's most common class: the floor for accuracy_test.
         "test_majority_rate": float(np.bincount(data.y_test).max() / len(data.y_test)),
@@ -596,20 +767,33 @@ def run_setup(name: str, setup: Setup, config: Config, args: argparse.Namespace,
         "search_efficiency": search_efficiency,
         "grid_failed": grid_failed,
         "search_errors": search_errors,
-        "timing": {"baseline_seconds": round(baseline.seconds, 2),
-                   "grid_trial_seconds": _mean([m.seconds for m in grid]),
-                   "search_trial_seconds": _mean([t.seconds for t in search_trials]),
-                   "confirmation_seconds": _mean([c.seconds for c in confirmed])},
+        "timing": {
+            "baseline_seconds": round(baseline.seconds, 2),
+            "grid_trial_seconds": _mean([m.seconds for m in grid]),
+            "search_trial_seconds": _mean([t.seconds for t in search_trials]),
+            "confirmation_seconds": _mean([c.seconds for c in confirmed]),
+        },
     }
-    plot_setup(name, baseline, grid, searches, curves, grid_model, config, out["config"]["grid_note"],
-               args.out / "figures")
-    raw = {"baseline": baseline.model_dump(mode="json", exclude={"games"}),
-           "grid": [_raw(m) for m in grid],
-           "tunes": [{"kind": "tradeoff", "key": t, **_raw_tune(o)} for t, o in tunes.items()]
-           + [{"kind": "target_epsilon", "key": e, **_raw_tune(o)} for e, o in targets.items()],
-           "searches": [{"method": k[0], "max_bound": k[1], "tradeoff": COST_TRADEOFF, "seed": k[2],
-                         "trials": [_raw(m) for m in v or []]} for k, v in searches.items()],
-           "search_cost_curves": curves}
+    plot_setup(
+        name, baseline, grid, searches, curves, grid_model, config, out["config"]["grid_note"], args.out / "figures"
+    )
+    raw = {
+        "baseline": baseline.model_dump(mode="json", exclude={"games"}),
+        "grid": [_raw(m) for m in grid],
+        "tunes": [{"kind": "tradeoff", "key": t, **_raw_tune(o)} for t, o in tunes.items()]
+        + [{"kind": "target_epsilon", "key": e, **_raw_tune(o)} for e, o in targets.items()],
+        "searches": [
+            {
+                "method": k[0],
+                "max_bound": k[1],
+                "tradeoff": COST_TRADEOFF,
+                "seed": k[2],
+                "trials": [_raw(m) for m in v or []],
+            }
+            for k, v in searches.items()
+        ],
+        "search_cost_curves": curves,
+    }
     raw_path = args.out / "results" / f"reproduction-{name}-trials.json"
     raw_path.parent.mkdir(parents=True, exist_ok=True)
     raw_path.write_text(json.dumps(raw, separators=(",", ":")))
@@ -629,28 +813,48 @@ def plot_setup(name, baseline, grid, searches, curves, grid_model, config, grid_
     figures.mkdir(parents=True, exist_ok=True)
     panels = surface_panels(baseline)
     if grid:
-        save_png(surfaces_figure(grid, panels, f"{name}: grid surfaces ({grid_note})", style="3d"),
-                 figures / f"{name}-grid-surfaces.png")
+        save_png(
+            surfaces_figure(grid, panels, f"{name}: grid surfaces ({grid_note})", style="3d"),
+            figures / f"{name}-grid-surfaces.png",
+        )
     optimizer_trials = searches.get(("bayes", SEARCH_BOUND, 0)) or []
     if optimizer_trials:
-        save_png(surfaces_figure(optimizer_trials, panels, f"{name}: surfaces from the optimizer's "
-                                 f"{len(optimizer_trials)} trials alone (bayes, t = {COST_TRADEOFF:g}, epsilon <= "
-                                 f"{config.max_epsilon:g})", style="3d"),
-                 figures / f"{name}-optimizer-surfaces.png")
+        save_png(
+            surfaces_figure(
+                optimizer_trials,
+                panels,
+                f"{name}: surfaces from the optimizer's "
+                f"{len(optimizer_trials)} trials alone (bayes, t = {COST_TRADEOFF:g}, epsilon <= "
+                f"{config.max_epsilon:g})",
+                style="3d",
+            ),
+            figures / f"{name}-optimizer-surfaces.png",
+        )
 
     runs = {f"max clip/noise {bound:g}": searches.get(("bayes", bound, 0)) or [] for bound in config.bounds}
     if any(runs.values()):
-        save_png(convergence_figure(runs, baseline, f"{name}: new best results over trials (bayes, epsilon <= "
-                                    f"{config.max_epsilon:g})",
-                                    objective_label=f"objective (t = {COST_TRADEOFF:g}, membership game)",
-                                    last_trial=config.trials),
-                 figures / f"{name}-convergence.png")
+        save_png(
+            convergence_figure(
+                runs,
+                baseline,
+                f"{name}: new best results over trials (bayes, epsilon <= {config.max_epsilon:g})",
+                objective_label=f"objective (t = {COST_TRADEOFF:g}, membership game)",
+                last_trial=config.trials,
+            ),
+            figures / f"{name}-convergence.png",
+        )
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for method, colour in (("bayes", "C0"), ("random", "C1")):
         for s, rows in enumerate(curves[method]):
-            ax.plot([r["trials"] for r in rows], [r["grid_mean"] for r in rows], color=colour, alpha=0.7,
-                    marker=".", label=method if s == 0 else None)
+            ax.plot(
+                [r["trials"] for r in rows],
+                [r["grid_mean"] for r in rows],
+                color=colour,
+                alpha=0.7,
+                marker=".",
+                label=method if s == 0 else None,
+            )
     if grid_model is not None:
         ax.axhline(grid_model.best, color="k", lw=1, label="grid best posterior mean G*")
         ax.axhline(grid_model.best - grid_model.se, color="k", lw=1, ls="--", label="G* - SE")
@@ -658,8 +862,10 @@ def plot_setup(name, baseline, grid, searches, curves, grid_model, config, grid_
     ax.set_ylabel("grid model's posterior mean at the chosen point")
     ax.set_xlim(0, config.trials + 1)
     ax.legend(fontsize=7)
-    ax.set_title(f"{name}: search cost (t = {COST_TRADEOFF:g}, epsilon <= {config.max_epsilon:g}), one line per seed",
-                 fontsize=9)
+    ax.set_title(
+        f"{name}: search cost (t = {COST_TRADEOFF:g}, epsilon <= {config.max_epsilon:g}), one line per seed",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(figures / f"{name}-search-cost.png", dpi=100)
     plt.close(fig)
@@ -696,30 +902,39 @@ def _row_cells(row: dict) -> list[str]:
         return [f"no recommendation: {row['reason']}", *["-"] * 8]
     membership, population = row["games"]["membership"], row["games"]["population"]
     calibrated = membership["attacks"][CALIBRATED]
-    return [_fmt_estimate(row["utility_loss_interval"]), _fmt(row["epsilon"], 2), _fmt(row["clip"], 2),
-            _fmt(row["noise"], 2), _fmt_estimate(membership["attack_accuracy_interval"]),
-            _fmt_estimate(calibrated["tpr_at_1pct_fpr"]), _fmt_estimate(calibrated["tpr_at_0_1pct_fpr"]),
-            _fmt(None if population is None else population["attack_accuracy"]), f"#{row['index']} of {row['trials']}"]
+    return [
+        _fmt_estimate(row["utility_loss_interval"]),
+        _fmt(row["epsilon"], 2),
+        _fmt(row["clip"], 2),
+        _fmt(row["noise"], 2),
+        _fmt_estimate(membership["attack_accuracy_interval"]),
+        _fmt_estimate(calibrated["tpr_at_1pct_fpr"]),
+        _fmt_estimate(calibrated["tpr_at_0_1pct_fpr"]),
+        _fmt(None if population is None else population["attack_accuracy"]),
+        f"#{row['index']} of {row['trials']}",
+    ]
 
 
-ROW_HEADER = ("utility loss (confirmed, 95 %) | epsilon | clip | noise | membership: attack acc. (confirmed) | "
-              f"membership: {CALIBRATED} TPR @ 1 % FPR | {CALIBRATED} TPR @ 0.1 % FPR | population: attack acc. | "
-              "recommended trial")
+ROW_HEADER = (
+    "utility loss (confirmed, 95 %) | epsilon | clip | noise | membership: attack acc. (confirmed) | "
+    f"membership: {CALIBRATED} TPR @ 1 % FPR | {CALIBRATED} TPR @ 0.1 % FPR | population: attack acc. | "
+    "recommended trial"
+)
 
 
 def write_markdown(results: dict) -> str:
     lines = [
         "# Reproducing the study (chapter 6, Tables 11-14, Figures 41-46), with both games",
         "",
-        f"Made by `benchmarks/reproduce_study.py`, one run per setup (each section gives its command, commit, wall "
+        "Made by `benchmarks/reproduce_study.py`, one run per setup (each section gives its command, commit, wall "
         "time and sizes); each run rewrites this file and `docs/results/reproduction.json`, keeping the other "
         "setups' results, and writes its figures to `docs/figures/` and every trial to "
         "`docs/results/reproduction-<setup>-trials.json`. The study's figures are in brackets.",
         "",
         "The objective reads the membership game (members against holdout, what DP bounds); the study's game, the "
         "population game (members against the external set), is measured beside it in every trial. Tables 13/14 "
-        f"and the target-epsilon rows are each one `engine.tune()` run, as the product runs it: bayes within the "
-        f"budget, the recommendation (best posterior mean, then the lowest epsilon within one standard error) "
+        "and the target-epsilon rows are each one `engine.tune()` run, as the product runs it: bayes within the "
+        "budget, the recommendation (best posterior mean, then the lowest epsilon within one standard error) "
         "confirmed on fresh seeds with the audit's K. Confirmed figures are means over the confirmation's repeats "
         "with 95 % t-intervals; the TPRs and the population game are the first confirmation repeat's, with "
         "Clopper-Pearson intervals.",
@@ -790,20 +1005,29 @@ def write_markdown(results: dict) -> str:
         for t, row in res["tradeoffs"].items():
             su, sp = study["tradeoffs"].get(t, (None, None))
             lines.append(f"| {t} | {' | '.join(_row_cells(row))} | [{_fmt(su)}] | [{_fmt(sp)}] |")
-        lines += ["", f"Beyond the study: target epsilon (only the clip is searched), t = {COST_TRADEOFF:g}:", "",
-                  f"| target epsilon | {ROW_HEADER} |", "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Beyond the study: target epsilon (only the clip is searched), t = {COST_TRADEOFF:g}:",
+            "",
+            f"| target epsilon | {ROW_HEADER} |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for e, row in res["target_epsilon"].items():
             lines.append(f"| {e} | {' | '.join(_row_cells(row))} |")
         e = res["search_efficiency"]
         point = e["grid_best_point"]
         lines += [
             "",
-            (f"Search cost: G* = {_fmt(e['grid_best_posterior_mean'], 4)} (SE {_fmt(e['grid_best_posterior_std'], 4)}) "
-             f"at clip {_fmt(point['clip'], 2)}, noise {_fmt(point['noise'], 2)}, from {e['grid_trials_within_budget']} "
-             f"of the {e['grid_trials']} grid points. Trials to 1 SE (median over {e['seeds']} seeds, budget "
-             f"{e['budget']}; '-' = not reached): bayes {_fmt(e['bayes_trials_to_1se'], 1)}, random "
-             f"{_fmt(e['random_trials_to_1se'], 1)}. Per seed: bayes {e['per_seed']['bayes']}, random "
-             f"{e['per_seed']['random']}.") if point else f"Search cost: not measured ({e.get('reason')}).",
+            (
+                f"Search cost: G* = {_fmt(e['grid_best_posterior_mean'], 4)} (SE {_fmt(e['grid_best_posterior_std'], 4)}) "
+                f"at clip {_fmt(point['clip'], 2)}, noise {_fmt(point['noise'], 2)}, from {e['grid_trials_within_budget']} "
+                f"of the {e['grid_trials']} grid points. Trials to 1 SE (median over {e['seeds']} seeds, budget "
+                f"{e['budget']}; '-' = not reached): bayes {_fmt(e['bayes_trials_to_1se'], 1)}, random "
+                f"{_fmt(e['random_trials_to_1se'], 1)}. Per seed: bayes {e['per_seed']['bayes']}, random "
+                f"{e['per_seed']['random']}."
+            )
+            if point
+            else f"Search cost: not measured ({e.get('reason')}).",
             "",
             f"![grid](figures/{figure}-grid-surfaces.png) ![optimizer](figures/{figure}-optimizer-surfaces.png) "
             f"![convergence](figures/{figure}-convergence.png) ![search cost](figures/{figure}-search-cost.png)",
@@ -819,18 +1043,29 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--trials", type=int, default=30, help="trial budget of each search and tune() run")
-    parser.add_argument("--target-trials", type=int, default=None, help="budget of the target-epsilon runs "
-                        "(only the clip is searched; default --trials)")
+    parser.add_argument(
+        "--target-trials",
+        type=int,
+        default=None,
+        help="budget of the target-epsilon runs (only the clip is searched; default --trials)",
+    )
     parser.add_argument("--seeds", type=int, default=5, help="seeds of the search-cost comparison")
     parser.add_argument("--grid-step", type=float, default=None, help="grid step (default 0.5, the study's)")
-    parser.add_argument("--grid-max", type=float, default=None,
-                        help="grid's max clip and noise (default 10, the study's; HIV 5)")
+    parser.add_argument(
+        "--grid-max", type=float, default=None, help="grid's max clip and noise (default 10, the study's; HIV 5)"
+    )
     parser.add_argument("--tradeoffs", nargs="+", default=["0.25", "0.5", "0.75"])
     parser.add_argument("--target-epsilons", nargs="*", default=["1", "3", "8"])
-    parser.add_argument("--bounds", nargs="+", type=float, default=[5.0, 10.0, 20.0, 100.0],
-                        help="max clip/noise of the convergence runs")
-    parser.add_argument("--audit-k", type=int, default=16, help="K of the calibrated attack for the baseline and "
-                        "the confirmations")
+    parser.add_argument(
+        "--bounds",
+        nargs="+",
+        type=float,
+        default=[5.0, 10.0, 20.0, 100.0],
+        help="max clip/noise of the convergence runs",
+    )
+    parser.add_argument(
+        "--audit-k", type=int, default=16, help="K of the calibrated attack for the baseline and the confirmations"
+    )
     parser.add_argument("--confirm-repeats", type=int, default=3)
     args = parser.parse_args()
     command = "python benchmarks/reproduce_study.py " + " ".join(sys.argv[1:])
@@ -841,15 +1076,22 @@ def main() -> None:
     for name in names:
         setup = SETUPS[name]
         results[setup.key] = run_setup(name, setup, make_config(args, setup), args, command)
-        results["search_efficiency"] = {k: v["search_efficiency"] for k, v in results.items()
-                                        if k != "search_efficiency"}
+        results["search_efficiency"] = {
+            k: v["search_efficiency"] for k, v in results.items() if k != "search_efficiency"
+        }
         results_path.parent.mkdir(parents=True, exist_ok=True)
         results_path.write_text(json.dumps(results, indent=2))
         markdown_path = args.out / "reproduction.md"
         analysis = _kept_analysis(markdown_path)
         markdown_path.write_text(write_markdown(results).replace(ANALYSIS_START, analysis, 1))
-        print(json.dumps({k: results[setup.key][k] for k in ("tradeoffs", "target_epsilon", "search_efficiency",
-                                                             "timing")}, indent=1, default=str), flush=True)
+        print(
+            json.dumps(
+                {k: results[setup.key][k] for k in ("tradeoffs", "target_epsilon", "search_efficiency", "timing")},
+                indent=1,
+                default=str,
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

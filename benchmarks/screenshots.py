@@ -23,8 +23,9 @@ def main() -> int:
     env = {**os.environ, "DPTUNE_SCREENSHOTS": str(args.out.resolve())}
     env.pop("DPTUNE_SKIP_BROWSER", None)
     test = "tests/dashboard/test_browser.py"
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test], cwd=REPO,
-                          env=env).returncode
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test], cwd=REPO, env=env
+    ).returncode
 
 
 if __name__ == "__main__":

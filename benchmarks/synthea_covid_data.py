@@ -31,9 +31,27 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 SAMPLE = ROOT.parent / "shared" / "data" / "synthea-covid-sample"
-MARGINALS = ("died", "pneumonia", "fever", "cough", "loss_of_taste", "fatigue", "dyspnea", "hypertension",
-             "prediabetes", "diabetes", "obesity", "hyperlipidemia", "coronary_heart_disease", "stroke",
-             "atrial_fibrillation", "cancer", "alzheimers", "copd", "social_isolation")
+MARGINALS = (
+    "died",
+    "pneumonia",
+    "fever",
+    "cough",
+    "loss_of_taste",
+    "fatigue",
+    "dyspnea",
+    "hypertension",
+    "prediabetes",
+    "diabetes",
+    "obesity",
+    "hyperlipidemia",
+    "coronary_heart_disease",
+    "stroke",
+    "atrial_fibrillation",
+    "cancer",
+    "alzheimers",
+    "copd",
+    "social_isolation",
+)
 AGE_BANDS = [17, 40, 60, 70, 80, 110]
 CALIBRATED = "rmia"
 
@@ -45,8 +63,10 @@ def marginals(frame: pd.DataFrame) -> dict[str, float]:
     bands = frame.groupby(pd.cut(frame["age"], AGE_BANDS), observed=False)["died"].mean()
     out.update({f"died_age_{int(b.left) + 1}_{int(b.right)}": float(v) for b, v in bands.items()})
     admitted = frame["pneumonia"] == 1
-    out["died_if_admitted"], out["died_if_not_admitted"] = (float(frame.loc[admitted, "died"].mean()),
-                                                            float(frame.loc[~admitted, "died"].mean()))
+    out["died_if_admitted"], out["died_if_not_admitted"] = (
+        float(frame.loc[admitted, "died"].mean()),
+        float(frame.loc[~admitted, "died"].mean()),
+    )
     for column in ("education", "employment", "race"):
         out.update({f"{column}={k}": float(v) for k, v in frame[column].value_counts(normalize=True).items()})
     return out
@@ -83,7 +103,9 @@ def attack_row(games) -> dict:  # type: ignore[no-untyped-def]
         "calibrated_auc": calibrated.auc.value,
         "epsilon_lower_bound": games.membership.epsilon_lower_bound,
         "population_attack_accuracy": games.population.attack_accuracy if games.population else None,
-        "population_reference_attack_accuracy": games.population.reference_attack_accuracy if games.population else None,
+        "population_reference_attack_accuracy": games.population.reference_attack_accuracy
+        if games.population
+        else None,
     }
 
 
@@ -105,7 +127,9 @@ def measure_seed(seed: int, epsilon: float, clips: list[float]) -> dict:
     for name, rows in (("member_side", member_side), ("external", external)):
         part = frame[rows]
         clusters[name] = {
-            "rows": int(rows.sum()), "died": float(part["died"].mean()), "age_mean": float(part["age"].mean()),
+            "rows": int(rows.sum()),
+            "died": float(part["died"].mean()),
+            "age_mean": float(part["age"].mean()),
             "admitted": float(part["pneumonia"].mean()),
             "education_higher": float((part["education"] == "higher").mean()),
             "full_time": float((part["employment"] == "full_time").mean()),
@@ -115,31 +139,46 @@ def measure_seed(seed: int, epsilon: float, clips: list[float]) -> dict:
     delta = 1.0 / (10 * len(data.y_members))
     measurement = MeasurementSpec(privacy_game="membership", reference_models=16, audit_reference_models=16)
     out: dict = {"split_sizes": data.split_sizes().model_dump(), "clusters": clusters}
-    for name, spec in (("sgd", ModelSpec(hidden=[50, 10], optimizer="sgd", epochs=10)),
-                       ("adam", ModelSpec(hidden=[50, 10], optimizer="adam", epochs=5))):
+    for name, spec in (
+        ("sgd", ModelSpec(hidden=[50, 10], optimizer="sgd", epochs=10)),
+        ("adam", ModelSpec(hidden=[50, 10], optimizer="adam", epochs=5)),
+    ):
         started = time.perf_counter()
         baseline = run_baseline(data, spec, measurement, seed=seed, delta=delta)
         rate = sampling_rate(len(data.y_members), spec.batch_size)
-        noise = noise_for_epsilon(epsilon=epsilon, sampling_rate=rate,
-                                  steps=dp_sgd_steps(len(data.y_members), spec.batch_size, spec.epochs), delta=delta)
+        noise = noise_for_epsilon(
+            epsilon=epsilon,
+            sampling_rate=rate,
+            steps=dp_sgd_steps(len(data.y_members), spec.batch_size, spec.epochs),
+            delta=delta,
+        )
         # The clip with the best validation utility at this epsilon (a cheap K), then that point audited at K = 16.
         screening = measurement.model_copy(update={"reference_models": 2})
-        screened = {c: run_trial(data, spec, c, noise, delta=delta, measurement=screening, seed=seed).utility_validation
-                    for c in clips}
+        screened = {
+            c: run_trial(data, spec, c, noise, delta=delta, measurement=screening, seed=seed).utility_validation
+            for c in clips
+        }
         clip = max(screened, key=lambda c: screened[c])
         private = run_trial(data, spec, clip, noise, delta=delta, measurement=measurement, seed=seed)
         out[name] = {
             "baseline": {
-                "utility_members": baseline.utility_members, "utility_test": baseline.utility_test,
+                "utility_members": baseline.utility_members,
+                "utility_test": baseline.utility_test,
                 "utility_external": baseline.utility_external,
                 "gap": baseline.utility_members - baseline.utility_test,
                 "logistic_regression_utility_test": baseline.logistic_regression_utility_test,
                 "label_only_population": baseline.games.population and _label_only(data),
                 **attack_row(baseline.games),
             },
-            "dp": {"epsilon": private.epsilon, "clip": clip, "noise": noise, "validation_utility_by_clip": screened,
-                   "utility_test": private.utility_test, "utility_loss": baseline.utility_test - private.utility_test,
-                   **attack_row(private.games)},
+            "dp": {
+                "epsilon": private.epsilon,
+                "clip": clip,
+                "noise": noise,
+                "validation_utility_by_clip": screened,
+                "utility_test": private.utility_test,
+                "utility_loss": baseline.utility_test - private.utility_test,
+                **attack_row(private.games),
+            },
             "seconds": round(time.perf_counter() - started, 1),
         }
     return out

@@ -123,8 +123,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--setup", choices=["synthea", "hiv"], default="synthea")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--reference-models", type=int, default=MeasurementSpec().reference_models,
-                        help="K of the calibrated attack (the search trials' default unless given)")
+    parser.add_argument(
+        "--reference-models",
+        type=int,
+        default=MeasurementSpec().reference_models,
+        help="K of the calibrated attack (the search trials' default unless given)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     start = time.perf_counter()

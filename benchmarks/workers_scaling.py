@@ -33,8 +33,7 @@ HOST = "127.0.0.1"
 
 def _env(workdir: Path, database_url: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DPTUNE_")}
-    env.update({"DPTUNE_DATA_DIR": str(workdir / "dptune-data"), "DPTUNE_TF_THREADS": "1",
-                "PYTHONPATH": str(REPO)})
+    env.update({"DPTUNE_DATA_DIR": str(workdir / "dptune-data"), "DPTUNE_TF_THREADS": "1", "PYTHONPATH": str(REPO)})
     if database_url:
         env["DPTUNE_DATABASE_URL"] = database_url
     return env
@@ -42,8 +41,13 @@ def _env(workdir: Path, database_url: str | None) -> dict[str, str]:
 
 def _dptune(args: list[str], workdir: Path, env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
     log = (workdir / log_name).open("wb")
-    return subprocess.Popen([sys.executable, "-c", "from app.cli import main; raise SystemExit(main())", *args],
-                            cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-c", "from app.cli import main; raise SystemExit(main())", *args],
+        cwd=workdir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _wait_for(condition: Any, seconds: float, what: str) -> None:
@@ -68,18 +72,34 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
             process.kill()
 
 
-def run_job(http: httpx.Client, workdir: Path, env: dict[str, str], dataset_id: str, workers: int,
-            trials: int, seed: int, deadline_s: float) -> dict[str, Any]:
-    body = {"dataset_id": dataset_id, "search": {"method": "random", "trials": trials, "parallelism": 2},
-            "seed": seed}
+def run_job(
+    http: httpx.Client,
+    workdir: Path,
+    env: dict[str, str],
+    dataset_id: str,
+    workers: int,
+    trials: int,
+    seed: int,
+    deadline_s: float,
+) -> dict[str, Any]:
+    body = {
+        "dataset_id": dataset_id,
+        "search": {"method": "random", "trials": trials, "parallelism": 2},
+        "seed": seed,
+    }
     job = http.post("/v1/jobs", json=body)
     job.raise_for_status()
     job_id = job.json()["id"]
-    processes = [_dptune(["worker"], workdir, env | {"DPTUNE_WORKER_ID": f"w{workers}-{i}"}, f"worker-{workers}-{i}.log")
-                 for i in range(workers)]
+    processes = [
+        _dptune(["worker"], workdir, env | {"DPTUNE_WORKER_ID": f"w{workers}-{i}"}, f"worker-{workers}-{i}.log")
+        for i in range(workers)
+    ]
     try:
-        _wait_for(lambda: http.get(f"/v1/jobs/{job_id}").json()["status"] in {"succeeded", "failed", "cancelled"},
-                  deadline_s, f"the job with {workers} worker(s)")
+        _wait_for(
+            lambda: http.get(f"/v1/jobs/{job_id}").json()["status"] in {"succeeded", "failed", "cancelled"},
+            deadline_s,
+            f"the job with {workers} worker(s)",
+        )
     finally:
         _stop(processes)
     view = http.get(f"/v1/jobs/{job_id}").json()
@@ -89,9 +109,14 @@ def run_job(http: httpx.Client, workdir: Path, env: dict[str, str], dataset_id: 
     ends = sorted(datetime.fromisoformat(r["finished_at"]) for r in rows if r["finished_at"])
     starts = sorted(datetime.fromisoformat(r["started_at"]) for r in rows)
     span = (ends[-1] - starts[0]).total_seconds()
-    return {"workers": workers, "status": view["status"], "trials": len(ends), "trial_phase_seconds": round(span, 1),
-            "trials_per_minute": round(60 * len(ends) / span, 2),
-            "median_trial_seconds": round(sorted(r["seconds"] for r in rows)[len(rows) // 2], 2)}
+    return {
+        "workers": workers,
+        "status": view["status"],
+        "trials": len(ends),
+        "trial_phase_seconds": round(span, 1),
+        "trials_per_minute": round(60 * len(ends) / span, 2),
+        "median_trial_seconds": round(sorted(r["seconds"] for r in rows)[len(rows) // 2], 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,19 +132,27 @@ def main(argv: list[str] | None = None) -> int:
     server = _dptune(["serve", "--no-worker", "--host", HOST, "--port", str(args.port)], workdir, env, "serve.log")
     key_file = workdir / "dptune-data" / "local-api-key"
     try:
-        _wait_for(lambda: key_file.exists() and httpx.get(f"http://{HOST}:{args.port}/v1/health").is_success,
-                  180, "the server")
+        _wait_for(
+            lambda: key_file.exists() and httpx.get(f"http://{HOST}:{args.port}/v1/health").is_success,
+            180,
+            "the server",
+        )
         headers = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
         with httpx.Client(base_url=f"http://{HOST}:{args.port}", headers=headers, timeout=60) as http:
             dataset = http.post("/v1/datasets/builtin", json={"name": "synthea-covid"})
             dataset.raise_for_status()
-            runs = [run_job(http, workdir, env, dataset.json()["id"], n, args.trials, seed=n, deadline_s=args.deadline)
-                    for n in (1, 2)]
+            runs = [
+                run_job(http, workdir, env, dataset.json()["id"], n, args.trials, seed=n, deadline_s=args.deadline)
+                for n in (1, 2)
+            ]
     finally:
         _stop([server])
     results: dict[str, Any] = {
-        "trials": args.trials, "cpus": os.cpu_count(), "tf_threads_per_worker": 1,
-        "database": "postgresql" if args.database_url else "sqlite", "runs": runs,
+        "trials": args.trials,
+        "cpus": os.cpu_count(),
+        "tf_threads_per_worker": 1,
+        "database": "postgresql" if args.database_url else "sqlite",
+        "runs": runs,
         "throughput_ratio_2_vs_1": round(runs[1]["trials_per_minute"] / runs[0]["trials_per_minute"], 3),
     }
     print(json.dumps(results, indent=2))

@@ -26,8 +26,16 @@ logger = logging.getLogger("dptune.worker")
 SPLIT_ADAPTER: TypeAdapter[SplitSpec] = TypeAdapter(SplitSpec)
 PreparedKey = tuple[str, str, str | None, str, int]
 
-__all__ = ["BaselineOutcome", "ConfirmOutcome", "EngineExecutor", "Executor", "FinalOutcome", "PreparedCache",
-           "TrialOutcome", "run_unit"]
+__all__ = [
+    "BaselineOutcome",
+    "ConfirmOutcome",
+    "EngineExecutor",
+    "Executor",
+    "FinalOutcome",
+    "PreparedCache",
+    "TrialOutcome",
+    "run_unit",
+]
 
 
 class Executor(Protocol):
@@ -47,7 +55,9 @@ class Executor(Protocol):
 def run_unit(executor: Executor, unit: WorkUnit) -> Outcome:
     """The executor's method for the unit's kind."""
     runners: dict[str, Callable[[WorkUnit], Outcome]] = {
-        "baseline": executor.run_baseline, "trial": executor.run_trial, "confirm": executor.run_confirm,
+        "baseline": executor.run_baseline,
+        "trial": executor.run_trial,
+        "confirm": executor.run_confirm,
         "final": executor.run_final,
     }
     return runners[unit.kind](unit)
@@ -96,14 +106,23 @@ class EngineExecutor:
 
     def prepared(self, unit: WorkUnit) -> tuple[PreparedData, PreparationReport]:
         ref = unit.dataset
-        key: PreparedKey = (ref.sha256, ref.label, ref.smiles_column, json.dumps(unit.split, sort_keys=True), unit.seed)
+        key: PreparedKey = (
+            ref.sha256,
+            ref.label,
+            ref.smiles_column,
+            json.dumps(unit.split, sort_keys=True),
+            unit.seed,
+        )
         cached = self.cache.get(key)
         if cached is not None:
             return cached
         frame = read_table(stored_path(self.settings, ref.storage_key))
         data, report = prepare_dataset(
-            frame, label=ref.label, split=SPLIT_ADAPTER.validate_python(unit.split),
-            smiles_column=ref.smiles_column, seed=unit.seed,
+            frame,
+            label=ref.label,
+            split=SPLIT_ADAPTER.validate_python(unit.split),
+            smiles_column=ref.smiles_column,
+            seed=unit.seed,
         )
         self.cache.put(key, ref.dataset_id, data, report)
         return data, report
@@ -119,8 +138,9 @@ class EngineExecutor:
         spec = ModelSpec.model_validate(unit.model)
         delta = unit.requested_delta if unit.requested_delta is not None else default_delta(len(data.y_members))
         space_for(SearchSpec.model_validate(unit.search), unit.guarantee, spec, len(data.y_members), delta)
-        baseline = run_baseline(data, spec, unit.measurement, seed=unit.seed,
-                                delta=delta)  # as engine.tune() does, so the service gives the CLI's numbers
+        baseline = run_baseline(
+            data, spec, unit.measurement, seed=unit.seed, delta=delta
+        )  # as engine.tune() does, so the service gives the CLI's numbers
         check_baseline(baseline, unit.measurement)
         return BaselineOutcome(baseline=baseline, delta=delta, preparation=report.model_dump(mode="json"))
 
@@ -131,9 +151,17 @@ class EngineExecutor:
         assert unit.clip is not None and unit.noise is not None and unit.delta is not None
         assert unit.trial_index is not None
         data, _ = self.prepared(unit)
-        return TrialOutcome(run_trial(data, ModelSpec.model_validate(unit.model), unit.clip, unit.noise,
-                                      delta=unit.delta, measurement=unit.measurement,
-                                      seed=trial_seed(unit.seed, unit.trial_index)))
+        return TrialOutcome(
+            run_trial(
+                data,
+                ModelSpec.model_validate(unit.model),
+                unit.clip,
+                unit.noise,
+                delta=unit.delta,
+                measurement=unit.measurement,
+                seed=trial_seed(unit.seed, unit.trial_index),
+            )
+        )
 
     def run_confirm(self, unit: WorkUnit) -> ConfirmOutcome:
         """The chosen point measured again with the guarantee's confirm_repeats fresh seeds (engine.confirm)."""
@@ -143,9 +171,17 @@ class EngineExecutor:
         assert unit.baseline is not None
         data, _ = self.prepared(unit)
         measured, confirmation = confirm(
-            data, ModelSpec.model_validate(unit.model), unit.clip, unit.noise, baseline=unit.baseline,
-            tradeoff=unit.tradeoff, delta=unit.delta, measurement=unit.measurement,
-            repeats=unit.guarantee.confirm_repeats, seed=unit.seed)
+            data,
+            ModelSpec.model_validate(unit.model),
+            unit.clip,
+            unit.noise,
+            baseline=unit.baseline,
+            tradeoff=unit.tradeoff,
+            delta=unit.delta,
+            measurement=unit.measurement,
+            repeats=unit.guarantee.confirm_repeats,
+            seed=unit.seed,
+        )
         return ConfirmOutcome(measured=measured, confirmation=confirmation)
 
     def run_final(self, unit: WorkUnit) -> FinalOutcome:

@@ -89,8 +89,9 @@ class LeaseKeeper:
                 continue
             if not renewed and not self.lost:
                 self.lost = True
-                logger.warning("%s: lease lost (cancelled, or taken over); its result will be dropped",
-                               self.unit.describe())
+                logger.warning(
+                    "%s: lease lost (cancelled, or taken over); its result will be dropped", self.unit.describe()
+                )
 
 
 class Worker:
@@ -127,8 +128,11 @@ class Worker:
             self._stop.set()
 
     def grace_expired(self) -> bool:
-        return (self._interrupt_main_on_grace and self._stop_deadline is not None
-                and time.monotonic() > self._stop_deadline)
+        return (
+            self._interrupt_main_on_grace
+            and self._stop_deadline is not None
+            and time.monotonic() > self._stop_deadline
+        )
 
     def interrupt_main(self) -> None:
         _thread.interrupt_main(signal.SIGTERM)
@@ -217,9 +221,13 @@ class Worker:
 
     def execute(self, unit: WorkUnit) -> None:
         started = time.perf_counter()
-        logger.info("worker %s: %s started (attempt %d)%s", self.worker_id, unit.describe(), unit.attempt,
-                    "" if unit.clip is None or unit.noise is None
-                    else f" at clip {unit.clip:.4g}, noise {unit.noise:.4g}")
+        logger.info(
+            "worker %s: %s started (attempt %d)%s",
+            self.worker_id,
+            unit.describe(),
+            unit.attempt,
+            "" if unit.clip is None or unit.noise is None else f" at clip {unit.clip:.4g}, noise {unit.noise:.4g}",
+        )
         error: str | None = None
         error_code: str | None = None  # the job's error_code when a job-level unit fails (queue.fail_unit)
         standalone = False  # a TuningError's message is stored as is, others after "the baseline failed: "
@@ -241,31 +249,57 @@ class Worker:
         seconds = time.perf_counter() - started
         self._write_result(unit, outcome, error, seconds, error_code, standalone)
 
-    def _write_result(self, unit: WorkUnit, outcome: Outcome | None, error: str | None, seconds: float,
-                      error_code: str | None = None, standalone: bool = False) -> None:
+    def _write_result(
+        self,
+        unit: WorkUnit,
+        outcome: Outcome | None,
+        error: str | None,
+        seconds: float,
+        error_code: str | None = None,
+        standalone: bool = False,
+    ) -> None:
         for attempt in range(WRITE_RETRIES):
             try:
                 written = self._write_once(unit, outcome, error, error_code, standalone)
                 break
             except SQLAlchemyError as exc:
                 if attempt == WRITE_RETRIES - 1:
-                    logger.error("worker %s: %s: result not written (%s); its lease will expire and another "
-                                 "worker will run it again", self.worker_id, unit.describe(), type(exc).__name__)
+                    logger.error(
+                        "worker %s: %s: result not written (%s); its lease will expire and another "
+                        "worker will run it again",
+                        self.worker_id,
+                        unit.describe(),
+                        type(exc).__name__,
+                    )
                     return
-                logger.warning("worker %s: %s: writing the result failed (%s), retrying", self.worker_id,
-                               unit.describe(), type(exc).__name__)
+                logger.warning(
+                    "worker %s: %s: writing the result failed (%s), retrying",
+                    self.worker_id,
+                    unit.describe(),
+                    type(exc).__name__,
+                )
                 time.sleep(2**attempt)
         if not written:
-            logger.info("worker %s: %s finished in %.1f s but its lease was gone; result dropped",
-                        self.worker_id, unit.describe(), seconds)
+            logger.info(
+                "worker %s: %s finished in %.1f s but its lease was gone; result dropped",
+                self.worker_id,
+                unit.describe(),
+                seconds,
+            )
         elif error is not None:
             # The message goes to the database for the job's owner; the log gets its type only.
             logger.warning("worker %s: %s failed after %.1f s", self.worker_id, unit.describe(), seconds)
         else:
             logger.info("worker %s: %s done in %.1f s", self.worker_id, unit.describe(), seconds)
 
-    def _write_once(self, unit: WorkUnit, outcome: Outcome | None, error: str | None,
-                    error_code: str | None = None, standalone: bool = False) -> bool:
+    def _write_once(
+        self,
+        unit: WorkUnit,
+        outcome: Outcome | None,
+        error: str | None,
+        error_code: str | None = None,
+        standalone: bool = False,
+    ) -> bool:
         with self.database.transaction() as session:
             now = self.clock()
             if error is not None:

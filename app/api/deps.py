@@ -76,10 +76,12 @@ async def reject_unknown_query_parameters(request: Request) -> None:
     unknown = sorted(set(request.query_params) - declared)
     if unknown:
         takes = f"this route takes {', '.join(sorted(declared))}" if declared else "this route takes none"
-        raise RequestValidationError([
-            {"loc": ("query", name), "msg": f"unknown query parameter ({takes})", "type": "extra_forbidden"}
-            for name in unknown
-        ])
+        raise RequestValidationError(
+            [
+                {"loc": ("query", name), "msg": f"unknown query parameter ({takes})", "type": "extra_forbidden"}
+                for name in unknown
+            ]
+        )
 
 
 def _query_names(dependant: Dependant) -> Iterator[str]:
@@ -90,9 +92,12 @@ def _query_names(dependant: Dependant) -> Iterator[str]:
 
 # For the OpenAPI schema (the security scheme every protected route declares). The key itself is checked by
 # app.api.middleware.AuthenticationMiddleware before the route runs, even before its body is read.
-_bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey",
-                     description="An API key from `dptune keys create --owner NAME` (or the local key file "
-                                 "`dptune serve` writes on localhost), sent as `Authorization: Bearer <key>`.")
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key from `dptune keys create --owner NAME` (or the local key file "
+    "`dptune serve` writes on localhost), sent as `Authorization: Bearer <key>`.",
+)
 
 
 async def get_principal(

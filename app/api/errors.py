@@ -20,8 +20,11 @@ logger = logging.getLogger("dptune.api")
 class ErrorDetail(BaseModel):
     code: str = Field(description="Stable, machine-readable reason, e.g. dataset_not_found.")
     message: str = Field(description="What went wrong, for a person.")
-    details: dict[str, Any] = Field(default_factory=dict, description="Facts about the error, by name (e.g. the "
-                                    "limit passed, or the validation errors' loc/msg/type); never data values.")
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Facts about the error, by name (e.g. the "
+        "limit passed, or the validation errors' loc/msg/type); never data values.",
+    )
 
 
 class ErrorResponse(BaseModel):
@@ -35,8 +38,9 @@ def unauthorized(message: str) -> DomainError:
 
 
 def request_too_large(limit: int) -> DomainError:
-    return DomainError(413, "request_too_large", f"the request body is larger than the limit of {limit} bytes",
-                       {"max_bytes": limit})
+    return DomainError(
+        413, "request_too_large", f"the request body is larger than the limit of {limit} bytes", {"max_bytes": limit}
+    )
 
 
 def internal_error() -> DomainError:
@@ -69,7 +73,7 @@ _ERROR_MEANINGS = {
     404: "No such id, or it belongs to another owner: `dataset_not_found` or `job_not_found`.",
     413: "The body is over the server's cap: `request_too_large`.",
     422: "Invalid input: `validation_error` (details.errors gives each problem's loc, msg and type; unknown query "
-         "parameters and body fields are errors too).",
+    "parameters and body fields are errors too).",
 }
 # Every route under /v1 but /v1/health and /v1/version: a missing key is 401, a stray query parameter 422.
 PROTECTED_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -86,8 +90,13 @@ def error_responses(*statuses: int, meanings: dict[int, str] | None = None) -> d
     return {status: {"model": ErrorResponse, "description": text} for status, text in sorted(described.items())}
 
 
-def error_response(status_code: int, code: str, message: str, details: dict[str, Any] | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status_code: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     body = ErrorResponse(error=ErrorDetail(code=code, message=message, details=details or {}))
     return JSONResponse(body.model_dump(mode="json"), status_code=status_code, headers=headers)
 
@@ -100,8 +109,11 @@ def domain_error_response(exc: DomainError) -> JSONResponse:
 def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
     # loc/msg/type only: pydantic's `input` and `ctx` can echo data values or hold unserialisable objects.
     errors = [
-        {"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg", "")),
-         "type": str(error.get("type", ""))}
+        {
+            "loc": [str(part) for part in error.get("loc", ())],
+            "msg": str(error.get("msg", "")),
+            "type": str(error.get("type", "")),
+        }
         for error in exc.errors()
     ]
     return {"errors": errors}
@@ -143,6 +155,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Normally app.api.middleware answers first. The traceback stays in the server's log; the client
         # learns only that it failed. Only the frames and the type are logged: messages can quote data values.
-        logger.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
-                     extra=exception_summary((type(exc), exc, exc.__traceback__)))
+        logger.error(
+            "unhandled %s on %s %s",
+            type(exc).__name__,
+            request.method,
+            request.url.path,
+            extra=exception_summary((type(exc), exc, exc.__traceback__)),
+        )
         return domain_error_response(internal_error())

@@ -41,8 +41,12 @@ UNMATCHED_ROUTE = "unmatched"  # a 404 path: one series for all of them, whateve
 router = APIRouter(tags=["system"])
 
 
-@router.get(METRICS_PATH, summary="Prometheus metrics: requests, jobs, trials, worker heartbeats (no key)",
-            response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+@router.get(
+    METRICS_PATH,
+    summary="Prometheus metrics: requests, jobs, trials, worker heartbeats (no key)",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
 def metrics(request: Request) -> Response:
     registry: CollectorRegistry = request.app.state.metrics_registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
@@ -58,11 +62,18 @@ class HttpMetrics:
     """The request counter and latency histogram, made once per app (the middleware may be built again)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter("dptune_http_requests", "HTTP requests answered, by route template, method and "
-                                "status class.", ("route", "method", "status"), registry=registry)
-        self.latency = Histogram("dptune_http_request_duration_seconds", "Seconds from a request's arrival to "
-                                 "the end of its response, by route template and method.", ("route", "method"),
-                                 registry=registry)
+        self.requests = Counter(
+            "dptune_http_requests",
+            "HTTP requests answered, by route template, method and status class.",
+            ("route", "method", "status"),
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "dptune_http_request_duration_seconds",
+            "Seconds from a request's arrival to the end of its response, by route template and method.",
+            ("route", "method"),
+            registry=registry,
+        )
 
 
 class HttpMetricsMiddleware:
@@ -130,28 +141,39 @@ class QueueCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         with self.database.reading() as session:
             jobs = dict(session.execute(select(JobRecord.status, func.count()).group_by(JobRecord.status)).all())
-            trials = dict(session.execute(
-                select(TrialRecord.status, func.count()).group_by(TrialRecord.status)).all())
+            trials = dict(
+                session.execute(select(TrialRecord.status, func.count()).group_by(TrialRecord.status)).all()
+            )
             oldest_expiry, leased = session.execute(_oldest_lease()).one()
             histogram = session.execute(_trial_seconds_histogram(self.database.is_sqlite)).one()
-        yield _by_status("dptune_jobs", "Jobs by status (queued, running; succeeded, failed, cancelled: finished).",
-                         jobs, [s.value for s in JobStatus])
+        yield _by_status(
+            "dptune_jobs",
+            "Jobs by status (queued, running; succeeded, failed, cancelled: finished).",
+            jobs,
+            [s.value for s in JobStatus],
+        )
         running = GaugeMetricFamily("dptune_trials_running", "Trials being run now (leased by a worker).")
         running.add_metric([], trials.get(TrialStatus.running.value, 0))
         yield running
-        failures = CounterMetricFamily("dptune_trial_failures", "Trials that failed (stored; deleting a data set "
-                                       "removes its jobs' trials, which Prometheus reads as a counter reset).")
+        failures = CounterMetricFamily(
+            "dptune_trial_failures",
+            "Trials that failed (stored; deleting a data set "
+            "removes its jobs' trials, which Prometheus reads as a counter reset).",
+        )
         failures.add_metric([], trials.get(TrialStatus.failed.value, 0))
         yield failures
         yield _trial_seconds(histogram)
-        units = GaugeMetricFamily("dptune_leased_units", "Units of work (baselines, trials, confirmations, final "
-                                  "trainings) a worker holds a lease on.")
+        units = GaugeMetricFamily(
+            "dptune_leased_units",
+            "Units of work (baselines, trials, confirmations, final trainings) a worker holds a lease on.",
+        )
         units.add_metric([], leased)
         yield units
         age = GaugeMetricFamily(
             "dptune_worker_heartbeat_oldest_age_seconds",
             "Seconds since the stalest leased unit's last heartbeat (lease expiry minus DPTUNE_LEASE_SECONDS); "
-            "above the lease a worker has stopped and its unit waits to be run again. NaN when no unit is leased.")
+            "above the lease a worker has stopped and its unit waits to be run again. NaN when no unit is leased.",
+        )
         age.add_metric([], self._age(oldest_expiry))
         yield age
 
@@ -174,9 +196,11 @@ def _oldest_lease() -> Select[datetime | None, int]:
     running_job = JobRecord.status == JobStatus.running.value
     leases = union_all(
         select(TrialRecord.lease_expires_at.label("expires_at")).where(
-            TrialRecord.status == TrialStatus.running.value, TrialRecord.lease_token.is_not(None)),
+            TrialRecord.status == TrialStatus.running.value, TrialRecord.lease_token.is_not(None)
+        ),
         select(JobRecord.baseline_lease_expires_at).where(
-            running_job, JobRecord.baseline_finished_at.is_(None), JobRecord.baseline_lease_token.is_not(None)),
+            running_job, JobRecord.baseline_finished_at.is_(None), JobRecord.baseline_lease_token.is_not(None)
+        ),
         select(JobRecord.finish_lease_expires_at).where(running_job, JobRecord.finish_lease_token.is_not(None)),
     ).subquery()
     return select(func.min(leases.c.expires_at), func.count(leases.c.expires_at))
@@ -186,19 +210,27 @@ def _trial_seconds_histogram(sqlite: bool) -> Select[Any]:
     """Count, sum and cumulative bucket counts of succeeded trials' wall seconds, bucketed in SQL over every
     stored trial (one row back, whatever the number of trials)."""
     if sqlite:  # datetimes are text there; julianday parses them (resolution far below a millisecond)
-        seconds: ColumnElement[float] = (func.julianday(TrialRecord.finished_at)
-                                         - func.julianday(TrialRecord.started_at)) * 86400.0
+        seconds: ColumnElement[float] = (
+            func.julianday(TrialRecord.finished_at) - func.julianday(TrialRecord.started_at)
+        ) * 86400.0
     else:
         seconds = cast(func.extract("epoch", TrialRecord.finished_at - TrialRecord.started_at), Float)
     buckets = [func.coalesce(func.sum(case((seconds <= bound, 1), else_=0)), 0) for bound in TRIAL_SECONDS_BUCKETS]
     return select(func.count(), func.coalesce(func.sum(seconds), literal(0.0)), *buckets).where(
-        and_(TrialRecord.status == TrialStatus.succeeded.value, TrialRecord.finished_at.is_not(None)))
+        and_(TrialRecord.status == TrialStatus.succeeded.value, TrialRecord.finished_at.is_not(None))
+    )
 
 
 def _trial_seconds(row: Any) -> HistogramMetricFamily:
     count, total, *cumulative = row
-    buckets: list[tuple[str, float]] = [(repr(bound), int(n)) for bound, n in zip(TRIAL_SECONDS_BUCKETS, cumulative)]
+    buckets: list[tuple[str, float]] = [
+        (repr(bound), int(n)) for bound, n in zip(TRIAL_SECONDS_BUCKETS, cumulative, strict=True)
+    ]
     buckets.append(("+Inf", int(count)))
     return HistogramMetricFamily(
-        "dptune_trial_seconds", "Wall seconds of succeeded trials, from the claim to the stored result (a trial "
-        "run again after its worker died counts from its first claim).", buckets=buckets, sum_value=float(total))
+        "dptune_trial_seconds",
+        "Wall seconds of succeeded trials, from the claim to the stored result (a trial "
+        "run again after its worker died counts from its first claim).",
+        buckets=buckets,
+        sum_value=float(total),
+    )

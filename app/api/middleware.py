@@ -61,19 +61,31 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            logger.error("unhandled %s on %s %s", type(exc).__name__, scope.get("method"), scope.get("path"),
-                         extra=exception_summary((type(exc), exc, exc.__traceback__)))
+            logger.error(
+                "unhandled %s on %s %s",
+                type(exc).__name__,
+                scope.get("method"),
+                scope.get("path"),
+                extra=exception_summary((type(exc), exc, exc.__traceback__)),
+            )
             if not state["response_started"]:
                 response = domain_error_response(internal_error())
                 await response(scope, receive, send_with_id)
         finally:
             principal = scope.get(PRINCIPAL_SCOPE_KEY)
             access_logger.info(
-                "%s %s %s", scope.get("method"), scope.get("path"), state["status"],
-                extra={"method": scope.get("method"), "path": scope.get("path"), "status": state["status"],
-                       "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                       "owner_id": getattr(principal, "owner_id", None),
-                       "key_id": getattr(principal, "key_id", None)},
+                "%s %s %s",
+                scope.get("method"),
+                scope.get("path"),
+                state["status"],
+                extra={
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "status": state["status"],
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "owner_id": getattr(principal, "owner_id", None),
+                    "key_id": getattr(principal, "key_id", None),
+                },
             )
             request_id_var.reset(token)
 
@@ -116,8 +128,11 @@ class AuthenticationMiddleware:
 
             principal = await run_in_threadpool(lookup)
         if principal is None:
-            message = ("send an API key: 'Authorization: Bearer <key>'" if key is None
-                       else "the API key is not valid (unknown or revoked)")
+            message = (
+                "send an API key: 'Authorization: Bearer <key>'"
+                if key is None
+                else "the API key is not valid (unknown or revoked)"
+            )
             response = domain_error_response(unauthorized(message))
             await response(scope, receive, send)
             return

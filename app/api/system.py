@@ -25,8 +25,11 @@ class Version(BaseModel):
     api: str = Field(description="The API version in the paths (v1).")
 
 
-@router.get("/health", summary="The service is up and its database reachable",
-            responses=error_responses(meanings={503: "`database_unavailable`: the database does not answer."}))
+@router.get(
+    "/health",
+    summary="The service is up and its database reachable",
+    responses=error_responses(meanings={503: "`database_unavailable`: the database does not answer."}),
+)
 def health(database: DatabaseDep) -> Health:
     try:
         database.ping()

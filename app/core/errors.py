@@ -11,8 +11,14 @@ class DomainError(Exception):
     """A request or input that cannot be served. `status_code` is the HTTP status it means (a 4xx, or 503 when
     a dependency is down); `details` holds facts about the error, never data values."""
 
-    def __init__(self, status_code: int, code: str, message: str, details: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code

@@ -43,7 +43,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 # Pages load only the app's own files; the report (figures inline) loads nothing at all and runs no script.
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'self'; "
-                               "form-action 'self'; base-uri 'none'",
+    "form-action 'self'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
@@ -51,7 +51,7 @@ PAGE_HEADERS = {
 REPORT_HEADERS = {
     **PAGE_HEADERS,
     "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
-                               "frame-ancestors 'self'; base-uri 'none'",
+    "frame-ancestors 'self'; base-uri 'none'",
 }
 
 
@@ -64,8 +64,13 @@ class CsrfRejected(Exception):
 
 
 def _error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
-    return TEMPLATES.TemplateResponse(request, "error.html", {"status_code": status_code, "message": message},
-                                      status_code=status_code, headers=PAGE_HEADERS)
+    return TEMPLATES.TemplateResponse(
+        request,
+        "error.html",
+        {"status_code": status_code, "message": message},
+        status_code=status_code,
+        headers=PAGE_HEADERS,
+    )
 
 
 class DashboardRoute(APIRoute):
@@ -82,8 +87,12 @@ class DashboardRoute(APIRoute):
             except SignInRequired:
                 return RedirectResponse("/ui/sign-in", status_code=303)
             except CsrfRejected:
-                return _error_page(request, 403, "This form's security token is missing or out of date. Go back, "
-                                   "reload the page and send it again.")
+                return _error_page(
+                    request,
+                    403,
+                    "This form's security token is missing or out of date. Go back, "
+                    "reload the page and send it again.",
+                )
             except DomainError as exc:
                 return _error_page(request, exc.status_code, exc.message)
 
@@ -135,8 +144,14 @@ def _check_csrf(request: Request, sent: object, cookie: str = sessions.COOKIE_NA
         raise CsrfRejected()
 
 
-def _page(request: Request, name: str, context: dict[str, Any], principal: Principal | None,
-          data: sessions.SessionData | None, status_code: int = 200) -> HTMLResponse:
+def _page(
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    principal: Principal | None,
+    data: sessions.SessionData | None,
+    status_code: int = 200,
+) -> HTMLResponse:
     context = {**context, "principal": principal, "csrf_token": data.csrf if data is not None else ""}
     return TEMPLATES.TemplateResponse(request, name, context, status_code=status_code, headers=PAGE_HEADERS)
 
@@ -172,8 +187,9 @@ async def sign_in(request: Request, session: SessionDep) -> Response:
     key = str(form.get("api_key", "")).strip()
     principal = authenticate(session, key) if key else None
     if principal is None:
-        return _sign_in_form(request, "This API key is not valid (unknown or revoked)." if key
-                             else "Enter an API key.", 401)
+        return _sign_in_form(
+            request, "This API key is not valid (unknown or revoked)." if key else "Enter an API key.", 401
+        )
     response = _see("/ui/jobs")
     sessions.write(response, request, _secret(request), sessions.new_session(principal.key_id))
     sessions.clear(response, request, sessions.SIGN_IN_COOKIE)
@@ -191,16 +207,30 @@ async def sign_out(request: Request) -> Response:
 # ---------------------------------------------------------------------------------------------- data sets
 
 
-def _datasets_page(request: Request, session: Session, principal: Principal, data: sessions.SessionData,
-                   offset: int, error: str | None = None, status_code: int = 200) -> HTMLResponse:
+def _datasets_page(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    data: sessions.SessionData,
+    offset: int,
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
     page = datasets_service.list_datasets(session, principal.owner_id, PageParams(offset=offset, limit=PAGE_SIZE))
-    return _page(request, "datasets.html", {"page": page, "builtins": sorted(BUILTIN_DATASETS), "error": error},
-                 principal, data, status_code)
+    return _page(
+        request,
+        "datasets.html",
+        {"page": page, "builtins": sorted(BUILTIN_DATASETS), "error": error},
+        principal,
+        data,
+        status_code,
+    )
 
 
 @router.get("/datasets")
-def datasets(request: Request, session: SessionDep,
-             offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0) -> Response:
+def datasets(
+    request: Request, session: SessionDep, offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0
+) -> Response:
     principal, data = _signed_in(request, session)
     return _datasets_page(request, session, principal, data, offset)
 
@@ -246,22 +276,38 @@ async def delete_dataset(dataset_id: str, request: Request, session: SessionDep,
 def jobs(request: Request, session: SessionDep, offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0) -> Response:
     principal, data = _signed_in(request, session)
     page = jobs_service.list_jobs(session, principal.owner_id, None, None, PageParams(offset=offset, limit=PAGE_SIZE))
-    names = {d.id: d.name for d in datasets_service.list_datasets(
-        session, principal.owner_id, PageParams(offset=0, limit=500)).items}
+    names = {
+        d.id: d.name
+        for d in datasets_service.list_datasets(session, principal.owner_id, PageParams(offset=0, limit=500)).items
+    }
     return _page(request, "jobs.html", {"page": page, "dataset_names": names}, principal, data)
 
 
-def _job_form(request: Request, session: Session, principal: Principal, data: sessions.SessionData,
-              dataset_id: str, values: dict[str, str], errors: FormErrors | None = None,
-              status_code: int = 200) -> HTMLResponse:
+def _job_form(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    data: sessions.SessionData,
+    dataset_id: str,
+    values: dict[str, str],
+    errors: FormErrors | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
     dataset = datasets_service.get_dataset(session, principal.owner_id, dataset_id)  # 404 for another owner's
-    return _page(request, "job_new.html", {"dataset": dataset, "values": values, "errors": errors or FormErrors()},
-                 principal, data, status_code)
+    return _page(
+        request,
+        "job_new.html",
+        {"dataset": dataset, "values": values, "errors": errors or FormErrors()},
+        principal,
+        data,
+        status_code,
+    )
 
 
 @router.get("/jobs/new")
-def new_job(request: Request, session: SessionDep,
-            dataset_id: Annotated[str, Query(min_length=1, max_length=64)]) -> Response:
+def new_job(
+    request: Request, session: SessionDep, dataset_id: Annotated[str, Query(min_length=1, max_length=64)]
+) -> Response:
     principal, data = _signed_in(request, session)
     return _job_form(request, session, principal, data, dataset_id, {})
 
@@ -273,15 +319,17 @@ async def create_job(request: Request, session: SessionDep, settings: SettingsDe
     values = {name: str(value) for name, value in form.items() if name != sessions.CSRF_FIELD}
     dataset_id = values.get("dataset_id", "")
     try:
-        job = jobs_service.create_job(session, settings, principal.owner_id,
-                                      JobCreate.model_validate(job_request(values)))
+        job = jobs_service.create_job(
+            session, settings, principal.owner_id, JobCreate.model_validate(job_request(values))
+        )
     except ValidationError as exc:
         return _job_form(request, session, principal, data, dataset_id, values, validation_errors(exc), 422)
     except DomainError as exc:  # a ModelSpecError (422 invalid_model) among them
         if exc.code == "dataset_not_found":
             raise
-        return _job_form(request, session, principal, data, dataset_id, values, FormErrors(general=[exc.message]),
-                         exc.status_code)
+        return _job_form(
+            request, session, principal, data, dataset_id, values, FormErrors(general=[exc.message]), exc.status_code
+        )
     return _see(f"/ui/jobs/{job.id}")
 
 
@@ -327,16 +375,21 @@ def job_result(job_id: str, request: Request, session: SessionDep) -> Response:
     _, _, job = _owned_job(request, session, job_id)
     result = jobs_service.tuning_result(session, job)
     # pydantic writes NaN metrics as null, as the API does
-    return Response(result.model_dump_json(), media_type="application/json", headers={
-        **PAGE_HEADERS, "Content-Disposition": f'attachment; filename="dptune-result-{job.id}.json"'})
+    return Response(
+        result.model_dump_json(),
+        media_type="application/json",
+        headers={**PAGE_HEADERS, "Content-Disposition": f'attachment; filename="dptune-result-{job.id}.json"'},
+    )
 
 
 @router.get("/jobs/{job_id}/model")
 def job_model(job_id: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     _, _, job = _owned_job(request, session, job_id)
-    return Response(content=jobs_service.model_zip(job, settings), media_type="application/zip",
-                    headers={**PAGE_HEADERS,
-                             "Content-Disposition": f'attachment; filename="dptune-model-{job.id}.zip"'})
+    return Response(
+        content=jobs_service.model_zip(job, settings),
+        media_type="application/zip",
+        headers={**PAGE_HEADERS, "Content-Disposition": f'attachment; filename="dptune-model-{job.id}.zip"'},
+    )
 
 
 @router.post("/jobs/{job_id}/cancel")

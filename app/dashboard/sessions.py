@@ -96,13 +96,21 @@ def read(request: Request, secret: bytes, name: str = COOKIE_NAME) -> SessionDat
 
 
 def write(response: Response, request: Request, secret: bytes, data: SessionData, name: str = COOKIE_NAME) -> None:
-    response.set_cookie(name, encode(secret, data), max_age=MAX_AGE_SECONDS, path=COOKIE_PATH,
-                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    response.set_cookie(
+        name,
+        encode(secret, data),
+        max_age=MAX_AGE_SECONDS,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
 
 
 def clear(response: Response, request: Request, name: str = COOKIE_NAME) -> None:
-    response.delete_cookie(name, path=COOKIE_PATH, httponly=True, samesite="strict",
-                           secure=request.url.scheme == "https")
+    response.delete_cookie(
+        name, path=COOKIE_PATH, httponly=True, samesite="strict", secure=request.url.scheme == "https"
+    )
 
 
 def csrf_matches(data: SessionData | None, sent: str | None) -> bool:

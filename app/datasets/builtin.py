@@ -35,8 +35,22 @@ from app.datasets.splits import KMeansSplit, SplitSpec
 # baseline gate). docs/datasets.md gives the sizes for seeds 0-4.
 SYNTHEA_COVID_PATIENTS = 6000
 SYMPTOMS = (
-    "fever", "cough", "loss_of_taste", "fatigue", "sputum", "dyspnea", "wheezing", "muscle_pain", "joint_pain",
-    "sore_throat", "chills", "headache", "nasal_congestion", "nausea", "vomiting", "diarrhea",
+    "fever",
+    "cough",
+    "loss_of_taste",
+    "fatigue",
+    "sputum",
+    "dyspnea",
+    "wheezing",
+    "muscle_pain",
+    "joint_pain",
+    "sore_throat",
+    "chills",
+    "headache",
+    "nasal_congestion",
+    "nausea",
+    "vomiting",
+    "diarrhea",
 )
 # Findings at admission, recorded together by Synthea (75 / 74 / 74 of the sample's 414).
 ADMISSION = ("pneumonia", "hypoxemia", "respiratory_distress")
@@ -46,31 +60,53 @@ COMORBIDITIES = ("hypertension", "prediabetes", "diabetes", "obesity", "hyperlip
 # 6 Alzheimer's, 4 COPD; 4, 3, 2, 2, 3, 1 of them died); the odds ratios (2-4) are chosen near published COVID-19 cohort
 # figures, since 1-4 deaths per condition cannot estimate them.
 RARE_CONDITIONS: dict[str, tuple[float, float]] = {
-    "coronary_heart_disease": (0.035, 0.9), "stroke": (0.032, 0.9), "atrial_fibrillation": (0.028, 0.7),
-    "cancer": (0.044, 1.0), "alzheimers": (0.019, 1.4), "copd": (0.013, 1.2),
+    "coronary_heart_disease": (0.035, 0.9),
+    "stroke": (0.032, 0.9),
+    "atrial_fibrillation": (0.028, 0.7),
+    "cancer": (0.044, 1.0),
+    "alzheimers": (0.019, 1.4),
+    "copd": (0.013, 1.2),
 }
 # Other conditions active at onset in the sample's 317 adults: (column, SNOMED code, adults with it, their mean
 # age). They do not act on COVID-19 death here (the sample's deaths among them follow their ages). Like any
 # real record's history, they make most patients' combination of findings unique: the detail a model can
 # memorise about one patient.
 BACKGROUND_CONDITIONS: tuple[tuple[str, str, int, float], ...] = (
-    ("refugee", "446654005", 184, 57.1), ("stress", "73595000", 182, 50.0),
-    ("limited_social_contact", "423315002", 141, 52.1), ("anemia", "271737000", 108, 57.0),
-    ("criminal_record", "266948004", 74, 60.0), ("chronic_sinusitis", "40055000", 72, 59.3),
-    ("chronic_migraine", "124171000119105", 67, 56.3), ("drug_overdose", "55680006", 66, 57.3),
-    ("chronic_pain", "82423001", 65, 55.6), ("chronic_low_back_pain", "278860009", 64, 45.7),
-    ("intimate_partner_abuse", "706893006", 65, 53.4), ("impacted_molars", "196416002", 63, 55.6),
-    ("risk_activity", "160968000", 62, 47.2), ("chronic_neck_pain", "1121000119107", 44, 44.0),
-    ("osteoarthritis_knee", "239873007", 27, 63.5), ("osteoporosis", "64859006", 17, 76.4),
-    ("violence_in_environment", "424393004", 17, 44.3), ("metabolic_syndrome", "237602007", 16, 62.3),
-    ("hypertriglyceridemia", "302870006", 16, 62.3), ("history_of_appendectomy", "428251008", 13, 48.7),
-    ("fibromyalgia", "203082005", 13, 44.3), ("hyperglycemia", "80394007", 12, 68.3),
-    ("alcohol_misuse", "10939881000119104", 12, 45.7), ("history_of_cardiac_arrest", "429007001", 11, 55.1),
-    ("osteoarthritis_hip", "239872002", 10, 68.7), ("drug_misuse", "361055000", 9, 31.5),
-    ("osteoarthritis_hand", "201834006", 8, 72.3), ("diabetic_neuropathy", "368581000119106", 8, 61.1),
-    ("seizure_disorder", "128613002", 6, 53.5), ("severe_anxiety", "80583007", 6, 48.2),
-    ("polyp_of_colon", "68496003", 6, 68.5), ("diabetic_retinopathy", "422034002", 6, 66.4),
-    ("gout", "90560007", 3, 69.4), ("recurrent_uti", "197927001", 3, 66.0), ("opioid_abuse", "5602001", 3, 47.3),
+    ("refugee", "446654005", 184, 57.1),
+    ("stress", "73595000", 182, 50.0),
+    ("limited_social_contact", "423315002", 141, 52.1),
+    ("anemia", "271737000", 108, 57.0),
+    ("criminal_record", "266948004", 74, 60.0),
+    ("chronic_sinusitis", "40055000", 72, 59.3),
+    ("chronic_migraine", "124171000119105", 67, 56.3),
+    ("drug_overdose", "55680006", 66, 57.3),
+    ("chronic_pain", "82423001", 65, 55.6),
+    ("chronic_low_back_pain", "278860009", 64, 45.7),
+    ("intimate_partner_abuse", "706893006", 65, 53.4),
+    ("impacted_molars", "196416002", 63, 55.6),
+    ("risk_activity", "160968000", 62, 47.2),
+    ("chronic_neck_pain", "1121000119107", 44, 44.0),
+    ("osteoarthritis_knee", "239873007", 27, 63.5),
+    ("osteoporosis", "64859006", 17, 76.4),
+    ("violence_in_environment", "424393004", 17, 44.3),
+    ("metabolic_syndrome", "237602007", 16, 62.3),
+    ("hypertriglyceridemia", "302870006", 16, 62.3),
+    ("history_of_appendectomy", "428251008", 13, 48.7),
+    ("fibromyalgia", "203082005", 13, 44.3),
+    ("hyperglycemia", "80394007", 12, 68.3),
+    ("alcohol_misuse", "10939881000119104", 12, 45.7),
+    ("history_of_cardiac_arrest", "429007001", 11, 55.1),
+    ("osteoarthritis_hip", "239872002", 10, 68.7),
+    ("drug_misuse", "361055000", 9, 31.5),
+    ("osteoarthritis_hand", "201834006", 8, 72.3),
+    ("diabetic_neuropathy", "368581000119106", 8, 61.1),
+    ("seizure_disorder", "128613002", 6, 53.5),
+    ("severe_anxiety", "80583007", 6, 48.2),
+    ("polyp_of_colon", "68496003", 6, 68.5),
+    ("diabetic_retinopathy", "422034002", 6, 66.4),
+    ("gout", "90560007", 3, 69.4),
+    ("recurrent_uti", "197927001", 3, 66.0),
+    ("opioid_abuse", "5602001", 3, 47.3),
 )
 SAMPLE_ADULTS = 317
 BACKGROUND = tuple(name for name, *_ in BACKGROUND_CONDITIONS)
@@ -78,8 +114,19 @@ SOCIAL = ("social_isolation",)
 DEMOGRAPHIC = ("gender", "race", "ethnicity")
 SOCIO_ECONOMIC = ("education", "employment", "healthcare_coverage")
 SYNTHEA_COVID_COLUMNS = (
-    "age", *DEMOGRAPHIC, "education", "employment", "healthcare_coverage", "healthcare_expenses",
-    *SOCIAL, *COMORBIDITIES, *RARE_CONDITIONS, *BACKGROUND, *SYMPTOMS, *ADMISSION, "died",
+    "age",
+    *DEMOGRAPHIC,
+    "education",
+    "employment",
+    "healthcare_coverage",
+    "healthcare_expenses",
+    *SOCIAL,
+    *COMORBIDITIES,
+    *RARE_CONDITIONS,
+    *BACKGROUND,
+    *SYMPTOMS,
+    *ADMISSION,
+    "died",
 )
 
 EDUCATION_LEVELS = ("primary", "high_school", "higher")
@@ -90,9 +137,18 @@ AGE_MEAN, AGE_SD = 49.3, 18.7
 # Mild symptoms: the share among the sample's 414 COVID-19 patients. Pairs Synthea always records together
 # (dyspnea + wheezing, muscle + joint pain, nausea + vomiting) are drawn together here too.
 MILD_PREVALENCE = {
-    "fever": 341 / 414, "cough": 264 / 414, "loss_of_taste": 184 / 414, "fatigue": 154 / 414,
-    "sputum": 126 / 414, "dyspnea": 79 / 414, "muscle_pain": 58 / 414, "sore_throat": 55 / 414,
-    "chills": 44 / 414, "headache": 39 / 414, "nasal_congestion": 21 / 414, "nausea": 15 / 414,
+    "fever": 341 / 414,
+    "cough": 264 / 414,
+    "loss_of_taste": 184 / 414,
+    "fatigue": 154 / 414,
+    "sputum": 126 / 414,
+    "dyspnea": 79 / 414,
+    "muscle_pain": 58 / 414,
+    "sore_throat": 55 / 414,
+    "chills": 44 / 414,
+    "headache": 39 / 414,
+    "nasal_congestion": 21 / 414,
+    "nausea": 15 / 414,
     "diarrhea": 16 / 414,
 }
 PAIRED = {"wheezing": "dyspnea", "joint_pain": "muscle_pain", "vomiting": "nausea"}
@@ -119,8 +175,12 @@ def _age_tilted_intercept(share: float, slope: float) -> float:
     return float(brentq(lambda b: float(_logistic(b + slope * ages).mean()) - share, -20.0, 20.0))
 
 
-def _levels(rng: np.random.Generator, position: npt.NDArray[np.float64], levels: tuple[str, ...],
-            cut_points: tuple[float, ...]) -> npt.NDArray[Any]:
+def _levels(
+    rng: np.random.Generator,
+    position: npt.NDArray[np.float64],
+    levels: tuple[str, ...],
+    cut_points: tuple[float, ...],
+) -> npt.NDArray[Any]:
     """Ordered levels from a noisy latent position: level i where it falls between cut points i-1 and i."""
     noisy = position + rng.standard_normal(len(position))
     return np.asarray(levels, dtype=object)[np.searchsorted(np.asarray(cut_points), noisy)]
@@ -143,7 +203,9 @@ def generate_synthea_covid(seed: int = 0, n_patients: int = SYNTHEA_COVID_PATIEN
     education = _levels(rng, position, EDUCATION_LEVELS, (-1.47, -0.25))
     # Full-time 0.60, part-time 0.23, unemployed 0.11, not in labour force 0.06 (the sample's adults).
     employment = _levels(rng, -position, EMPLOYMENT_LEVELS, (0.36, 1.35, 2.2))
-    race = _levels(rng, -0.5 * position, RACES, (0.86, 1.26, 1.74, 2.3))  # white 0.78, black 0.09, asian 0.07, other 0.04
+    race = _levels(
+        rng, -0.5 * position, RACES, (0.86, 1.26, 1.74, 2.3)
+    )  # white 0.78, black 0.09, asian 0.07, other 0.04
     ethnicity = np.where(rng.random(n) < _logistic(-2.1 - 0.4 * position), "hispanic", "nonhispanic").astype(object)
     # Lifetime coverage grows with age (the sample's log coverage and age: r = 0.35) and with means.
     log_coverage = 12.77 + 0.025 * (age - AGE_MEAN) + 0.45 * position + 0.85 * rng.standard_normal(n)
@@ -159,8 +221,10 @@ def generate_synthea_covid(seed: int = 0, n_patients: int = SYNTHEA_COVID_PATIEN
     prediabetes = rng.random(n) < _logistic(-0.85 + 0.02 * years + 0.6 * obesity)
     diabetes = rng.random(n) < _logistic(-3.6 + 0.04 * years + 1.0 * obesity)
     hyperlipidemia = rng.random(n) < _logistic(-2.15 + 0.04 * years)
-    rare = {name: rng.random(n) < _logistic(_logit(share) - 0.5 + 0.06 * years)  # rarer in the young
-            for name, (share, _) in RARE_CONDITIONS.items()}
+    rare = {
+        name: rng.random(n) < _logistic(_logit(share) - 0.5 + 0.06 * years)  # rarer in the young
+        for name, (share, _) in RARE_CONDITIONS.items()
+    }
 
     background = {}
     for name, _, count, carriers_age in BACKGROUND_CONDITIONS:
@@ -178,18 +242,37 @@ def generate_synthea_covid(seed: int = 0, n_patients: int = SYNTHEA_COVID_PATIEN
     admitted = rng.random(n) < _logistic(-2.05 + 0.025 * years + burden + severity)
     # Death: 6.3 % of the sample's adults (0 % under 40, 2 % at 40-60, 7 % at 60-70, 25 % at 70-80, 43 % over
     # 80; 24 % of the admitted against 1.2 % of the others).
-    death_logit = (-6.05 + 0.075 * years + 0.35 * male + 2.4 * admitted + 0.3 * hypertension + 0.5 * diabetes
-                   + 0.2 * obesity + 1.0 * severity)
+    death_logit = (
+        -6.05
+        + 0.075 * years
+        + 0.35 * male
+        + 2.4 * admitted
+        + 0.3 * hypertension
+        + 0.5 * diabetes
+        + 0.2 * obesity
+        + 1.0 * severity
+    )
     for name, (_, log_odds_ratio) in RARE_CONDITIONS.items():
         death_logit = death_logit + log_odds_ratio * rare[name]
     died = rng.random(n) < _logistic(death_logit)
 
     data: dict[str, object] = {
-        "age": age, "gender": gender, "race": race, "ethnicity": ethnicity, "education": education,
-        "employment": employment, "healthcare_coverage": coverage, "healthcare_expenses": expenses,
+        "age": age,
+        "gender": gender,
+        "race": race,
+        "ethnicity": ethnicity,
+        "education": education,
+        "employment": employment,
+        "healthcare_coverage": coverage,
+        "healthcare_expenses": expenses,
         "social_isolation": social_isolation,
-        "hypertension": hypertension, "prediabetes": prediabetes, "diabetes": diabetes, "obesity": obesity,
-        "hyperlipidemia": hyperlipidemia, **rare, **background,
+        "hypertension": hypertension,
+        "prediabetes": prediabetes,
+        "diabetes": diabetes,
+        "obesity": obesity,
+        "hyperlipidemia": hyperlipidemia,
+        **rare,
+        **background,
     }
     admitted_share = float(admitted.mean())
     mild = {}

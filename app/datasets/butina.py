@@ -50,7 +50,9 @@ class ButinaGroups:
 
 
 def tanimoto_neighbours(
-    bits: npt.NDArray[Any], cutoff: float, block: int = 1024,
+    bits: npt.NDArray[Any],
+    cutoff: float,
+    block: int = 1024,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Each compound's neighbours (Tanimoto distance <= cutoff, itself included) as CSR (indptr, indices),
     indices ascending per row.
@@ -106,7 +108,9 @@ def butina_clusters(bits: npt.NDArray[Any], cutoff: float) -> npt.NDArray[np.int
 
 
 def compound_typicality(
-    bits: npt.NDArray[Any], seed: int, reference: int = TYPICALITY_REFERENCE,
+    bits: npt.NDArray[Any],
+    seed: int,
+    reference: int = TYPICALITY_REFERENCE,
 ) -> npt.NDArray[np.float64]:
     """Each compound's mean Tanimoto similarity to a seeded sample of `reference` compounds (all when fewer)."""
     n = len(bits)
@@ -119,7 +123,10 @@ def compound_typicality(
 
 
 def outlying_groups(
-    bits: npt.NDArray[Any], labels: npt.NDArray[np.int64], external_share: float, seed: int,
+    bits: npt.NDArray[Any],
+    labels: npt.NDArray[np.int64],
+    external_share: float,
+    seed: int,
 ) -> npt.NDArray[np.int64]:
     """Group of each compound: 1 (external) for the least typical whole Butina clusters, 0 for the rest.
 
@@ -140,7 +147,8 @@ def outlying_groups(
 
 
 def cluster_centroids(
-    bits: npt.NDArray[Any], labels: npt.NDArray[np.int64],
+    bits: npt.NDArray[Any],
+    labels: npt.NDArray[np.int64],
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """Mean fingerprint and size of each cluster."""
     k = int(labels.max()) + 1
@@ -151,7 +159,10 @@ def cluster_centroids(
 
 
 def farthest_point_seeds(
-    centroids: npt.NDArray[np.float32], sizes: npt.NDArray[np.int64], n_groups: int, min_seed_size: int,
+    centroids: npt.NDArray[np.float32],
+    sizes: npt.NDArray[np.int64],
+    n_groups: int,
+    min_seed_size: int,
 ) -> list[int]:
     """Start at the largest cluster, then add the candidate least similar to all seeds chosen so far."""
     candidates = np.flatnonzero(sizes >= min_seed_size)
@@ -166,7 +177,9 @@ def farthest_point_seeds(
 
 
 def assign_with_capacity(
-    similarity: npt.NDArray[Any], sizes: npt.NDArray[np.int64], capacity: npt.NDArray[np.float64],
+    similarity: npt.NDArray[Any],
+    sizes: npt.NDArray[np.int64],
+    capacity: npt.NDArray[np.float64],
 ) -> npt.NDArray[np.int64]:
     """Group of each cluster: most confident clusters first, each to its most similar group with room left.
 
@@ -217,7 +230,9 @@ def merge_clusters(
 
 
 def _group_centre(
-    centroids: npt.NDArray[np.float32], sizes: npt.NDArray[np.int64], mask: npt.NDArray[np.bool_],
+    centroids: npt.NDArray[np.float32],
+    sizes: npt.NDArray[np.int64],
+    mask: npt.NDArray[np.bool_],
 ) -> npt.NDArray[np.float32]:
     if not mask.any():
         return np.zeros(centroids.shape[1], dtype=np.float32)

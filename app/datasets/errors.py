@@ -10,6 +10,7 @@ from app.core.errors import DomainError
 class DatasetError(DomainError, ValueError):
     """A data set or split the user gave cannot be used. `code` is stable, `message` names the problem."""
 
-    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None,
-                 status_code: int = 422) -> None:
+    def __init__(
+        self, code: str, message: str, details: dict[str, Any] | None = None, status_code: int = 422
+    ) -> None:
         super().__init__(status_code, code, message, details)

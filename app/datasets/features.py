@@ -55,9 +55,12 @@ class PreparationReport(BaseModel):
     invalid_smiles: int = 0
     imputed: dict[str, int] = Field(default_factory=dict, description="Missing values filled, per column.")
     unseen_categories: dict[str, int] = Field(
-        default_factory=dict, description="Non-member rows (holdout, validation, test, external) whose category never occurs in members (encoded 0)."
+        default_factory=dict,
+        description="Non-member rows (holdout, validation, test, external) whose category never occurs in members (encoded 0).",
     )
-    dropped_columns: list[str] = Field(default_factory=list, description="Columns with no usable member values, or constant on the members.")
+    dropped_columns: list[str] = Field(
+        default_factory=list, description="Columns with no usable member values, or constant on the members."
+    )
     split_sizes: SplitSizes
     class_counts: dict[str, dict[str, int]] = Field(
         description="Rows per class, per part present (external only when the split has one)."
@@ -166,7 +169,11 @@ def prepare_dataset(
     )
     logger.info(
         "prepared %d of %d rows: %s, %d features, %d invalid SMILES",
-        report.rows_used, report.rows_in, report.split_sizes, report.n_features, invalid,
+        report.rows_used,
+        report.rows_in,
+        report.split_sizes,
+        report.n_features,
+        invalid,
     )
     return data, report
 

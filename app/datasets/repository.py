@@ -24,14 +24,16 @@ def get(session: Session, dataset_id: str, owner_id: str | None = None) -> Datas
 def get_for_update(session: Session, dataset_id: str, owner_id: str) -> DatasetRecord | None:
     """Locks the row (PostgreSQL), so a job cannot be created on a data set being deleted, nor the reverse."""
     return session.scalars(
-        select(DatasetRecord).where(DatasetRecord.id == dataset_id, DatasetRecord.owner_id == owner_id)
+        select(DatasetRecord)
+        .where(DatasetRecord.id == dataset_id, DatasetRecord.owner_id == owner_id)
         .with_for_update()
     ).first()
 
 
 def get_for_share(session: Session, dataset_id: str, owner_id: str) -> DatasetRecord | None:
     return session.scalars(
-        select(DatasetRecord).where(DatasetRecord.id == dataset_id, DatasetRecord.owner_id == owner_id)
+        select(DatasetRecord)
+        .where(DatasetRecord.id == dataset_id, DatasetRecord.owner_id == owner_id)
         .with_for_update(read=True)
     ).first()
 
@@ -40,8 +42,11 @@ def list_page(session: Session, owner_id: str, offset: int, limit: int) -> tuple
     condition = DatasetRecord.owner_id == owner_id
     total = session.scalar(select(func.count()).select_from(DatasetRecord).where(condition)) or 0
     rows = session.scalars(
-        select(DatasetRecord).where(condition)
-        .order_by(DatasetRecord.created_at.desc(), DatasetRecord.id).offset(offset).limit(limit)
+        select(DatasetRecord)
+        .where(condition)
+        .order_by(DatasetRecord.created_at.desc(), DatasetRecord.id)
+        .offset(offset)
+        .limit(limit)
     ).all()
     return list(rows), int(total)
 

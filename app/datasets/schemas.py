@@ -19,8 +19,9 @@ class BuiltinDatasetCreate(BaseModel):
 
 class DatasetRead(BaseModel):
     id: str = Field(description="The data set's id, for dataset_id in jobs.")
-    name: str = Field(description="Its name: the one given at upload (else the file name), or the built-in's "
-                      "name and seed.")
+    name: str = Field(
+        description="Its name: the one given at upload (else the file name), or the built-in's name and seed."
+    )
     source: Literal["upload", "builtin"] = Field(description="upload (a file sent to POST /v1/datasets) or builtin.")
     builtin_name: str | None = Field(description="The built-in data set it was generated from; null for uploads.")
     filename: str | None = Field(description="The uploaded file's name, without folders.")
@@ -28,8 +29,9 @@ class DatasetRead(BaseModel):
     size_bytes: int = Field(description="Size of the stored file in bytes.")
     sha256: str = Field(description="SHA-256 of the stored file, hex.")
     label: str = Field(description="The label column the models predict.")
-    smiles_column: str | None = Field(description="The SMILES column whose ECFP fingerprints are the features; "
-                                      "null: the other columns are.")
+    smiles_column: str | None = Field(
+        description="The SMILES column whose ECFP fingerprints are the features; null: the other columns are."
+    )
     rows: int = Field(description="Data rows in the table.")
     columns: list[str] = Field(description="The table's column names, in order.")
     class_counts: dict[str, int] = Field(description="Rows per label value.")

@@ -83,17 +83,27 @@ def register_upload(
         created_at=utcnow(),
     )
     _store(session, settings, temp, record)
-    logger.info("stored data set %s: %d rows, %d columns, %d bytes", record.id, summary.rows,
-                len(summary.columns), upload.size)
+    logger.info(
+        "stored data set %s: %d rows, %d columns, %d bytes",
+        record.id,
+        summary.rows,
+        len(summary.columns),
+        upload.size,
+    )
     return record
 
 
-def create_builtin(session: Session, settings: Settings, owner_id: str,
-                   request: BuiltinDatasetCreate) -> DatasetRecord:
+def create_builtin(
+    session: Session, settings: Settings, owner_id: str, request: BuiltinDatasetCreate
+) -> DatasetRecord:
     builtin = BUILTIN_DATASETS.get(request.name)
     if builtin is None:
-        raise DomainError(422, "unknown_builtin_dataset", f"no built-in data set '{request.name}'",
-                          {"available": sorted(BUILTIN_DATASETS)})
+        raise DomainError(
+            422,
+            "unknown_builtin_dataset",
+            f"no built-in data set '{request.name}'",
+            {"available": sorted(BUILTIN_DATASETS)},
+        )
     frame = builtin.load(request.seed)
     summary = validate_table(frame, builtin.label, builtin.smiles_column)
     temp = new_temp_path(settings)
@@ -152,8 +162,12 @@ def delete_dataset(session: Session, settings: Settings, owner_id: str, dataset_
         raise not_found("dataset", dataset_id)
     active = job_repository.active_job_ids_for_dataset(session, dataset_id)
     if active:
-        raise DomainError(409, "dataset_in_use", f"{len(active)} job(s) on this data set are queued or running; "
-                          "cancel them first", {"jobs": active})
+        raise DomainError(
+            409,
+            "dataset_in_use",
+            f"{len(active)} job(s) on this data set are queued or running; cancel them first",
+            {"jobs": active},
+        )
     key = record.storage_key
     jobs = job_repository.job_ids_of_dataset(session, dataset_id)
     job_repository.delete_jobs_of_dataset(session, dataset_id)
@@ -198,12 +212,19 @@ def check_shape(frame: pd.DataFrame, settings: Settings) -> None:
 
 def _check_counts(rows: int, columns: int, settings: Settings) -> None:
     if columns > settings.max_columns:
-        raise DomainError(422, "too_many_columns",
-                          f"the table has {columns} columns; the limit is {settings.max_columns}",
-                          {"count": columns, "max": settings.max_columns})
+        raise DomainError(
+            422,
+            "too_many_columns",
+            f"the table has {columns} columns; the limit is {settings.max_columns}",
+            {"count": columns, "max": settings.max_columns},
+        )
     if rows > settings.max_rows:
-        raise DomainError(422, "too_many_rows", f"the table has {rows} rows; the limit is {settings.max_rows}",
-                          {"count": rows, "max": settings.max_rows})
+        raise DomainError(
+            422,
+            "too_many_rows",
+            f"the table has {rows} rows; the limit is {settings.max_rows}",
+            {"count": rows, "max": settings.max_rows},
+        )
 
 
 def _validate(frame: pd.DataFrame, label: str, smiles_column: str | None) -> TableSummary:
@@ -214,10 +235,17 @@ def _validate(frame: pd.DataFrame, label: str, smiles_column: str | None) -> Tab
     except (TypeError, ValueError, OverflowError, AttributeError) as exc:
         if isinstance(exc, DatasetError):
             raise
-        logger.error("validate_table raised %s on an upload; answered 422 invalid_table", type(exc).__name__,
-                     extra=exception_summary((type(exc), exc, exc.__traceback__)))
-        raise DomainError(422, "invalid_table", f"the table cannot be validated ({type(exc).__name__}); check that "
-                          "every column holds plain numbers or text") from None
+        logger.error(
+            "validate_table raised %s on an upload; answered 422 invalid_table",
+            type(exc).__name__,
+            extra=exception_summary((type(exc), exc, exc.__traceback__)),
+        )
+        raise DomainError(
+            422,
+            "invalid_table",
+            f"the table cannot be validated ({type(exc).__name__}); check that "
+            "every column holds plain numbers or text",
+        ) from None
 
 
 def to_read(record: DatasetRecord) -> DatasetRead:
@@ -238,4 +266,3 @@ def to_read(record: DatasetRecord) -> DatasetRead:
         default_split=SPLIT_ADAPTER.validate_python(record.default_split) if record.default_split else None,
         created_at=record.created_at,
     )
-

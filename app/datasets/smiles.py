@@ -41,7 +41,9 @@ def _fingerprinter(radius: int, bits: int) -> Any:
 
 
 def morgan_fingerprints(
-    smiles: Iterable[object], radius: int = 2, bits: int = 1024,
+    smiles: Iterable[object],
+    radius: int = 2,
+    bits: int = 1024,
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.bool_]]:
     """ECFP bits (n, bits) uint8 and a validity mask; rows of invalid or missing SMILES are all zeros."""
     fingerprint = _fingerprinter(radius, bits)

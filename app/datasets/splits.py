@@ -15,7 +15,7 @@ side) into members / holdout / validation / test by the same four fractions, str
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -154,7 +154,7 @@ class ButinaSplit(_MemberSide):
         return MAX_BUTINA_COMPOUNDS if self.grouping == "outlying" else LEGACY_BUTINA_COMPOUNDS
 
 
-SplitSpec = Annotated[Union[RandomSplit, KMeansSplit, ColumnSplit, ButinaSplit], Field(discriminator="kind")]
+SplitSpec = Annotated[RandomSplit | KMeansSplit | ColumnSplit | ButinaSplit, Field(discriminator="kind")]
 
 
 def parse_split_option(text: str) -> SplitSpec:
@@ -226,7 +226,9 @@ def assign_split(
 
 
 def stratified_parts(
-    labels: npt.NDArray[np.int64], fractions: tuple[float, ...], rng: np.random.Generator,
+    labels: npt.NDArray[np.int64],
+    fractions: tuple[float, ...],
+    rng: np.random.Generator,
 ) -> npt.NDArray[np.int64]:
     """Part of each row, shuffled within each class so every part keeps the class balance."""
     parts = np.full(len(labels), UNUSED, dtype=np.int64)
@@ -293,7 +295,9 @@ def column_parts(df: pd.DataFrame, column: str) -> npt.NDArray[np.int64]:
     if column not in df.columns:
         raise DatasetError("missing_column", f"split column '{column}' is not in the table", {"column": column})
     text = df[column].astype("string").str.strip()
-    parts = np.array([COLUMN_VALUES.get(value, UNUSED) if isinstance(value, str) else UNUSED for value in text], dtype=np.int64)
+    parts = np.array(
+        [COLUMN_VALUES.get(value, UNUSED) if isinstance(value, str) else UNUSED for value in text], dtype=np.int64
+    )
     bad = parts == UNUSED
     if bad.any():
         first = int(np.flatnonzero(bad)[0]) + 1
@@ -307,7 +311,10 @@ def column_parts(df: pd.DataFrame, column: str) -> npt.NDArray[np.int64]:
 
 
 def butina_split(
-    fingerprints: npt.NDArray[np.uint8], spec: ButinaSplit, labels: npt.NDArray[np.int64], seed: int,
+    fingerprints: npt.NDArray[np.uint8],
+    spec: ButinaSplit,
+    labels: npt.NDArray[np.int64],
+    seed: int,
 ) -> SplitAssignment:
     """Sub-sample (seeded) to spec.compounds, then two groups of whole Butina clusters (spec.grouping): group 0
     is the member side (divided by the fractions, stratified), group 1 external."""
@@ -337,7 +344,11 @@ def butina_split(
 
 
 def check_parts(
-    parts: npt.NDArray[np.int64], labels: npt.NDArray[np.int64], min_rows: int, *, external: bool,
+    parts: npt.NDArray[np.int64],
+    labels: npt.NDArray[np.int64],
+    min_rows: int,
+    *,
+    external: bool,
 ) -> None:
     """members, holdout, validation and test (and external when the split has one) each need min_rows rows
     and two classes: AUC is undefined on one class, and a target model trained on one class learns nothing."""

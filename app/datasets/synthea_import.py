@@ -19,7 +19,14 @@ from app.datasets.tables import decode_text
 COVID_19 = "840539006"
 SYMPTOM_WINDOW_DAYS = 60  # symptoms and admission findings counted from onset to 60 days after
 PATIENT_COLUMNS = (
-    "Id", "BIRTHDATE", "DEATHDATE", "RACE", "ETHNICITY", "GENDER", "HEALTHCARE_EXPENSES", "HEALTHCARE_COVERAGE",
+    "Id",
+    "BIRTHDATE",
+    "DEATHDATE",
+    "RACE",
+    "ETHNICITY",
+    "GENDER",
+    "HEALTHCARE_EXPENSES",
+    "HEALTHCARE_COVERAGE",
 )
 CONDITION_COLUMNS = ("START", "STOP", "PATIENT", "CODE", "DESCRIPTION")
 
@@ -60,24 +67,41 @@ STANDING_CONDITIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "atrial_fibrillation": (frozenset({"49436004"}), frozenset({"atrial fibrillation"})),
     "cancer": (
         frozenset({"254837009", "109838007", "363406005", "93761005", "254637007", "424132000", "92691004"}),
-        frozenset({"malignant neoplasm of breast", "overlapping malignant neoplasm of colon",
-                   "malignant tumor of colon", "primary malignant neoplasm of colon", "non-small cell lung cancer",
-                   "non-small cell carcinoma of lung, tnm stage 1", "carcinoma in situ of prostate"}),
+        frozenset(
+            {
+                "malignant neoplasm of breast",
+                "overlapping malignant neoplasm of colon",
+                "malignant tumor of colon",
+                "primary malignant neoplasm of colon",
+                "non-small cell lung cancer",
+                "non-small cell carcinoma of lung, tnm stage 1",
+                "carcinoma in situ of prostate",
+            }
+        ),
     ),
-    "alzheimers": (frozenset({"26929004", "230265002"}),
-                   frozenset({"alzheimer's disease", "familial alzheimer's disease of early onset"})),
-    "copd": (frozenset({"185086009", "87433001"}),
-             frozenset({"chronic obstructive bronchitis", "pulmonary emphysema"})),
+    "alzheimers": (
+        frozenset({"26929004", "230265002"}),
+        frozenset({"alzheimer's disease", "familial alzheimer's disease of early onset"}),
+    ),
+    "copd": (
+        frozenset({"185086009", "87433001"}),
+        frozenset({"chronic obstructive bronchitis", "pulmonary emphysema"}),
+    ),
     "social_isolation": (frozenset({"422650009"}), frozenset({"social isolation"})),
     # The generator's background conditions, by their SNOMED codes.
     **{name: (frozenset({code}), frozenset()) for name, code, *_ in BACKGROUND_CONDITIONS},
 }
 # Social findings: the latest one started on or before onset is the patient's level.
 EDUCATION_FINDINGS = {
-    "224295006": "primary", "5251000175109": "high_school", "224299000": "higher",
+    "224295006": "primary",
+    "5251000175109": "high_school",
+    "224299000": "higher",
 }
 EMPLOYMENT_FINDINGS = {
-    "160903007": "full_time", "160904001": "part_time", "73438004": "unemployed", "741062008": "not_in_labor_force",
+    "160903007": "full_time",
+    "160904001": "part_time",
+    "73438004": "unemployed",
+    "741062008": "not_in_labor_force",
 }
 
 

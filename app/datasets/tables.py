@@ -121,7 +121,8 @@ def check_unique_columns(names: list[str]) -> None:
     if duplicates:
         shown = ", ".join(f"'{name}'" for name in duplicates)
         raise DatasetError(
-            "duplicate_columns", f"duplicate column names: {shown}; every column needs its own name",
+            "duplicate_columns",
+            f"duplicate column names: {shown}; every column needs its own name",
             {"columns": duplicates},
         )
 
@@ -148,12 +149,18 @@ def parse_parquet_bytes(data: bytes) -> pd.DataFrame:
 
 def check_flat_schema(schema: pa.Schema) -> None:
     """Struct, list and map columns (also dictionary-encoded) have no numeric or categorical reading."""
-    nested = [str(f.name) for f in schema if pa.types.is_nested(f.type)
-              or (pa.types.is_dictionary(f.type) and pa.types.is_nested(f.type.value_type))]
+    nested = [
+        str(f.name)
+        for f in schema
+        if pa.types.is_nested(f.type) or (pa.types.is_dictionary(f.type) and pa.types.is_nested(f.type.value_type))
+    ]
     if nested:
-        raise DatasetError("unsupported_column_type",
-                           f"column(s) of nested types (struct, list, map) cannot be used: {', '.join(nested[:20])}; "
-                           "flatten them into plain columns", {"columns": nested[:100]})
+        raise DatasetError(
+            "unsupported_column_type",
+            f"column(s) of nested types (struct, list, map) cannot be used: {', '.join(nested[:20])}; "
+            "flatten them into plain columns",
+            {"columns": nested[:100]},
+        )
 
 
 def _non_empty(df: pd.DataFrame) -> pd.DataFrame:
@@ -301,8 +308,11 @@ def check_finite_values(df: pd.DataFrame, label: str, feature_columns: list[str]
                 return
         elif np.isfinite(numbers.to_numpy(dtype=np.float64)).any():
             return
-    raise DatasetError("no_usable_features", "no feature column has a usable value: every value is missing, NaN "
-                       "or infinite", {"columns": feature_columns[:100]})
+    raise DatasetError(
+        "no_usable_features",
+        "no feature column has a usable value: every value is missing, NaN or infinite",
+        {"columns": feature_columns[:100]},
+    )
 
 
 def check_feature_column(series: pd.Series, column: str, max_categories: int) -> None:

@@ -32,8 +32,9 @@ class ReceivedUpload:
 
 
 def too_large(limit: int) -> DomainError:
-    return DomainError(413, "upload_too_large", f"the upload is larger than the limit of {limit} bytes",
-                       {"max_bytes": limit})
+    return DomainError(
+        413, "upload_too_large", f"the upload is larger than the limit of {limit} bytes", {"max_bytes": limit}
+    )
 
 
 class _StreamingForm:
@@ -73,9 +74,12 @@ class _StreamingForm:
         self._is_file = b"filename" in options
         if self._is_file:
             if self._name != "file" or self.result.filename is not None:
-                raise DomainError(422, "validation_error", "send exactly one file, in the field 'file'",
-                                  {"errors": [{"loc": ["body", self._name], "msg": "unexpected file",
-                                            "type": "unexpected_file"}]})
+                raise DomainError(
+                    422,
+                    "validation_error",
+                    "send exactly one file, in the field 'file'",
+                    {"errors": [{"loc": ["body", self._name], "msg": "unexpected file", "type": "unexpected_file"}]},
+                )
             self.result.filename = options[b"filename"].decode("utf-8", "replace")
         elif len(self.result.fields) >= MAX_FORM_FIELDS:
             raise DomainError(400, "invalid_multipart", f"more than {MAX_FORM_FIELDS} form fields")
@@ -110,10 +114,19 @@ async def receive_upload(request: Request, handle: BinaryIO, max_bytes: int) -> 
 
     writer = HashingWriter(handle, max_bytes)
     form = _StreamingForm(writer)
-    callbacks = {name: getattr(form, name) for name in (
-        "on_part_begin", "on_part_data", "on_part_end", "on_header_field", "on_header_value", "on_header_end",
-        "on_headers_finished", "on_end",
-    )}
+    callbacks = {
+        name: getattr(form, name)
+        for name in (
+            "on_part_begin",
+            "on_part_data",
+            "on_part_end",
+            "on_header_field",
+            "on_header_value",
+            "on_header_end",
+            "on_headers_finished",
+            "on_end",
+        )
+    }
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
     try:
         async for chunk in request.stream():

@@ -36,13 +36,26 @@ from sqlalchemy.orm import Session
 from app.datasets import repository as dataset_repository
 from app.jobs import repository
 from app.jobs.models import (
-    COUNTED_TRIAL_STATUSES, JobRecord, JobStage, JobStatus, RecommendationRecord, TrialRecord, TrialStatus,
+    COUNTED_TRIAL_STATUSES,
+    JobRecord,
+    JobStage,
+    JobStatus,
+    RecommendationRecord,
+    TrialRecord,
+    TrialStatus,
 )
 from app.tuning.model_spec import ModelSpec
 from app.tuning.objective import pareto_front, score
 from app.tuning.recommendation import Choice, TuneSource, build_recommendation, choose, observations, space_for
 from app.tuning.results import (
-    Baseline, Confirmation, FailedTrial, GuaranteeSpec, MeasurementSpec, PrivacyStatement, TrainingConfig, Trial,
+    Baseline,
+    Confirmation,
+    FailedTrial,
+    GuaranteeSpec,
+    MeasurementSpec,
+    PrivacyStatement,
+    TrainingConfig,
+    Trial,
     TrialMeasurement,
 )
 from app.tuning.search import Observation, Point, SearchSpace, SearchSpec, SearchStep, search_step
@@ -191,15 +204,21 @@ def claim_leftover(session: Session, worker: str, now: datetime, lease: timedelt
         trial.worker = worker
         trial.lease_token = _token()
         trial.lease_expires_at = now + lease
-        logger.info("job %s trial %d: lease expired, running it again (attempt %d)",
-                    job.id, trial.trial_index, trial.attempts)
+        logger.info(
+            "job %s trial %d: lease expired, running it again (attempt %d)", job.id, trial.trial_index, trial.attempts
+        )
         return _trial_unit(session, job, trial)
     while (job := repository.lock_job_needing_finish(session, now)) is not None:
         kind: FinishKind = "final" if job.stage == JobStage.final.value else "confirm"
         if job.finish_attempts >= MAX_ATTEMPTS:
-            _finish_job(session, job, JobStatus.failed, now,
-                        f"the {kind} stage was abandoned: its worker stopped {job.finish_attempts} times",
-                        f"{kind}_abandoned")
+            _finish_job(
+                session,
+                job,
+                JobStatus.failed,
+                now,
+                f"the {kind} stage was abandoned: its worker stopped {job.finish_attempts} times",
+                f"{kind}_abandoned",
+            )
             continue
         job.finish_attempts += 1
         job.finish_worker = worker
@@ -208,9 +227,14 @@ def claim_leftover(session: Session, worker: str, now: datetime, lease: timedelt
         return _finish_unit(session, job, kind)
     while (job := repository.lock_job_needing_baseline(session, now)) is not None:
         if job.baseline_attempts >= MAX_ATTEMPTS:
-            _finish_job(session, job, JobStatus.failed, now,
-                        f"the baseline was abandoned: its worker stopped {job.baseline_attempts} times",
-                        BASELINE_ABANDONED)
+            _finish_job(
+                session,
+                job,
+                JobStatus.failed,
+                now,
+                f"the baseline was abandoned: its worker stopped {job.baseline_attempts} times",
+                BASELINE_ABANDONED,
+            )
             continue
         job.status = JobStatus.running.value
         job.stage = JobStage.baseline.value
@@ -225,8 +249,12 @@ def claim_leftover(session: Session, worker: str, now: datetime, lease: timedelt
 
 def read_snapshot(session: Session, job_id: str) -> TrialSnapshot | None:
     job = repository.get_job(session, job_id)
-    if (job is None or job.status != JobStatus.running.value or job.baseline is None
-            or job.stage != JobStage.search.value):
+    if (
+        job is None
+        or job.status != JobStatus.running.value
+        or job.baseline is None
+        or job.stage != JobStage.search.value
+    ):
         return None
     trials = repository.trials_of_job(session, job_id, [s.value for s in COUNTED_TRIAL_STATUSES])
     running = [t for t in trials if t.status == TrialStatus.running.value]
@@ -256,8 +284,15 @@ def observed_points(trials: list[TrialRecord], baseline: Baseline, tradeoff: flo
 def next_point(snapshot: TrialSnapshot, now: datetime) -> SearchStep:
     """Pure: the engine's search step for this snapshot: the next point, or why the search stops."""
     elapsed = (now - snapshot.started_at).total_seconds() if snapshot.started_at is not None else 0.0
-    return search_step(snapshot.search, snapshot.space, snapshot.observed, snapshot.pending, seed=snapshot.seed,
-                       elapsed_seconds=elapsed, budget=snapshot.budget)
+    return search_step(
+        snapshot.search,
+        snapshot.space,
+        snapshot.observed,
+        snapshot.pending,
+        seed=snapshot.seed,
+        elapsed_seconds=elapsed,
+        budget=snapshot.budget,
+    )
 
 
 def insert_trial(
@@ -349,8 +384,9 @@ def complete_baseline(
     return True
 
 
-def fail_unit(session: Session, unit: WorkUnit, message: str, now: datetime, code: str | None = None,
-              prefix: bool = True) -> bool:
+def fail_unit(
+    session: Session, unit: WorkUnit, message: str, now: datetime, code: str | None = None, prefix: bool = True
+) -> bool:
     """Write a unit's failure: a failed trial is recorded and the search goes on; a failed baseline,
     confirmation or final training fails the job."""
     if unit.kind == "baseline":
@@ -364,8 +400,9 @@ def fail_unit(session: Session, unit: WorkUnit, message: str, now: datetime, cod
     return _finish_job(session, job, JobStatus.failed, now, error, code or f"{unit.kind}_failed")
 
 
-def fail_baseline(session: Session, unit: WorkUnit, message: str, now: datetime, code: str | None = None,
-                  prefix: bool = True) -> bool:
+def fail_baseline(
+    session: Session, unit: WorkUnit, message: str, now: datetime, code: str | None = None, prefix: bool = True
+) -> bool:
     """Fail the job. `code` is the error's own (a TuningError's or DatasetError's), else baseline_failed.
     `prefix=False` for a TuningError, whose message is written to stand alone."""
     job = repository.lock_job_by_baseline_token(session, unit.lease_token)
@@ -418,12 +455,15 @@ def complete_confirm(session: Session, unit: WorkUnit, outcome: ConfirmOutcome, 
     job = repository.lock_job_by_finish_token(session, unit.lease_token, "confirm")
     if job is None:
         return False
-    job.confirmation = {"measured": outcome.measured.model_dump(mode="python"),
-                        "confirmation": outcome.confirmation.model_dump(mode="python")}
+    job.confirmation = {
+        "measured": outcome.measured.model_dump(mode="python"),
+        "confirmation": outcome.confirmation.model_dump(mode="python"),
+    }
     job.stage = JobStage.final.value
     _end_finish_lease(job)
-    logger.info("job %s: trial %s confirmed over %d seeds", job.id, job.recommended_index,
-                outcome.confirmation.repeats)
+    logger.info(
+        "job %s: trial %s confirmed over %d seeds", job.id, job.recommended_index, outcome.confirmation.repeats
+    )
     return True
 
 
@@ -438,26 +478,45 @@ def complete_final(session: Session, unit: WorkUnit, statement: PrivacyStatement
     choice = job_choice(job, trials)
     if choice.trial is None or choice.trial.index != job.recommended_index:
         # choose() is deterministic for the same trials and seed; anything else is a bug worth stopping on.
-        return _finish_job(session, job, JobStatus.failed, now, "the chosen trial changed between the search "
-                           "and the final training", "final_failed")
+        return _finish_job(
+            session,
+            job,
+            JobStatus.failed,
+            now,
+            "the chosen trial changed between the search and the final training",
+            "final_failed",
+        )
     training = TrainingConfig.model_validate(statement.model_dump(include=set(TrainingConfig.model_fields)))
     recommendation = build_recommendation(
-        choice, Baseline.model_validate(job.baseline), job.tradeoff, job_guarantee(job), training,
+        choice,
+        Baseline.model_validate(job.baseline),
+        job.tradeoff,
+        job_guarantee(job),
+        training,
         confirmed=TrialMeasurement.model_validate(job.confirmation["measured"]),
-        confirmation=Confirmation.model_validate(job.confirmation["confirmation"]), tuned_on=job_tuned_on(job))
+        confirmation=Confirmation.model_validate(job.confirmation["confirmation"]),
+        tuned_on=job_tuned_on(job),
+    )
     job.final_model = statement.model_dump(mode="json")
     if not _finish_job(session, job, JobStatus.succeeded, now, None):
         return False
-    repository.add_recommendation(session, RecommendationRecord(
-        job_id=job.id,
-        tradeoff=job.tradeoff,
-        trial_index=recommendation.index,
-        recommendation=recommendation.model_dump(mode="python"),
-        pareto_front=pareto_front(trials),
-        created_at=now,
-    ))
-    logger.info("job %s succeeded: %d trials, recommended trial %d, final model saved", job.id, len(trials),
-                recommendation.index)
+    repository.add_recommendation(
+        session,
+        RecommendationRecord(
+            job_id=job.id,
+            tradeoff=job.tradeoff,
+            trial_index=recommendation.index,
+            recommendation=recommendation.model_dump(mode="python"),
+            pareto_front=pareto_front(trials),
+            created_at=now,
+        ),
+    )
+    logger.info(
+        "job %s succeeded: %d trials, recommended trial %d, final model saved",
+        job.id,
+        len(trials),
+        recommendation.index,
+    )
     return True
 
 
@@ -486,8 +545,9 @@ def maybe_finalize(session: Session, job: JobRecord, now: datetime) -> bool:
     if not trials:
         failures = repository.failed_trials(session, job.id, limit=1)
         first = f"; the first: {failures[0].error}" if failures else ""
-        return _finish_job(session, job, JobStatus.failed, now, f"no trial succeeded ({counted} ran){first}",
-                           NO_TRIAL_SUCCEEDED)
+        return _finish_job(
+            session, job, JobStatus.failed, now, f"no trial succeeded ({counted} ran){first}", NO_TRIAL_SUCCEEDED
+        )
     choice = job_choice(job, trials)
     if choice.trial is None:
         job.no_recommendation_reason = choice.reason
@@ -509,8 +569,14 @@ def _end_finish_lease(job: JobRecord) -> None:
     job.finish_attempts = 0
 
 
-def _finish_job(session: Session, job: JobRecord, status: JobStatus, now: datetime, error: str | None,
-                error_code: str | None = None) -> bool:
+def _finish_job(
+    session: Session,
+    job: JobRecord,
+    status: JobStatus,
+    now: datetime,
+    error: str | None,
+    error_code: str | None = None,
+) -> bool:
     session.flush()
     if not repository.mark_job_finished(session, job.id, status, now, error, error_code):
         return False
@@ -528,14 +594,19 @@ def stored_trials(session: Session, job: JobRecord) -> list[Trial]:
     if job.baseline is None:
         return []
     baseline = Baseline.model_validate(job.baseline)
-    return [scored_trial(t, baseline, job.tradeoff)
-            for t in repository.trials_of_job(session, job.id, [TrialStatus.succeeded.value])]
+    return [
+        scored_trial(t, baseline, job.tradeoff)
+        for t in repository.trials_of_job(session, job.id, [TrialStatus.succeeded.value])
+    ]
 
 
 def failed_trials(trials: list[TrialRecord]) -> list[FailedTrial]:
     """Failed trial rows as the engine's FailedTrial."""
-    return [FailedTrial(index=t.trial_index, clip=t.clip, noise=t.noise, error=t.error or "")
-            for t in trials if t.status == TrialStatus.failed.value]
+    return [
+        FailedTrial(index=t.trial_index, clip=t.clip, noise=t.noise, error=t.error or "")
+        for t in trials
+        if t.status == TrialStatus.failed.value
+    ]
 
 
 def scored_trial(record: TrialRecord, baseline: Baseline, tradeoff: float) -> Trial:
@@ -565,8 +636,13 @@ def search_members(job: JobRecord) -> int:
 def job_space(job: JobRecord) -> SearchSpace:
     """The space the job's guarantee allows at the search data's sampling rate and steps."""
     assert job.delta is not None
-    return space_for(SearchSpec.model_validate(job.search), job_guarantee(job), ModelSpec.model_validate(job.model),
-                     search_members(job), job.delta)
+    return space_for(
+        SearchSpec.model_validate(job.search),
+        job_guarantee(job),
+        ModelSpec.model_validate(job.model),
+        search_members(job),
+        job.delta,
+    )
 
 
 def job_choice(job: JobRecord, trials: list[Trial], tradeoff: float | None = None) -> Choice:
@@ -578,9 +654,18 @@ def job_choice(job: JobRecord, trials: list[Trial], tradeoff: float | None = Non
     assert job.baseline is not None
     baseline, space, guarantee = Baseline.model_validate(job.baseline), job_space(job), job_guarantee(job)
     t = job.tradeoff if tradeoff is None else tradeoff
-    key = hashlib.sha256(json.dumps(
-        [[trial.model_dump(mode="json") for trial in trials], baseline.model_dump(mode="json"), t,
-         space.model_dump(mode="json"), guarantee.model_dump(mode="json"), job.seed], sort_keys=True).encode()
+    key = hashlib.sha256(
+        json.dumps(
+            [
+                [trial.model_dump(mode="json") for trial in trials],
+                baseline.model_dump(mode="json"),
+                t,
+                space.model_dump(mode="json"),
+                guarantee.model_dump(mode="json"),
+                job.seed,
+            ],
+            sort_keys=True,
+        ).encode()
     ).hexdigest()
     with _CHOICES_LOCK:
         remembered = _CHOICES.get(key)
@@ -608,21 +693,39 @@ def _lock_job_of(session: Session, unit: WorkUnit) -> JobRecord | None:
 
 
 def _trial_unit(session: Session, job: JobRecord, trial: TrialRecord) -> WorkUnit:
-    return _unit(session, job, "trial", trial.lease_token, trial.attempts, trial_index=trial.trial_index,
-                 clip=trial.clip, noise=trial.noise)
+    return _unit(
+        session,
+        job,
+        "trial",
+        trial.lease_token,
+        trial.attempts,
+        trial_index=trial.trial_index,
+        clip=trial.clip,
+        noise=trial.noise,
+    )
 
 
 def _finish_unit(session: Session, job: JobRecord, kind: FinishKind) -> WorkUnit:
     """The confirmation or the final training of the chosen trial's point."""
     chosen = repository.trial_by_index(session, job.id, job.recommended_index)
     assert chosen is not None and job.baseline is not None
-    return _unit(session, job, kind, job.finish_lease_token, job.finish_attempts, trial_index=chosen.trial_index,
-                 clip=chosen.clip, noise=chosen.noise, baseline=Baseline.model_validate(job.baseline),
-                 search_members=search_members(job))
+    return _unit(
+        session,
+        job,
+        kind,
+        job.finish_lease_token,
+        job.finish_attempts,
+        trial_index=chosen.trial_index,
+        clip=chosen.clip,
+        noise=chosen.noise,
+        baseline=Baseline.model_validate(job.baseline),
+        search_members=search_members(job),
+    )
 
 
-def _unit(session: Session, job: JobRecord, kind: UnitKind, token: str | None, attempt: int,
-          **fields: Any) -> WorkUnit:
+def _unit(
+    session: Session, job: JobRecord, kind: UnitKind, token: str | None, attempt: int, **fields: Any
+) -> WorkUnit:
     return WorkUnit(
         kind=kind,
         job_id=job.id,

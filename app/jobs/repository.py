@@ -20,8 +20,8 @@ from app.jobs.models import (
     FINISHING_STAGES,
     JobRecord,
     JobStage,
-    JobTagRecord,
     JobStatus,
+    JobTagRecord,
     RecommendationRecord,
     TrialRecord,
     TrialStatus,
@@ -46,22 +46,33 @@ def get_job(session: Session, job_id: str, owner_id: str | None = None) -> JobRe
 def lock_job(session: Session, job_id: str, owner_id: str) -> JobRecord | None:
     """Waits for the row lock: for the API's state changes (cancel), which must not be skipped."""
     return session.scalars(
-        select(JobRecord).where(JobRecord.id == job_id, JobRecord.owner_id == owner_id)
-        .with_for_update().execution_options(populate_existing=True)
+        select(JobRecord)
+        .where(JobRecord.id == job_id, JobRecord.owner_id == owner_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).first()
 
 
 def count_active_jobs(session: Session, owner_id: str) -> int:
-    return int(session.scalar(
-        select(func.count()).select_from(JobRecord).where(
-            JobRecord.owner_id == owner_id, JobRecord.status.in_([s.value for s in ACTIVE_JOB_STATUSES])
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(JobRecord)
+            .where(JobRecord.owner_id == owner_id, JobRecord.status.in_([s.value for s in ACTIVE_JOB_STATUSES]))
         )
-    ) or 0)
+        or 0
+    )
 
 
 def list_jobs(
-    session: Session, owner_id: str, status: JobStatus | None, dataset_id: str | None, offset: int, limit: int,
-    name: str | None = None, tags: Sequence[str] = (),
+    session: Session,
+    owner_id: str,
+    status: JobStatus | None,
+    dataset_id: str | None,
+    offset: int,
+    limit: int,
+    name: str | None = None,
+    tags: Sequence[str] = (),
 ) -> tuple[list[JobRecord], int]:
     """The owner's jobs, newest first; `name` matches part of the name in any case, and each of `tags` must
     be one of the job's tags."""
@@ -73,12 +84,16 @@ def list_jobs(
     if name is not None:
         conditions.append(JobRecord.name.icontains(name, autoescape=True))
     for tag in dict.fromkeys(tags):
-        conditions.append(select(JobTagRecord.job_id).where(
-            JobTagRecord.job_id == JobRecord.id, JobTagRecord.tag == tag).exists())
+        conditions.append(
+            select(JobTagRecord.job_id).where(JobTagRecord.job_id == JobRecord.id, JobTagRecord.tag == tag).exists()
+        )
     total = session.scalar(select(func.count()).select_from(JobRecord).where(*conditions)) or 0
     rows = session.scalars(
-        select(JobRecord).where(*conditions).order_by(JobRecord.created_at.desc(), JobRecord.id)
-        .offset(offset).limit(limit)
+        select(JobRecord)
+        .where(*conditions)
+        .order_by(JobRecord.created_at.desc(), JobRecord.id)
+        .offset(offset)
+        .limit(limit)
     ).all()
     return list(rows), int(total)
 
@@ -92,8 +107,11 @@ def tags_of_jobs(session: Session, job_ids: Sequence[str]) -> dict[str, list[str
     """Each job's tags in alphabetical order, for many jobs in one query."""
     tags: dict[str, list[str]] = {job_id: [] for job_id in job_ids}
     if job_ids:
-        rows = session.execute(select(JobTagRecord.job_id, JobTagRecord.tag)
-                               .where(JobTagRecord.job_id.in_(list(job_ids))).order_by(JobTagRecord.tag))
+        rows = session.execute(
+            select(JobTagRecord.job_id, JobTagRecord.tag)
+            .where(JobTagRecord.job_id.in_(list(job_ids)))
+            .order_by(JobTagRecord.tag)
+        )
         for job_id, tag in rows:
             tags[str(job_id)].append(str(tag))
     return tags
@@ -130,7 +148,8 @@ def dataset_ids_with_active_jobs(session: Session) -> set[str]:
     """Data sets an active job reads (its private data set or its proxy)."""
     rows = session.execute(
         select(JobRecord.dataset_id, JobRecord.tune_dataset_id)
-        .where(JobRecord.status.in_([s.value for s in ACTIVE_JOB_STATUSES])).distinct()
+        .where(JobRecord.status.in_([s.value for s in ACTIVE_JOB_STATUSES]))
+        .distinct()
     ).all()
     return {dataset_id for row in rows for dataset_id in row if dataset_id is not None}
 
@@ -154,7 +173,8 @@ def trial_counts_of_jobs(session: Session, job_ids: Sequence[str]) -> dict[str, 
         return counts
     rows = session.execute(
         select(TrialRecord.job_id, TrialRecord.status, func.count())
-        .where(TrialRecord.job_id.in_(list(job_ids))).group_by(TrialRecord.job_id, TrialRecord.status)
+        .where(TrialRecord.job_id.in_(list(job_ids)))
+        .group_by(TrialRecord.job_id, TrialRecord.status)
     ).all()
     for job_id, status, n in rows:
         counts[str(job_id)][str(status)] = int(n)
@@ -166,10 +186,15 @@ def best_trials_of_jobs(session: Session, job_ids: Sequence[str]) -> dict[str, T
     if not job_ids:
         return {}
     ranked = (
-        select(TrialRecord.id, func.row_number().over(
-            partition_by=TrialRecord.job_id,
-            order_by=(TrialRecord.objective.desc().nulls_last(), TrialRecord.trial_index),
-        ).label("rank"))
+        select(
+            TrialRecord.id,
+            func.row_number()
+            .over(
+                partition_by=TrialRecord.job_id,
+                order_by=(TrialRecord.objective.desc().nulls_last(), TrialRecord.trial_index),
+            )
+            .label("rank"),
+        )
         .where(TrialRecord.job_id.in_(list(job_ids)), TrialRecord.status == TrialStatus.succeeded.value)
         .subquery()
     )
@@ -194,10 +219,14 @@ def succeeded_trials_page(session: Session, job_id: str, offset: int, limit: int
 
 
 def failed_trials(session: Session, job_id: str, limit: int) -> list[TrialRecord]:
-    return list(session.scalars(
-        select(TrialRecord).where(TrialRecord.job_id == job_id, TrialRecord.status == TrialStatus.failed.value)
-        .order_by(TrialRecord.trial_index).limit(limit)
-    ).all())
+    return list(
+        session.scalars(
+            select(TrialRecord)
+            .where(TrialRecord.job_id == job_id, TrialRecord.status == TrialStatus.failed.value)
+            .order_by(TrialRecord.trial_index)
+            .limit(limit)
+        ).all()
+    )
 
 
 def trial_by_index(session: Session, job_id: str, index: int | None) -> TrialRecord | None:
@@ -208,8 +237,10 @@ def trial_by_index(session: Session, job_id: str, index: int | None) -> TrialRec
 
 def best_trial(session: Session, job_id: str) -> TrialRecord | None:
     return session.scalars(
-        select(TrialRecord).where(TrialRecord.job_id == job_id, TrialRecord.status == TrialStatus.succeeded.value)
-        .order_by(TrialRecord.objective.desc().nulls_last(), TrialRecord.trial_index).limit(1)
+        select(TrialRecord)
+        .where(TrialRecord.job_id == job_id, TrialRecord.status == TrialStatus.succeeded.value)
+        .order_by(TrialRecord.objective.desc().nulls_last(), TrialRecord.trial_index)
+        .limit(1)
     ).first()
 
 
@@ -262,14 +293,16 @@ def lock_job_needing_baseline(session: Session, now: datetime) -> JobRecord | No
     """The oldest queued job, or a running one whose baseline's lease expired."""
     return session.scalars(
         select(JobRecord)
-        .where(or_(
-            JobRecord.status == JobStatus.queued.value,
-            and_(
-                JobRecord.status == JobStatus.running.value,
-                JobRecord.baseline_finished_at.is_(None),
-                JobRecord.baseline_lease_expires_at < now,
-            ),
-        ))
+        .where(
+            or_(
+                JobRecord.status == JobStatus.queued.value,
+                and_(
+                    JobRecord.status == JobStatus.running.value,
+                    JobRecord.baseline_finished_at.is_(None),
+                    JobRecord.baseline_lease_expires_at < now,
+                ),
+            )
+        )
         .order_by(JobRecord.created_at, JobRecord.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -296,9 +329,11 @@ def lock_job_needing_finish(session: Session, now: datetime) -> JobRecord | None
 
 def _count_trials(status_values: Sequence[str]) -> Any:
     return (
-        select(func.count()).select_from(TrialRecord)
+        select(func.count())
+        .select_from(TrialRecord)
         .where(TrialRecord.job_id == JobRecord.id, TrialRecord.status.in_(list(status_values)))
-        .correlate(JobRecord).scalar_subquery()
+        .correlate(JobRecord)
+        .scalar_subquery()
     )
 
 
@@ -344,16 +379,16 @@ def lock_running_job(session: Session, job_id: str, version: int | None = None) 
     query = select(JobRecord).where(JobRecord.id == job_id, JobRecord.status == JobStatus.running.value)
     if version is not None:
         query = query.where(JobRecord.trials_version == version)
-    return session.scalars(
-        query.with_for_update(skip_locked=True).execution_options(populate_existing=True)
-    ).first()
+    return session.scalars(query.with_for_update(skip_locked=True).execution_options(populate_existing=True)).first()
 
 
 def lock_running_job_blocking(session: Session, job_id: str) -> JobRecord | None:
     """Wait for a running job's lock: to write a result, which must not be skipped."""
     return session.scalars(
-        select(JobRecord).where(JobRecord.id == job_id, JobRecord.status == JobStatus.running.value)
-        .with_for_update().execution_options(populate_existing=True)
+        select(JobRecord)
+        .where(JobRecord.id == job_id, JobRecord.status == JobStatus.running.value)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).first()
 
 
@@ -385,8 +420,11 @@ def renew_baseline_lease(session: Session, token: str, expires_at: datetime) -> 
 def renew_finish_lease(session: Session, token: str, stage: str, expires_at: datetime) -> bool:
     result = session.execute(
         update(JobRecord)
-        .where(JobRecord.finish_lease_token == token, JobRecord.status == JobStatus.running.value,
-               JobRecord.stage == stage)
+        .where(
+            JobRecord.finish_lease_token == token,
+            JobRecord.status == JobStatus.running.value,
+            JobRecord.stage == stage,
+        )
         .values(finish_lease_expires_at=expires_at)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]  # a DML statement returns a CursorResult
@@ -419,22 +457,34 @@ def lock_job_by_finish_token(session: Session, token: str, stage: str) -> JobRec
     """The running job whose finishing unit at `stage` the caller still holds."""
     return session.scalars(
         select(JobRecord)
-        .where(JobRecord.finish_lease_token == token, JobRecord.status == JobStatus.running.value,
-               JobRecord.stage == stage)
+        .where(
+            JobRecord.finish_lease_token == token,
+            JobRecord.status == JobStatus.running.value,
+            JobRecord.stage == stage,
+        )
         .with_for_update()
         .execution_options(populate_existing=True)
     ).first()
 
 
-def mark_job_finished(session: Session, job_id: str, status: JobStatus, now: datetime, error: str | None,
-                      error_code: str | None = None) -> bool:
+def mark_job_finished(
+    session: Session, job_id: str, status: JobStatus, now: datetime, error: str | None, error_code: str | None = None
+) -> bool:
     """The one transition out of running; conditional, so a job is finalised exactly once."""
     result = session.execute(
         update(JobRecord)
         .where(JobRecord.id == job_id, JobRecord.status == JobStatus.running.value)
-        .values(status=status.value, finished_at=now, error=error, error_code=error_code, stage=None,
-                baseline_lease_token=None, baseline_lease_expires_at=None, finish_lease_token=None,
-                finish_lease_expires_at=None)
+        .values(
+            status=status.value,
+            finished_at=now,
+            error=error,
+            error_code=error_code,
+            stage=None,
+            baseline_lease_token=None,
+            baseline_lease_expires_at=None,
+            finish_lease_token=None,
+            finish_lease_expires_at=None,
+        )
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]  # a DML statement returns a CursorResult

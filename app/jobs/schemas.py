@@ -47,15 +47,22 @@ Tag = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG_LENGTH, 
 
 
 def _job_name_field() -> Any:
-    return Field(default=None, min_length=1, max_length=MAX_JOB_NAME,
-                 description="A name to find the job by (GET /v1/jobs?name= matches part of it, any case).")
+    return Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_JOB_NAME,
+        description="A name to find the job by (GET /v1/jobs?name= matches part of it, any case).",
+    )
 
 
 def _job_tags_field() -> Any:
-    return Field(default_factory=list, max_length=MAX_TAGS,
-                 description=f"Up to {MAX_TAGS} tags of up to {MAX_TAG_LENGTH} characters: letters, digits, "
-                 "- _ . : / = + @ # and single spaces inside; a repeated tag counts once "
-                 "(GET /v1/jobs?tag=a&tag=b finds the jobs that have all of them).")
+    return Field(
+        default_factory=list,
+        max_length=MAX_TAGS,
+        description=f"Up to {MAX_TAGS} tags of up to {MAX_TAG_LENGTH} characters: letters, digits, "
+        "- _ . : / = + @ # and single spaces inside; a repeated tag counts once "
+        "(GET /v1/jobs?tag=a&tag=b finds the jobs that have all of them).",
+    )
 
 
 class JobCreate(BaseModel):
@@ -63,16 +70,26 @@ class JobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset_id: str = Field(min_length=1, max_length=64, description="The data set the model is for (an id from "
-                            "/v1/datasets): tuned on unless tune_dataset_id names a proxy; the final model trains "
-                            "on it.")
+    dataset_id: str = Field(
+        min_length=1,
+        max_length=64,
+        description="The data set the model is for (an id from "
+        "/v1/datasets): tuned on unless tune_dataset_id names a proxy; the final model trains "
+        "on it.",
+    )
     split: SplitSpec | None = Field(default=None, description="Default: the data set's own, else a random split.")
     model: ModelSpec = Field(default_factory=ModelSpec, description="The model to train (default: an MLP).")
     search: SearchSpec = Field(default_factory=SearchSpec, description="How the (clip, noise) space is searched.")
-    tradeoff: float = Field(default=0.5, ge=0.0, le=1.0, description="t in [0, 1]: weight of utility against "
-                            "privacy in the objective; t = 1 means utility only, t = 0 privacy only.")
-    delta: float | None = Field(default=None, gt=0.0, lt=1.0,
-                                description="Default: min(1e-5, 1/(10 n)), n the number of members.")
+    tradeoff: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="t in [0, 1]: weight of utility against "
+        "privacy in the objective; t = 1 means utility only, t = 0 privacy only.",
+    )
+    delta: float | None = Field(
+        default=None, gt=0.0, lt=1.0, description="Default: min(1e-5, 1/(10 n)), n the number of members."
+    )
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed of the split, the models and the search.")
     privacy_game: PrivacyGame = _measurement_field("privacy_game")
     repeats: int = _measurement_field("repeats")
@@ -84,10 +101,13 @@ class JobCreate(BaseModel):
     confirm_repeats: int = _guarantee_field("confirm_repeats")
     max_utility_loss: float | None = _guarantee_field("max_utility_loss")
     tune_dataset_id: str | None = Field(
-        default=None, min_length=1, max_length=64,
+        default=None,
+        min_length=1,
+        max_length=64,
         description="A proxy data set of yours (public or synthetic data with the same label and split columns) "
         "to run the baseline, the search and the confirmation on; the data set of dataset_id is then read once, "
-        "by the final training, so epsilon covers everything done to it. Null: tune on dataset_id itself.")
+        "by the final training, so epsilon covers everything done to it. Null: tune on dataset_id itself.",
+    )
 
     name: str | None = _job_name_field()
     tags: list[Tag] = _job_tags_field()
@@ -147,21 +167,29 @@ class JobRead(BaseModel):
     tradeoff: float = Field(description="t: t = 1 means utility only, t = 0 privacy only.")
     delta: float | None = Field(description="The delta epsilon is reported at (known once the baseline ran).")
     seed: int = Field(description="Seed of the split, the models and the search.")
-    measurement: MeasurementSpec = Field(description="How privacy is measured (the job's privacy_game, repeats, "
-                                         "reference_models, audit_reference_models, allow_weak_baseline).")
-    guarantee: GuaranteeSpec = Field(description="What the recommendation must guarantee (the job's max_epsilon, "
-                                     "target_epsilon, confirm_repeats, max_utility_loss).")
+    measurement: MeasurementSpec = Field(
+        description="How privacy is measured (the job's privacy_game, repeats, "
+        "reference_models, audit_reference_models, allow_weak_baseline)."
+    )
+    guarantee: GuaranteeSpec = Field(
+        description="What the recommendation must guarantee (the job's max_epsilon, "
+        "target_epsilon, confirm_repeats, max_utility_loss)."
+    )
     tune_dataset_id: str | None = Field(description="The proxy data set the search runs on; null: dataset_id.")
-    stage: JobStage | None = Field(description="baseline, search, confirm (the chosen point measured again on "
-                                   "fresh seeds) or final (the final model's one training); null once the job ended.")
+    stage: JobStage | None = Field(
+        description="baseline, search, confirm (the chosen point measured again on "
+        "fresh seeds) or final (the final model's one training); null once the job ended."
+    )
     no_recommendation_reason: str | None = Field(
-        default=None, description="Why a succeeded job has no recommendation (no trial met max_utility_loss).")
+        default=None, description="Why a succeeded job has no recommendation (no trial met max_utility_loss)."
+    )
     progress: Progress = Field(description="Trials done, running and failed, against the budget.")
     created_at: datetime = Field(description="When it was queued (UTC).")
     started_at: datetime | None = Field(description="When a worker started it; null while queued.")
     finished_at: datetime | None = Field(description="When it succeeded, failed or was cancelled; null before.")
-    elapsed_seconds: float | None = Field(description="Seconds from start to end (to now while it runs); null "
-                                          "until it starts.")
+    elapsed_seconds: float | None = Field(
+        description="Seconds from start to end (to now while it runs); null until it starts."
+    )
     eta_seconds: float | None = Field(description="Estimated seconds to the end; null when unknown.")
     baseline: Baseline | None = Field(description="The non-private baseline; null until measured.")
     best_trial: Trial | None = Field(description="The trial with the best objective at the job's trade-off so far.")
@@ -171,7 +199,8 @@ class JobRead(BaseModel):
         description="Why a failed job failed: baseline_not_learning, no_external_set (the engine's checks), a data "
         "set error's code (e.g. split_too_small), baseline_failed (any other baseline error), baseline_abandoned "
         "or no_trial_succeeded; confirm_failed, final_failed, confirm_abandoned or final_abandoned (the stages "
-        "after the search); null unless the job failed.")
+        "after the search); null unless the job failed."
+    )
 
 
 class TrialRead(Trial):
@@ -186,6 +215,7 @@ class RecommendationRead(Recommendation):
     """The engine's Recommendation for `tradeoff`, plus the Pareto front of all stored trials."""
 
     job_id: str = Field(description="The job it is for.")
-    job_status: JobStatus = Field(description="The job's status: succeeded, or cancelled (its trials so far, "
-                                  "unconfirmed).")
+    job_status: JobStatus = Field(
+        description="The job's status: succeeded, or cancelled (its trials so far, unconfirmed)."
+    )
     pareto_front: list[int] = Field(description="Indices of trials no other trial beats on utility and attack.")

@@ -50,8 +50,12 @@ def create_job(session: Session, settings: Settings, owner_id: str, request: Job
     search = request.search
     budget = search.budget()
     if search.trials is not None and budget > settings.max_trials_per_job:
-        raise DomainError(422, "too_many_trials", f"the job asks for {budget} trials; the limit is "
-                          f"{settings.max_trials_per_job}", {"trials": budget, "max": settings.max_trials_per_job})
+        raise DomainError(
+            422,
+            "too_many_trials",
+            f"the job asks for {budget} trials; the limit is {settings.max_trials_per_job}",
+            {"trials": budget, "max": settings.max_trials_per_job},
+        )
     if search.trials is None:
         budget = min(budget, settings.max_trials_per_job)  # a time-only search stops at the limit too
     # The owner's row lock serialises this owner's job creations, so two at once cannot both pass the limit.
@@ -66,9 +70,12 @@ def create_job(session: Session, settings: Settings, owner_id: str, request: Job
     check_game(split, measurement)
     active = repository.count_active_jobs(session, owner_id)
     if active >= settings.max_active_jobs_per_owner:
-        raise DomainError(429, "too_many_active_jobs", f"{active} of your jobs are queued or running, the most "
-                          "allowed; wait for one to finish or cancel one",
-                          {"active": active, "max": settings.max_active_jobs_per_owner})
+        raise DomainError(
+            429,
+            "too_many_active_jobs",
+            f"{active} of your jobs are queued or running, the most allowed; wait for one to finish or cancel one",
+            {"active": active, "max": settings.max_active_jobs_per_owner},
+        )
     job = JobRecord(
         id=str(uuid.uuid4()),
         name=request.name,
@@ -116,15 +123,20 @@ def check_split(split: SplitSpec, dataset: DatasetRecord) -> None:
         raise DatasetError("butina_needs_smiles", "the Butina split needs a data set uploaded with a smiles_column")
     missing = [c for c in named if c not in columns]
     if missing:
-        raise DatasetError("missing_column", f"split column(s) not in the data set: {', '.join(missing)}",
-                           {"columns": missing, "available": dataset.columns})
+        raise DatasetError(
+            "missing_column",
+            f"split column(s) not in the data set: {', '.join(missing)}",
+            {"columns": missing, "available": dataset.columns},
+        )
     if dataset.label in named:
-        raise DatasetError("invalid_split", f"the label '{dataset.label}' cannot be a split column",
-                           {"column": dataset.label})
+        raise DatasetError(
+            "invalid_split", f"the label '{dataset.label}' cannot be a split column", {"column": dataset.label}
+        )
 
 
-def check_proxy(session: Session, owner_id: str, proxy_id: str | None, dataset: DatasetRecord,
-                split: SplitSpec) -> DatasetRecord | None:
+def check_proxy(
+    session: Session, owner_id: str, proxy_id: str | None, dataset: DatasetRecord, split: SplitSpec
+) -> DatasetRecord | None:
     """The proxy data set: the owner's own (404 otherwise, as for dataset_id), another data set than the
     private one, with the same label column and the split's columns."""
     if proxy_id is None:
@@ -133,16 +145,25 @@ def check_proxy(session: Session, owner_id: str, proxy_id: str | None, dataset: 
     if proxy is None:
         raise not_found("dataset", proxy_id)
     if proxy.id == dataset.id:
-        raise DomainError(422, "proxy_is_private", "tune_dataset_id names the private data set itself; give a "
-                          "public or synthetic proxy of the same columns, or leave it out to tune on the data set")
+        raise DomainError(
+            422,
+            "proxy_is_private",
+            "tune_dataset_id names the private data set itself; give a "
+            "public or synthetic proxy of the same columns, or leave it out to tune on the data set",
+        )
     if proxy.label != dataset.label:
-        raise DomainError(422, "proxy_label_mismatch", f"the proxy's label column '{proxy.label}' is not the data "
-                          f"set's '{dataset.label}'", {"label": dataset.label, "proxy_label": proxy.label})
+        raise DomainError(
+            422,
+            "proxy_label_mismatch",
+            f"the proxy's label column '{proxy.label}' is not the data set's '{dataset.label}'",
+            {"label": dataset.label, "proxy_label": proxy.label},
+        )
     try:
         check_split(split, proxy)
     except DatasetError as exc:
-        raise DatasetError(f"proxy_{exc.code}", f"the proxy data set does not fit the split: {exc.message}",
-                           exc.details) from None
+        raise DatasetError(
+            f"proxy_{exc.code}", f"the proxy data set does not fit the split: {exc.message}", exc.details
+        ) from None
     return proxy
 
 
@@ -151,9 +172,14 @@ def check_game(split: SplitSpec, measurement: MeasurementSpec) -> None:
     a column split has one only when some rows say external, which the engine's check_game finds at the
     baseline (the job then fails with the same code)."""
     if measurement.privacy_game == "population" and isinstance(split, RandomSplit):
-        raise DomainError(422, "no_external_set", "the population privacy game compares members with an external "
-                          "set, and a random split has none: use privacy_game 'membership', or a kmeans, butina or "
-                          "column split with external rows", {"privacy_game": "population", "split": split.kind})
+        raise DomainError(
+            422,
+            "no_external_set",
+            "the population privacy game compares members with an external "
+            "set, and a random split has none: use privacy_game 'membership', or a kmeans, butina or "
+            "column split with external rows",
+            {"privacy_game": "population", "split": split.kind},
+        )
 
 
 # ---------------------------------------------------------------------------------------------- read
@@ -169,8 +195,14 @@ def get_job(session: Session, owner_id: str, job_id: str) -> JobRecord:
 _NOT_READ = object()
 
 
-def job_view(session: Session, job: JobRecord, now: datetime | None = None, counts: dict[str, int] | None = None,
-             best: object = _NOT_READ, tags: list[str] | None = None) -> JobRead:
+def job_view(
+    session: Session,
+    job: JobRecord,
+    now: datetime | None = None,
+    counts: dict[str, int] | None = None,
+    best: object = _NOT_READ,
+    tags: list[str] | None = None,
+) -> JobRead:
     """The job as the API shows it. `counts`, `best` and `tags` may come prefetched (listings read them for
     all jobs of a page in one query each); the failed trials are read only when there are some."""
     now = now or utcnow()
@@ -188,10 +220,14 @@ def job_view(session: Session, job: JobRecord, now: datetime | None = None, coun
     if best is _NOT_READ:
         best = repository.best_trial(session, job.id) if counts[TrialStatus.succeeded.value] else None
     assert best is None or isinstance(best, TrialRecord)
-    failures = [
-        TrialFailure(index=t.trial_index, clip=t.clip, noise=t.noise, error=t.error or "")
-        for t in repository.failed_trials(session, job.id, SHOWN_FAILURES)
-    ] if counts[TrialStatus.failed.value] else []
+    failures = (
+        [
+            TrialFailure(index=t.trial_index, clip=t.clip, noise=t.noise, error=t.error or "")
+            for t in repository.failed_trials(session, job.id, SHOWN_FAILURES)
+        ]
+        if counts[TrialStatus.failed.value]
+        else []
+    )
     return JobRead(
         id=job.id,
         name=job.name,
@@ -209,15 +245,22 @@ def job_view(session: Session, job: JobRecord, now: datetime | None = None, coun
         tune_dataset_id=job.tune_dataset_id,
         stage=JobStage(job.stage) if job.stage is not None else None,
         no_recommendation_reason=job.no_recommendation_reason,
-        progress=Progress(done=done, running=running, total=total, failed=counts[TrialStatus.failed.value],
-                          baseline_done=baseline is not None),
+        progress=Progress(
+            done=done,
+            running=running,
+            total=total,
+            failed=counts[TrialStatus.failed.value],
+            baseline_done=baseline is not None,
+        ),
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
         elapsed_seconds=_elapsed(job, now),
         eta_seconds=_eta(job, search, done, total, now),
         baseline=baseline,
-        best_trial=queue.scored_trial(best, baseline, job.tradeoff) if best is not None and baseline is not None else None,
+        best_trial=queue.scored_trial(best, baseline, job.tradeoff)
+        if best is not None and baseline is not None
+        else None,
         failures=failures,
         error=job.error,
         error_code=job.error_code,
@@ -244,10 +287,18 @@ def _eta(job: JobRecord, search: SearchSpec, done: int, total: int | None, now: 
     return min(estimates) if estimates else None
 
 
-def list_jobs(session: Session, owner_id: str, status: JobStatus | None, dataset_id: str | None,
-              page: PageParams, name: str | None = None, tags: list[str] | None = None) -> Page[JobRead]:
-    jobs, total = repository.list_jobs(session, owner_id, status, dataset_id, page.offset, page.limit, name,
-                                       tags or [])
+def list_jobs(
+    session: Session,
+    owner_id: str,
+    status: JobStatus | None,
+    dataset_id: str | None,
+    page: PageParams,
+    name: str | None = None,
+    tags: list[str] | None = None,
+) -> Page[JobRead]:
+    jobs, total = repository.list_jobs(
+        session, owner_id, status, dataset_id, page.offset, page.limit, name, tags or []
+    )
     now = utcnow()
     ids = [job.id for job in jobs]
     counts = repository.trial_counts_of_jobs(session, ids)
@@ -274,8 +325,15 @@ def _trial_reads(job: JobRecord, rows: list[TrialRecord]) -> list[TrialRead]:
     if job.baseline is None:
         return []
     baseline = Baseline.model_validate(job.baseline)
-    return [TrialRead(**queue.scored_trial(row, baseline, job.tradeoff).model_dump(), attempts=row.attempts,
-                      started_at=row.started_at, finished_at=row.finished_at) for row in rows]
+    return [
+        TrialRead(
+            **queue.scored_trial(row, baseline, job.tradeoff).model_dump(),
+            attempts=row.attempts,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+        )
+        for row in rows
+    ]
 
 
 def recommendation_view(session: Session, job: JobRecord, tradeoff: float | None) -> RecommendationRead:
@@ -298,8 +356,9 @@ def recommendation_view(session: Session, job: JobRecord, tradeoff: float | None
         front = pareto_front(trials)
     if job.status == JobStatus.cancelled.value:
         recommendation = _as_cancelled(recommendation, len(trials))
-    return RecommendationRead(**recommendation.model_dump(), job_id=job.id, job_status=JobStatus(job.status),
-                              pareto_front=front)
+    return RecommendationRead(
+        **recommendation.model_dump(), job_id=job.id, job_status=JobStatus(job.status), pareto_front=front
+    )
 
 
 CANCELLED_UNCONFIRMED_NOTE = (
@@ -307,8 +366,9 @@ CANCELLED_UNCONFIRMED_NOTE = (
     "(one draw each), never confirmed on fresh seeds; a confirmed recommendation and a final model will never "
     "come. Queue a new job for them."
 )
-CANCELLED_CONFIRMED_NOTE = ("The job was cancelled after this recommendation was confirmed: its final model will "
-                            "never come.")
+CANCELLED_CONFIRMED_NOTE = (
+    "The job was cancelled after this recommendation was confirmed: its final model will never come."
+)
 
 
 def _as_cancelled(recommendation: Recommendation, trials: int) -> Recommendation:
@@ -331,10 +391,21 @@ def unconfirmed_recommendation(job: JobRecord, trials: list[Trial], tradeoff: fl
     if choice.trial is None:
         raise _no_recommendation(choice.reason or "no trial meets the guarantee's limits")
     assert job.baseline is not None and job.delta is not None
-    training = training_config(ModelSpec.model_validate(job.model), choice.trial.clip, choice.trial.noise,
-                               queue.search_members(job), job.delta)  # its accounting is cached (accounting.py)
-    return build_recommendation(choice, Baseline.model_validate(job.baseline), tradeoff, queue.job_guarantee(job),
-                                training, tuned_on=queue.job_tuned_on(job))
+    training = training_config(
+        ModelSpec.model_validate(job.model),
+        choice.trial.clip,
+        choice.trial.noise,
+        queue.search_members(job),
+        job.delta,
+    )  # its accounting is cached (accounting.py)
+    return build_recommendation(
+        choice,
+        Baseline.model_validate(job.baseline),
+        tradeoff,
+        queue.job_guarantee(job),
+        training,
+        tuned_on=queue.job_tuned_on(job),
+    )
 
 
 def _not_coming_yet(job: JobRecord, what: str) -> DomainError:
@@ -342,14 +413,26 @@ def _not_coming_yet(job: JobRecord, what: str) -> DomainError:
     is queued or running, and one that never will after it failed or was cancelled (so nobody polls for it)."""
     details = {"status": job.status}
     if job.status in [s.value for s in ACTIVE_JOB_STATUSES]:
-        return DomainError(409, "job_not_finished", f"the job is {job.status}; the {what} comes when it succeeds",
-                           {**details, "stage": job.stage})
+        return DomainError(
+            409,
+            "job_not_finished",
+            f"the job is {job.status}; the {what} comes when it succeeds",
+            {**details, "stage": job.stage},
+        )
     if job.status == JobStatus.cancelled.value:
         kept = " before any trial succeeded" if what == "recommendation" else ""
-        return DomainError(409, "job_cancelled", f"the job was cancelled{kept}: its {what} will never come; queue a "
-                           "new job for one", details)
-    return DomainError(409, "job_failed", f"the job failed ({job.error_code or 'see its error'}): its {what} will "
-                       "never come", {**details, "error_code": job.error_code})
+        return DomainError(
+            409,
+            "job_cancelled",
+            f"the job was cancelled{kept}: its {what} will never come; queue a new job for one",
+            details,
+        )
+    return DomainError(
+        409,
+        "job_failed",
+        f"the job failed ({job.error_code or 'see its error'}): its {what} will never come",
+        {**details, "error_code": job.error_code},
+    )
 
 
 def _no_recommendation(reason: str) -> DomainError:
@@ -365,19 +448,32 @@ def tuning_result(session: Session, job: JobRecord) -> TuningResult:
     recommendation = Recommendation.model_validate(stored.recommendation) if stored is not None else None
     if recommendation is None and job.no_recommendation_reason is None:
         recommendation = unconfirmed_recommendation(job, trials, job.tradeoff)  # a job from before revision 0004
-    return _job_result(session, job, trials, recommendation, job.no_recommendation_reason,
-                       _stop_reason(job, SearchSpec.model_validate(job.search)))
+    return _job_result(
+        session,
+        job,
+        trials,
+        recommendation,
+        job.no_recommendation_reason,
+        _stop_reason(job, SearchSpec.model_validate(job.search)),
+    )
 
 
 def partial_result(session: Session, job: JobRecord, progress: Progress) -> TuningResult:
     """What a job that has not succeeded holds so far, in the result's shape: its baseline and stored trials,
     no recommendation, and a reason that says the job's state."""
-    return _job_result(session, job, queue.stored_trials(session, job), None, _unfinished_reason(job, progress),
-                       stop_reason=None)
+    return _job_result(
+        session, job, queue.stored_trials(session, job), None, _unfinished_reason(job, progress), stop_reason=None
+    )
 
 
-def _job_result(session: Session, job: JobRecord, trials: list[Trial], recommendation: Recommendation | None,
-                no_recommendation_reason: str | None, stop_reason: str | None) -> TuningResult:
+def _job_result(
+    session: Session,
+    job: JobRecord,
+    trials: list[Trial],
+    recommendation: Recommendation | None,
+    no_recommendation_reason: str | None,
+    stop_reason: str | None,
+) -> TuningResult:
     """The one builder of a job's TuningResult, for /result and the report (needs the baseline)."""
     assert job.delta is not None and job.preparation is not None and job.baseline is not None
     dataset = dataset_repository.get(session, job.dataset_id)
@@ -388,20 +484,33 @@ def _job_result(session: Session, job: JobRecord, trials: list[Trial], recommend
     if job.tune_dataset_id is not None:
         info["tune_dataset_id"] = job.tune_dataset_id  # the preparation above is the proxy's
     return build_result(
-        dataset=info, spec=ModelSpec.model_validate(job.model), search=SearchSpec.model_validate(job.search),
-        space=queue.job_space(job), guarantee=queue.job_guarantee(job), measurement=queue.job_measurement(job),
-        splits=SplitSizes.model_validate(job.preparation["split_sizes"]), tradeoff=job.tradeoff, delta=job.delta,
-        seed=job.seed, baseline=Baseline.model_validate(job.baseline), trials=trials,
+        dataset=info,
+        spec=ModelSpec.model_validate(job.model),
+        search=SearchSpec.model_validate(job.search),
+        space=queue.job_space(job),
+        guarantee=queue.job_guarantee(job),
+        measurement=queue.job_measurement(job),
+        splits=SplitSizes.model_validate(job.preparation["split_sizes"]),
+        tradeoff=job.tradeoff,
+        delta=job.delta,
+        seed=job.seed,
+        baseline=Baseline.model_validate(job.baseline),
+        trials=trials,
         failed=queue.failed_trials(repository.trials_of_job(session, job.id, [TrialStatus.failed.value])),
-        stop_reason=stop_reason, recommendation=recommendation, no_recommendation_reason=no_recommendation_reason,
+        stop_reason=stop_reason,
+        recommendation=recommendation,
+        no_recommendation_reason=no_recommendation_reason,
         final_model=PrivacyStatement.model_validate(job.final_model) if job.final_model is not None else None,
         seconds=_elapsed(job, job.finished_at or utcnow()) or 0.0,
     )
 
 
 def _trials_done(progress: Progress) -> str:
-    return (f"{progress.done} of {progress.total} trials done" if progress.total is not None
-            else f"{progress.done} trials done")
+    return (
+        f"{progress.done} of {progress.total} trials done"
+        if progress.total is not None
+        else f"{progress.done} trials done"
+    )
 
 
 def _unfinished_reason(job: JobRecord, progress: Progress) -> str:
@@ -434,16 +543,21 @@ def report_html(session: Session, job: JobRecord) -> str:
         elif job.status == JobStatus.cancelled.value:
             message = "The job was cancelled before its baseline was trained: there is nothing to report."
         else:
-            message = (f"The job is {job.status}. The report fills in once the non-private baseline is trained; "
-                       "reload this page to follow it.")
+            message = (
+                f"The job is {job.status}. The report fills in once the non-private baseline is trained; "
+                "reload this page to follow it."
+            )
         return render_status_page(f"dptune job {job.id}", status_line, message)
-    result = (tuning_result(session, job) if job.status == JobStatus.succeeded.value
-              else partial_result(session, job, progress))
+    result = (
+        tuning_result(session, job)
+        if job.status == JobStatus.succeeded.value
+        else partial_result(session, job, progress)
+    )
     return render_report(result, status_line=status_line)
 
 
 def _stop_reason(job: JobRecord, search: SearchSpec) -> str | None:
-    """"budget" when the job ran its whole trial budget; null when the search stopped early (the time budget
+    """ "budget" when the job ran its whole trial budget; null when the search stopped early (the time budget
     or an exhausted grid: the job does not record which)."""
     return "budget" if search.trials is not None and job.budget == search.budget() else None
 
@@ -458,8 +572,9 @@ def model_zip(job: JobRecord, settings: Settings) -> bytes:
         raise DomainError(409, "no_model", "the job succeeded without a final model", {"status": job.status})
     folder = model_dir(settings, job.id)
     if not all((folder / name).is_file() for name in (MODEL_FILE, STATEMENT_FILE)):
-        raise DomainError(409, "no_model", "the final model's files are missing from the data folder",
-                          {"status": job.status})
+        raise DomainError(
+            409, "no_model", "the final model's files are missing from the data folder", {"status": job.status}
+        )
     return zip_final_model(folder)
 
 

@@ -40,7 +40,8 @@ def active_key_by_hash(session: Session, key_hash: str) -> tuple[ApiKeyRecord, O
 
 def list_keys(session: Session) -> list[tuple[ApiKeyRecord, OwnerRecord]]:
     rows = session.execute(
-        select(ApiKeyRecord, OwnerRecord).join(OwnerRecord, OwnerRecord.id == ApiKeyRecord.owner_id)
+        select(ApiKeyRecord, OwnerRecord)
+        .join(OwnerRecord, OwnerRecord.id == ApiKeyRecord.owner_id)
         .order_by(OwnerRecord.name, ApiKeyRecord.created_at)
     ).all()
     return [(key, owner) for key, owner in rows]
@@ -48,7 +49,8 @@ def list_keys(session: Session) -> list[tuple[ApiKeyRecord, OwnerRecord]]:
 
 def revoke_key(session: Session, key_id: str, now: datetime) -> bool:
     result = session.execute(
-        update(ApiKeyRecord).where(ApiKeyRecord.id == key_id, ApiKeyRecord.revoked_at.is_(None))
+        update(ApiKeyRecord)
+        .where(ApiKeyRecord.id == key_id, ApiKeyRecord.revoked_at.is_(None))
         .values(revoked_at=now)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]  # a DML statement returns a CursorResult

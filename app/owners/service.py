@@ -67,8 +67,10 @@ def ensure_owner(session: Session, name: str) -> OwnerRecord:
 def create_key(session: Session, owner_name: str) -> CreatedKey:
     owner = ensure_owner(session, owner_name)
     made: NewKey = new_key()
-    repository.add_key(session, ApiKeyRecord(id=made.key_id, owner_id=owner.id, key_hash=made.key_hash,
-                                             created_at=utcnow(), revoked_at=None))
+    repository.add_key(
+        session,
+        ApiKeyRecord(id=made.key_id, owner_id=owner.id, key_hash=made.key_hash, created_at=utcnow(), revoked_at=None),
+    )
     return CreatedKey(owner_id=owner.id, owner_name=owner.name, key_id=made.key_id, key=made.key)
 
 

@@ -105,8 +105,9 @@ def save_png(figure: Figure, path: Path) -> None:
 # ---------------------------------------------------------------------------------------------- surfaces
 
 
-def surfaces_figure(measurements: Sequence[TrialMeasurement], panels: Sequence[Panel], title: str, *,
-                    style: str = "map") -> Figure:
+def surfaces_figure(
+    measurements: Sequence[TrialMeasurement], panels: Sequence[Panel], title: str, *, style: str = "map"
+) -> Figure:
     """Each panel's quantity over (noise, clip). style "map": a filled tricontour of the trials with the trials
     as dots (clip on a log scale, as searched); "3d": the study's surfaces (a regular grid as a surface,
     scattered trials as a triangulated one). With fewer than 3 trials, or one noise or clip value (target-epsilon
@@ -137,7 +138,10 @@ def surfaces_figure(measurements: Sequence[TrialMeasurement], panels: Sequence[P
 
 
 def _surface_3d(
-    ax: Any, clip: npt.NDArray[np.float64], noise: npt.NDArray[np.float64], values: npt.NDArray[np.float64],
+    ax: Any,
+    clip: npt.NDArray[np.float64],
+    noise: npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
     spread: bool,
 ) -> None:
     from matplotlib import cm
@@ -145,8 +149,13 @@ def _surface_3d(
     nc, nn = len(np.unique(clip)), len(np.unique(noise))
     if nc * nn == len(values) and nc >= 2 and nn >= 2 and np.isfinite(values).all():  # a full grid
         order = np.lexsort((noise, clip))
-        ax.plot_surface(noise[order].reshape(nc, nn), clip[order].reshape(nc, nn), values[order].reshape(nc, nn),
-                        cmap=cm.viridis, linewidth=0)
+        ax.plot_surface(
+            noise[order].reshape(nc, nn),
+            clip[order].reshape(nc, nn),
+            values[order].reshape(nc, nn),
+            cmap=cm.viridis,
+            linewidth=0,
+        )
     else:
         finite = np.isfinite(values)
         if spread and finite.sum() >= 3:
@@ -159,19 +168,33 @@ def _surface_3d(
     ax.set_ylabel("clipping norm")
 
 
-def _surface_map(figure: Figure, ax: Any, clip: npt.NDArray[np.float64], noise: npt.NDArray[np.float64],
-                 values: npt.NDArray[np.float64], spread: bool) -> None:
+def _surface_map(
+    figure: Figure,
+    ax: Any,
+    clip: npt.NDArray[np.float64],
+    noise: npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
+    spread: bool,
+) -> None:
     finite = np.isfinite(values)
     log_clip = np.log10(clip)
     mappable = None
     if spread and finite.sum() >= 3 and np.ptp(values[finite]) > 0:
         try:
-            mappable = ax.tricontourf(noise[finite], log_clip[finite], values[finite], levels=12, cmap="viridis",
-                                      alpha=0.85)
+            mappable = ax.tricontourf(
+                noise[finite], log_clip[finite], values[finite], levels=12, cmap="viridis", alpha=0.85
+            )
         except (ValueError, RuntimeError):  # collinear points: no triangulation, the dots remain
             mappable = None
-    dots = ax.scatter(noise[finite], log_clip[finite], c=values[finite], cmap="viridis", edgecolors="k", s=28,
-                      norm=mappable.norm if mappable is not None else None)
+    dots = ax.scatter(
+        noise[finite],
+        log_clip[finite],
+        c=values[finite],
+        cmap="viridis",
+        edgecolors="k",
+        s=28,
+        norm=mappable.norm if mappable is not None else None,
+    )
     figure.colorbar(mappable if mappable is not None else dots, ax=ax)
     ax.margins(0.06)
     ax.set_xlabel("noise multiplier")
@@ -181,8 +204,14 @@ def _surface_map(figure: Figure, ax: Any, clip: npt.NDArray[np.float64], noise: 
 # ---------------------------------------------------------------------------------------------- convergence
 
 
-def convergence_figure(runs: Mapping[str, Sequence[Trial]], baseline: Baseline, title: str, *,
-                       objective_label: str, last_trial: int | None = None) -> Figure:
+def convergence_figure(
+    runs: Mapping[str, Sequence[Trial]],
+    baseline: Baseline,
+    title: str,
+    *,
+    objective_label: str,
+    last_trial: int | None = None,
+) -> Figure:
     """Each new best objective of a run against its trial number (index + 1), with that trial's utility and
     attacks, as the study's Figures 43 and 44. One line per run."""
     keys: list[tuple[str, Callable[[Trial], float]]] = [
@@ -204,11 +233,11 @@ def convergence_figure(runs: Mapping[str, Sequence[Trial]], baseline: Baseline, 
             if trial.objective > best:  # only new bests, as the study's figures do
                 best = trial.objective
                 xs.append(trial.index + 1)
-                for column, (_, value) in zip(ys, keys):
+                for column, (_, value) in zip(ys, keys, strict=False):
                     column.append(value(trial))
-        for ax, column in zip(axes, ys):
+        for ax, column in zip(axes, ys, strict=False):
             ax.plot(xs, column, marker="o", label=name)
-    for ax, (label, _) in zip(axes, keys):
+    for ax, (label, _) in zip(axes, keys, strict=False):
         ax.set_xlabel("trial")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(label, fontsize=9)
@@ -240,7 +269,7 @@ def epsilon_figure(result: TuningResult) -> Figure:
     if rec is not None and rec.epsilon is not None:
         utility = rec.confirmation.utility_test if rec.confirmation is not None else rec.utility_test_interval
         _errorbar(ax, np.array([rec.epsilon]), [utility], "recommendation", "C3", marker="*", size=14)
-    ax.set_xlabel("epsilon (PLD, at delta %.2g)" % result.delta)
+    ax.set_xlabel(f"epsilon (PLD, at delta {result.delta:.2g})")
     ax.set_ylabel("test ROC-AUC")
     ax.set_title("utility", fontsize=9)
     ax.legend(fontsize=7)
@@ -251,17 +280,23 @@ def epsilon_figure(result: TuningResult) -> Figure:
         _errorbar(ax, attack_eps, measured, f"{CALIBRATED_ATTACK} (measured)", "C0")
         bounded = [t for t in trials if t.tpr_bound_at_1pct_fpr is not None]
         if bounded:
-            ax.plot(_values(bounded, lambda t: t.epsilon), _values(bounded, lambda t: t.tpr_bound_at_1pct_fpr),
-                    color="C1", lw=2, label="accountant's bound (any attack)")
+            ax.plot(
+                _values(bounded, lambda t: t.epsilon),
+                _values(bounded, lambda t: t.tpr_bound_at_1pct_fpr),
+                color="C1",
+                lw=2,
+                label="accountant's bound (any attack)",
+            )
         base = calibrated_attack(result.baseline)
         if base is not None:
             ax.axhline(base.tpr_at_1pct_fpr.value, color="k", ls="--", lw=1, label="baseline (no DP)")
         ax.axhline(0.01, color="grey", ls=":", lw=1, label="guessing (1 %)")
         rec_attack = calibrated_attack(rec) if rec is not None else None
         if rec is not None and rec.epsilon is not None and rec_attack is not None:
-            _errorbar(ax, np.array([rec.epsilon]), [rec_attack.tpr_at_1pct_fpr], "recommendation", "C3",
-                      marker="*", size=14)
-        ax.set_xlabel("epsilon (PLD, at delta %.2g)" % result.delta)
+            _errorbar(
+                ax, np.array([rec.epsilon]), [rec_attack.tpr_at_1pct_fpr], "recommendation", "C3", marker="*", size=14
+            )
+        ax.set_xlabel(f"epsilon (PLD, at delta {result.delta:.2g})")
         ax.set_ylabel("TPR at 1 % FPR")
         ax.set_title("membership game: calibrated attack", fontsize=9)
         ax.legend(fontsize=7)
@@ -272,8 +307,15 @@ def epsilon_figure(result: TuningResult) -> Figure:
     return figure
 
 
-def _errorbar(ax: Any, xs: npt.NDArray[np.float64], estimates: Sequence[Any], label: str, colour: str,
-              marker: str = "o", size: int = 5) -> None:
+def _errorbar(
+    ax: Any,
+    xs: npt.NDArray[np.float64],
+    estimates: Sequence[Any],
+    label: str,
+    colour: str,
+    marker: str = "o",
+    size: int = 5,
+) -> None:
     values = np.array([e.value for e in estimates])
     low = values - np.array([e.low for e in estimates])
     high = np.array([e.high for e in estimates]) - values
@@ -291,15 +333,27 @@ def pareto_figure(result: TuningResult) -> Figure:
     ax.scatter(attack, utility, color="0.6", s=20, label="trials")
     front = sorted((t for t in result.trials if t.index in set(result.pareto_front)), key=lambda t: t.attack_accuracy)
     if front:
-        ax.plot([t.attack_accuracy for t in front], [t.utility_validation for t in front], color="C0", marker="o",
-                label="Pareto front")
+        ax.plot(
+            [t.attack_accuracy for t in front],
+            [t.utility_validation for t in front],
+            color="C0",
+            marker="o",
+            label="Pareto front",
+        )
     b = result.baseline
     ax.scatter([b.attack_accuracy], [b.utility_validation], color="k", marker="x", s=60, label="baseline (no DP)")
     rec = result.recommendation
     proposed = next((t for t in result.trials if rec is not None and t.index == rec.index), None)
     if proposed is not None:
-        ax.scatter([proposed.attack_accuracy], [proposed.utility_validation], color="C3", marker="*", s=220,
-                   zorder=5, label=f"recommended (trial #{proposed.index})")
+        ax.scatter(
+            [proposed.attack_accuracy],
+            [proposed.utility_validation],
+            color="C3",
+            marker="*",
+            s=220,
+            zorder=5,
+            label=f"recommended (trial #{proposed.index})",
+        )
     ax.set_xlabel(f"attack accuracy ({result.measurement.privacy_game} game; lower is more private)")
     ax.set_ylabel("validation ROC-AUC")
     ax.legend(fontsize=7)
@@ -327,11 +381,25 @@ def roc_figure(result: TuningResult) -> Figure:
         values = np.array([max(e.value, ROC_FLOOR) for e in estimates])
         low = values - np.array([max(e.low, ROC_FLOOR) for e in estimates])
         high = np.array([max(e.high, ROC_FLOOR) for e in estimates]) - values
-        ax.errorbar(fprs, values, yerr=[low, high], color=colour, marker="o", capsize=3, lw=1,
-                    label=f"{name}, attack AUC {attack.auc.value:.3f}")
+        ax.errorbar(
+            fprs,
+            values,
+            yerr=[low, high],
+            color=colour,
+            marker="o",
+            capsize=3,
+            lw=1,
+            label=f"{name}, attack AUC {attack.auc.value:.3f}",
+        )
     if rec is not None and rec.tpr_bound_at_1pct_fpr is not None and rec.tpr_bound_at_0_1pct_fpr is not None:
-        ax.plot(fprs, [rec.tpr_bound_at_0_1pct_fpr, rec.tpr_bound_at_1pct_fpr], color="C1", marker="s", lw=2,
-                label="accountant's bound at the recommendation")
+        ax.plot(
+            fprs,
+            [rec.tpr_bound_at_0_1pct_fpr, rec.tpr_bound_at_1pct_fpr],
+            color="C1",
+            marker="s",
+            lw=2,
+            label="accountant's bound at the recommendation",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(ROC_FLOOR, 1)
@@ -345,14 +413,16 @@ def roc_figure(result: TuningResult) -> Figure:
 
 def score_histogram_figure(result: TuningResult) -> Figure:
     """The calibrated attack's binned per-record scores, members against nonmembers, baseline and recommendation."""
-    panels = [(name, _histogram(item)) for name, item in (("baseline (no DP)", result.baseline),
-                                                          ("recommendation", result.recommendation))]
+    panels = [
+        (name, _histogram(item))
+        for name, item in (("baseline (no DP)", result.baseline), ("recommendation", result.recommendation))
+    ]
     panels = [(name, histogram) for name, histogram in panels if histogram is not None]
     if not panels:
         raise Skipped(f"the result stores no binned {CALIBRATED_ATTACK} scores (recorded only by newer versions)")
     figure = Figure(figsize=(5.5 * len(panels), 3.8))
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (name, histogram) in zip(axes, panels):
+    for ax, (name, histogram) in zip(axes, panels, strict=False):
         edges = np.array(histogram.edges)
         ax.stairs(histogram.nonmembers, edges, color="C0", lw=2, label="nonmembers (holdout)")
         ax.stairs(histogram.members, edges, color="C3", lw=2, label="members")

@@ -17,7 +17,6 @@ import numpy.typing as npt
 
 if TYPE_CHECKING:
     from dp_accounting import dp_event
-    from dp_accounting.pld import privacy_loss_distribution
 
 SAMPLING_ASSUMPTION = (
     "PLD accountant (dp_accounting; RDP reported as epsilon_rdp for cross-checking), Poisson subsampling at rate "
@@ -88,7 +87,9 @@ PROFILE_POINTS = 400
 
 
 def tpr_bounds(
-    epsilons: npt.NDArray[np.float64], deltas: npt.NDArray[np.float64], fprs: tuple[float, ...],
+    epsilons: npt.NDArray[np.float64],
+    deltas: npt.NDArray[np.float64],
+    fprs: tuple[float, ...],
 ) -> dict[float, float]:
     """min over the given eps of e^eps * fpr + delta(eps), for each fpr: the largest TPR any attack reaches at
     `fpr` against a mechanism whose privacy profile is delta(eps). A minimum over a grid is at least the true
@@ -150,14 +151,26 @@ def noise_for_epsilon(*, epsilon: float, sampling_rate: float, steps: int, delta
         return _event(sampling_rate, noise, steps)
 
     def calibrate(discretization: float, bracket: mechanism_calibration.BracketInterval) -> float:
-        return float(mechanism_calibration.calibrate_dp_mechanism(
-            lambda: pld.PLDAccountant(value_discretization_interval=discretization), event, epsilon, delta,
-            bracket, tol=CALIBRATION_TOLERANCE,
-        ))
+        return float(
+            mechanism_calibration.calibrate_dp_mechanism(
+                lambda: pld.PLDAccountant(value_discretization_interval=discretization),
+                event,
+                epsilon,
+                delta,
+                bracket,
+                tol=CALIBRATION_TOLERANCE,
+            )
+        )
 
     # RDP over-states epsilon, so its noise is an upper end; the PLD's lies below it (0.8-0.95 of it here).
-    upper = float(mechanism_calibration.calibrate_dp_mechanism(
-        rdp.RdpAccountant, event, epsilon, delta, mechanism_calibration.LowerEndpointAndGuess(0.05, 1.0),
-        tol=CALIBRATION_TOLERANCE,
-    ))
+    upper = float(
+        mechanism_calibration.calibrate_dp_mechanism(
+            rdp.RdpAccountant,
+            event,
+            epsilon,
+            delta,
+            mechanism_calibration.LowerEndpointAndGuess(0.05, 1.0),
+            tol=CALIBRATION_TOLERANCE,
+        )
+    )
     return calibrate(CALIBRATION_DISCRETIZATION, mechanism_calibration.ExplicitBracketInterval(upper * 0.5, upper))

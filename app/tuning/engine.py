@@ -18,7 +18,11 @@ import numpy.typing as npt
 from app.tuning.accounting import default_delta as default_delta
 from app.tuning.accounting import dp_sgd_guarantee, dp_sgd_steps, sampling_rate
 from app.tuning.attacks.games import (
-    Predict, TrainLike, label_only_attack_accuracy, membership_game, population_game,
+    Predict,
+    TrainLike,
+    label_only_attack_accuracy,
+    membership_game,
+    population_game,
 )
 from app.tuning.attacks.statistics import auc_interval, estimate
 from app.tuning.errors import TuningError
@@ -26,12 +30,27 @@ from app.tuning.model_spec import ModelSpec
 from app.tuning.objective import score
 from app.tuning.prepared import PreparedData
 from app.tuning.recommendation import (
-    TuneSource, build_recommendation, build_result, choose, confirmation_summary, observations, training_config,
+    TuneSource,
+    build_recommendation,
+    build_result,
+    choose,
+    confirmation_summary,
+    observations,
+    training_config,
 )
 from app.tuning.recommendation import space_for as space_for
 from app.tuning.results import (
-    Baseline, Confirmation, FailedTrial, Games, GuaranteeSpec, MeasurementSpec, RepeatValues, Trial,
-    TrialMeasurement, TuningResult, Utility,
+    Baseline,
+    Confirmation,
+    FailedTrial,
+    Games,
+    GuaranteeSpec,
+    MeasurementSpec,
+    RepeatValues,
+    Trial,
+    TrialMeasurement,
+    TuningResult,
+    Utility,
 )
 from app.tuning.search import SearchSpec, search_step
 from app.tuning.train import DPParams, train
@@ -54,8 +73,12 @@ def check_game(data: PreparedData, measurement: MeasurementSpec) -> None:
 
 
 def _probabilities(predict: Predict, data: PreparedData) -> dict[str, npt.NDArray[np.float64]]:
-    parts = {"members": data.x_members, "holdout": data.x_holdout, "validation": data.x_validation,
-             "test": data.x_test}
+    parts = {
+        "members": data.x_members,
+        "holdout": data.x_holdout,
+        "validation": data.x_validation,
+        "test": data.x_test,
+    }
     if data.has_external:
         assert data.x_external is not None
         parts["external"] = data.x_external
@@ -65,23 +88,36 @@ def _probabilities(predict: Predict, data: PreparedData) -> dict[str, npt.NDArra
 def _utility(proba: dict[str, npt.NDArray[np.float64]], data: PreparedData) -> Utility:
     utility_test = roc_auc(proba["test"], data.y_test)
     if math.isnan(utility_test):
-        raise TuningError("single_class_split", "the test split holds a single class, so its ROC-AUC (the utility) "
-                          "is undefined")
+        raise TuningError(
+            "single_class_split", "the test split holds a single class, so its ROC-AUC (the utility) is undefined"
+        )
     # Hanley-McNeil needs the positives (class 1) of a binary AUC; multi-class: the rarest class, conservatively.
-    positives = int((data.y_test == 1).sum()) if data.n_classes == 2 else _rare_class_count(data.y_test, data.n_classes)
+    positives = (
+        int((data.y_test == 1).sum()) if data.n_classes == 2 else _rare_class_count(data.y_test, data.n_classes)
+    )
     utility_validation = roc_auc(proba["validation"], data.y_validation)
-    validation_positives = (int((data.y_validation == 1).sum()) if data.n_classes == 2
-                            else _rare_class_count(data.y_validation, data.n_classes))
+    validation_positives = (
+        int((data.y_validation == 1).sum())
+        if data.n_classes == 2
+        else _rare_class_count(data.y_validation, data.n_classes)
+    )
     return Utility(
         utility_members=roc_auc(proba["members"], data.y_members),
         utility_holdout=roc_auc(proba["holdout"], data.y_holdout),
         utility_validation=utility_validation,
-        utility_validation_interval=estimate(utility_validation, auc_interval(
-            utility_validation, validation_positives, len(data.y_validation) - validation_positives)),
+        utility_validation_interval=estimate(
+            utility_validation,
+            auc_interval(utility_validation, validation_positives, len(data.y_validation) - validation_positives),
+        ),
         utility_test=utility_test,
-        utility_external=(roc_auc(proba["external"], data.y_external)
-                          if "external" in proba and data.y_external is not None else None),
-        utility_test_interval=estimate(utility_test, auc_interval(utility_test, positives, len(data.y_test) - positives)),
+        utility_external=(
+            roc_auc(proba["external"], data.y_external)
+            if "external" in proba and data.y_external is not None
+            else None
+        ),
+        utility_test_interval=estimate(
+            utility_test, auc_interval(utility_test, positives, len(data.y_test) - positives)
+        ),
         accuracy_test=accuracy(proba["test"], data.y_test),
     )
 
@@ -112,16 +148,30 @@ def _measure_once(
         assert data.x_external is not None and data.y_external is not None
         control = train(spec, data.x_holdout, data.y_holdout, data.n_classes, dp, seed + 1)
         population = population_game(
-            target_members=proba["members"], target_external=proba["external"],
+            target_members=proba["members"],
+            target_external=proba["external"],
             control_members=control.predict_proba(data.x_members),
             control_external=control.predict_proba(data.x_external),
-            y_members=data.y_members, y_external=data.y_external, n_classes=data.n_classes, seed=seed,
+            y_members=data.y_members,
+            y_external=data.y_external,
+            n_classes=data.n_classes,
+            seed=seed,
         )
     membership = membership_game(
-        target_members=proba["members"], target_holdout=proba["holdout"], target_population=proba["validation"],
-        x_members=data.x_members, y_members=data.y_members, x_holdout=data.x_holdout, y_holdout=data.y_holdout,
-        x_population=data.x_validation, y_population=data.y_validation, n_classes=data.n_classes,
-        train_like=_trainer(spec, data.n_classes, dp), reference_models=reference_models, delta=delta, seed=seed,
+        target_members=proba["members"],
+        target_holdout=proba["holdout"],
+        target_population=proba["validation"],
+        x_members=data.x_members,
+        y_members=data.y_members,
+        x_holdout=data.x_holdout,
+        y_holdout=data.y_holdout,
+        x_population=data.x_validation,
+        y_population=data.y_validation,
+        n_classes=data.n_classes,
+        train_like=_trainer(spec, data.n_classes, dp),
+        reference_models=reference_models,
+        delta=delta,
+        seed=seed,
     )
     return utility, Games(membership=membership, population=population)
 
@@ -150,18 +200,24 @@ def weak_baseline_reasons(utility: Utility, data: PreparedData) -> list[str]:
     interval = utility.utility_test_interval
     if interval.low <= 0.5:
         where = "includes chance (0.5)" if interval.high >= 0.5 else "lies below chance (0.5)"
-        reasons.append(f"its test ROC-AUC is {interval.value:.3f} (95 % interval {interval.low:.3f}-{interval.high:.3f}), "
-                       f"which {where}")
+        reasons.append(
+            f"its test ROC-AUC is {interval.value:.3f} (95 % interval {interval.low:.3f}-{interval.high:.3f}), "
+            f"which {where}"
+        )
     for name, y in (("validation", data.y_validation), ("test", data.y_test)):
         rare = _rare_class_count(y, data.n_classes)
         if rare < MIN_RARE_CLASS_RECORDS:
-            reasons.append(f"the {name} split holds {rare} records of its rarer class, fewer than "
-                           f"{MIN_RARE_CLASS_RECORDS}")
+            reasons.append(
+                f"the {name} split holds {rare} records of its rarer class, fewer than {MIN_RARE_CLASS_RECORDS}"
+            )
     return reasons
 
 
 def run_baseline(
-    data: PreparedData, spec: ModelSpec, measurement: MeasurementSpec | None = None, seed: int = 0,
+    data: PreparedData,
+    spec: ModelSpec,
+    measurement: MeasurementSpec | None = None,
+    seed: int = 0,
     delta: float | None = None,
 ) -> Baseline:
     """Train without privacy: u_start, p_start, both games audited with the larger K, and the gate's verdict."""
@@ -191,8 +247,12 @@ def check_baseline(baseline: Baseline, measurement: MeasurementSpec) -> None:
     """The gate: a baseline that does not learn is not optimised, unless the user allows it."""
     if baseline.learns or measurement.allow_weak_baseline:
         return
-    reference = (f"; a logistic regression reaches test ROC-AUC {baseline.logistic_regression_utility_test:.3f} on "
-                 "the same split" if baseline.logistic_regression_utility_test is not None else "")
+    reference = (
+        f"; a logistic regression reaches test ROC-AUC {baseline.logistic_regression_utility_test:.3f} on "
+        "the same split"
+        if baseline.logistic_regression_utility_test is not None
+        else ""
+    )
     advice = []
     if any("chance" in r for r in baseline.weak_reasons):
         advice.append("change the learning rate, the epochs or the model until it learns")
@@ -202,9 +262,12 @@ def check_baseline(baseline: Baseline, measurement: MeasurementSpec) -> None:
         "baseline_not_learning",
         f"the non-private baseline cannot be shown to learn: {'; '.join(baseline.weak_reasons)}{reference}. "
         f"{'; '.join(advice).capitalize()}, or set allow_weak_baseline to tune anyway",
-        {"utility_test": baseline.utility_test, "utility_test_low": baseline.utility_test_interval.low,
-         "logistic_regression_utility_test": baseline.logistic_regression_utility_test,
-         "reasons": baseline.weak_reasons},
+        {
+            "utility_test": baseline.utility_test,
+            "utility_test_low": baseline.utility_test_interval.low,
+            "logistic_regression_utility_test": baseline.logistic_regression_utility_test,
+            "reasons": baseline.weak_reasons,
+        },
     )
 
 
@@ -216,8 +279,14 @@ def _mean_and_se(values: list[float]) -> tuple[float, float | None]:
 
 
 def run_trial(
-    data: PreparedData, spec: ModelSpec, clip: float, noise: float, *, delta: float,
-    measurement: MeasurementSpec | None = None, seed: int = 0,
+    data: PreparedData,
+    spec: ModelSpec,
+    clip: float,
+    noise: float,
+    *,
+    delta: float,
+    measurement: MeasurementSpec | None = None,
+    seed: int = 0,
 ) -> TrialMeasurement:
     """Train with DP-SGD at (clip, noise), everything else unchanged, `repeats` times; measure utility, both
     games, epsilon and the bounds."""
@@ -230,8 +299,11 @@ def run_trial(
         for r in range(measurement.repeats)
     ]
     repeat_values = [
-        RepeatValues(utility_validation=u.utility_validation, utility_test=u.utility_test,
-                     attack_accuracy=_game_accuracy(g, measurement.privacy_game))
+        RepeatValues(
+            utility_validation=u.utility_validation,
+            utility_test=u.utility_test,
+            attack_accuracy=_game_accuracy(g, measurement.privacy_game),
+        )
         for u, g in measured
     ]
     utility, games = measured[0]
@@ -240,8 +312,9 @@ def run_trial(
         means[name] = float(np.mean([getattr(u, name) for u, _ in measured]))
     if utility.utility_external is not None:
         # Every repeat measures the same splits: all have an external utility or none does.
-        means["utility_external"] = float(np.mean([u.utility_external for u, _ in measured
-                                                   if u.utility_external is not None]))
+        means["utility_external"] = float(
+            np.mean([u.utility_external for u, _ in measured if u.utility_external is not None])
+        )
     attack, attack_se = _mean_and_se([v.attack_accuracy for v in repeat_values])
     _, validation_se = _mean_and_se([v.utility_validation for v in repeat_values])
     _, test_se = _mean_and_se([v.utility_test for v in repeat_values])
@@ -287,18 +360,30 @@ def trial_seed(seed: int, index: int) -> int:
     return seed + index * TRIAL_SEED_STRIDE
 
 
-def confirm(data: PreparedData, spec: ModelSpec, clip: float, noise: float, *, baseline: Baseline,
-            tradeoff: float, delta: float, measurement: MeasurementSpec, repeats: int,
-            seed: int) -> tuple[TrialMeasurement, Confirmation]:
+def confirm(
+    data: PreparedData,
+    spec: ModelSpec,
+    clip: float,
+    noise: float,
+    *,
+    baseline: Baseline,
+    tradeoff: float,
+    delta: float,
+    measurement: MeasurementSpec,
+    repeats: int,
+    seed: int,
+) -> tuple[TrialMeasurement, Confirmation]:
     """The chosen point measured again with `repeats` fresh seeds, its calibrated attack at the audit's K."""
     start = time.perf_counter()
-    confirming = measurement.model_copy(update={"repeats": repeats,
-                                                "reference_models": measurement.audit_reference_models})
+    confirming = measurement.model_copy(
+        update={"repeats": repeats, "reference_models": measurement.audit_reference_models}
+    )
     first = seed + CONFIRM_SEED_OFFSET
     measured = run_trial(data, spec, clip, noise, delta=delta, measurement=confirming, seed=first)
     seeds = [first + r * REPEAT_SEED_STRIDE for r in range(repeats)]
-    return measured, confirmation_summary(measured, baseline, tradeoff, seeds, measurement.audit_reference_models,
-                                          time.perf_counter() - start)
+    return measured, confirmation_summary(
+        measured, baseline, tradeoff, seeds, measurement.audit_reference_models, time.perf_counter() - start
+    )
 
 
 def tune(
@@ -332,15 +417,17 @@ def tune(
     failed: list[FailedTrial] = []
     budget = search.budget()
     while True:
-        step = search_step(search, space, observations(trials, failed), [], seed=seed,
-                           elapsed_seconds=time.perf_counter() - start)
+        step = search_step(
+            search, space, observations(trials, failed), [], seed=seed, elapsed_seconds=time.perf_counter() - start
+        )
         if step.point is None:
             break
         clip, noise = step.point
         index = len(trials) + len(failed)
         try:
-            measured = run_trial(data, spec, clip, noise, delta=delta, measurement=measurement,
-                                 seed=trial_seed(seed, index))
+            measured = run_trial(
+                data, spec, clip, noise, delta=delta, measurement=measurement, seed=trial_seed(seed, index)
+            )
         except TuningError:
             raise  # the job's own configuration: every trial would fail alike
         except Exception as exc:  # one point failed (as in the service): the search moves away from it
@@ -357,15 +444,44 @@ def tune(
     recommendation = None
     if choice.trial is not None:
         confirmed, confirmation = confirm(
-            data, spec, choice.trial.clip, choice.trial.noise, baseline=baseline, tradeoff=tradeoff, delta=delta,
-            measurement=measurement, repeats=guarantee.confirm_repeats, seed=seed)
+            data,
+            spec,
+            choice.trial.clip,
+            choice.trial.noise,
+            baseline=baseline,
+            tradeoff=tradeoff,
+            delta=delta,
+            measurement=measurement,
+            repeats=guarantee.confirm_repeats,
+            seed=seed,
+        )
         recommendation = build_recommendation(
-            choice, baseline, tradeoff, guarantee,
+            choice,
+            baseline,
+            tradeoff,
+            guarantee,
             training_config(spec, choice.trial.clip, choice.trial.noise, n_members, delta),
-            confirmed=confirmed, confirmation=confirmation, tuned_on=tuned_on)
+            confirmed=confirmed,
+            confirmation=confirmation,
+            tuned_on=tuned_on,
+        )
     return build_result(
-        dataset=dict(dataset_info or {}), spec=spec, search=search, space=space, guarantee=guarantee,
-        measurement=measurement, splits=data.split_sizes(), tradeoff=tradeoff, delta=delta, seed=seed,
-        baseline=baseline, trials=trials, failed=failed, stop_reason=step.stop, recommendation=recommendation,
-        no_recommendation_reason=choice.reason, final_model=None, seconds=time.perf_counter() - start,
+        dataset=dict(dataset_info or {}),
+        spec=spec,
+        search=search,
+        space=space,
+        guarantee=guarantee,
+        measurement=measurement,
+        splits=data.split_sizes(),
+        tradeoff=tradeoff,
+        delta=delta,
+        seed=seed,
+        baseline=baseline,
+        trials=trials,
+        failed=failed,
+        stop_reason=step.stop,
+        recommendation=recommendation,
+        no_recommendation_reason=choice.reason,
+        final_model=None,
+        seconds=time.perf_counter() - start,
     )

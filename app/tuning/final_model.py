@@ -22,12 +22,15 @@ if TYPE_CHECKING:  # train imports TensorFlow when a model is trained, not when 
 MODEL_FILE = "model.keras"
 STATEMENT_FILE = "privacy.json"
 SEED_SOURCE = "secrets.randbits(31) (the operating system's CSPRNG)"
-NOISE_RNG = ("TensorFlow's stateless Philox generator (tf.random.stateless_normal), seeded from seed_source: "
-             "exact Gaussian draws, but not a cryptographically secure generator")
+NOISE_RNG = (
+    "TensorFlow's stateless Philox generator (tf.random.stateless_normal), seeded from seed_source: "
+    "exact Gaussian draws, but not a cryptographically secure generator"
+)
 
 
-def final_training(recommended: TrainingConfig, guarantee: GuaranteeSpec, spec: ModelSpec, n: int,
-                   delta: float) -> TrainingConfig:
+def final_training(
+    recommended: TrainingConfig, guarantee: GuaranteeSpec, spec: ModelSpec, n: int, delta: float
+) -> TrainingConfig:
     """The configuration for the data the final model trains on. Tuned on the same data, it is the
     recommendation's. Tuned on a proxy of another size, the sampling rate and steps change, so the noise is
     calibrated again: to target_epsilon, or up to max_epsilon's floor, never below the recommended noise."""
@@ -49,15 +52,20 @@ def tf_privacy_statement(config: TrainingConfig) -> str:
     from tensorflow_privacy.privacy.analysis import compute_dp_sgd_privacy_lib as lib
 
     statement: str = lib.compute_dp_sgd_privacy_statement(
-        number_of_examples=config.n, batch_size=config.batch_size, num_epochs=config.epochs,
-        noise_multiplier=config.noise, delta=config.delta, used_microbatching=False,
+        number_of_examples=config.n,
+        batch_size=config.batch_size,
+        num_epochs=config.epochs,
+        noise_multiplier=config.noise,
+        delta=config.delta,
+        used_microbatching=False,
         accountant_type=lib.AccountantType.PLD,
     )
     return statement
 
 
-def train_final(data: PreparedData, spec: ModelSpec, config: TrainingConfig, tuned_on: TuneSource,
-                seed: int | None = None) -> tuple[tf.keras.Model, PrivacyStatement]:
+def train_final(
+    data: PreparedData, spec: ModelSpec, config: TrainingConfig, tuned_on: TuneSource, seed: int | None = None
+) -> tuple[tf.keras.Model, PrivacyStatement]:
     """Train once on the members with DP-SGD at `config`; returns a plain Keras model (probabilities out, no
     dptune classes needed to load it) and its privacy statement. `seed` is for tests only."""
     from app.tuning.train import DPParams, export_model, train
@@ -95,4 +103,3 @@ def zip_final_model(directory: Path) -> bytes:
         for name in (MODEL_FILE, STATEMENT_FILE):
             archive.write(directory / name, arcname=name)
     return buffer.getvalue()
-

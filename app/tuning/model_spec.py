@@ -14,23 +14,86 @@ from app.core.errors import DomainError
 # examples in a batch (BatchNormalization) are out; Lambda and custom objects would execute user code.
 ALLOWED_LAYERS = frozenset(
     {
-        "Sequential", "Functional", "Model", "InputLayer", "Dense", "Dropout", "Activation", "Flatten",
-        "Reshape", "Embedding", "Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D",
-        "AveragePooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
-        "GlobalMaxPooling2D", "LayerNormalization", "GaussianNoise", "AlphaDropout", "GaussianDropout",
-        "Concatenate", "Add", "Multiply", "Average", "ReLU", "LeakyReLU", "ELU", "Softmax",
+        "Sequential",
+        "Functional",
+        "Model",
+        "InputLayer",
+        "Dense",
+        "Dropout",
+        "Activation",
+        "Flatten",
+        "Reshape",
+        "Embedding",
+        "Conv1D",
+        "Conv2D",
+        "MaxPooling1D",
+        "MaxPooling2D",
+        "AveragePooling1D",
+        "AveragePooling2D",
+        "GlobalAveragePooling1D",
+        "GlobalAveragePooling2D",
+        "GlobalMaxPooling1D",
+        "GlobalMaxPooling2D",
+        "LayerNormalization",
+        "GaussianNoise",
+        "AlphaDropout",
+        "GaussianDropout",
+        "Concatenate",
+        "Add",
+        "Multiply",
+        "Average",
+        "ReLU",
+        "LeakyReLU",
+        "ELU",
+        "Softmax",
     }
 )
 ALLOWED_HELPERS = frozenset(
     {
-        "GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal", "LecunUniform", "LecunNormal", "Zeros", "Ones",
-        "Constant", "RandomNormal", "RandomUniform", "TruncatedNormal", "Orthogonal", "Identity",
-        "VarianceScaling", "L1", "L2", "L1L2", "MaxNorm", "NonNeg", "UnitNorm", "MinMaxNorm",
+        "GlorotUniform",
+        "GlorotNormal",
+        "HeUniform",
+        "HeNormal",
+        "LecunUniform",
+        "LecunNormal",
+        "Zeros",
+        "Ones",
+        "Constant",
+        "RandomNormal",
+        "RandomUniform",
+        "TruncatedNormal",
+        "Orthogonal",
+        "Identity",
+        "VarianceScaling",
+        "L1",
+        "L2",
+        "L1L2",
+        "MaxNorm",
+        "NonNeg",
+        "UnitNorm",
+        "MinMaxNorm",
     }
 )
 ALLOWED_ACTIVATIONS = frozenset(
-    {"linear", "relu", "sigmoid", "softmax", "tanh", "elu", "selu", "gelu", "softplus", "softsign", "swish",
-     "exponential", "hard_sigmoid", "relu6", "leaky_relu", "silu", "mish"}
+    {
+        "linear",
+        "relu",
+        "sigmoid",
+        "softmax",
+        "tanh",
+        "elu",
+        "selu",
+        "gelu",
+        "softplus",
+        "softsign",
+        "swish",
+        "exponential",
+        "hard_sigmoid",
+        "relu6",
+        "leaky_relu",
+        "silu",
+        "mish",
+    }
 )
 MAX_KERAS_JSON_BYTES = 1_000_000
 # A Keras model JSON nests a few levels per layer; far deeper nesting is an attack on the parser.
@@ -51,18 +114,28 @@ class ModelSpec(BaseModel):
 
     hidden: list[int] = Field(default=[50, 10], max_length=16, description="Hidden layer sizes.")
     activation: Literal["relu", "tanh", "sigmoid", "elu", "selu", "gelu"] = Field(
-        default="relu", description="Activation of the hidden layers.")
+        default="relu", description="Activation of the hidden layers."
+    )
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="Dropout rate after each hidden layer; 0: none.")
-    optimizer: Literal["sgd", "adam"] = Field(default="sgd", description="The optimizer, in its DP-SGD variant for "
-                                              "private training.")
+    optimizer: Literal["sgd", "adam"] = Field(
+        default="sgd", description="The optimizer, in its DP-SGD variant for private training."
+    )
     learning_rate: float | None = Field(default=None, gt=0.0, le=10.0, description="Default: Keras' (0.01 / 0.001).")
-    epochs: int = Field(default=10, ge=1, le=1000, description="Passes over the members. More epochs: more steps, "
-                        "so more noise for the same epsilon.")
-    batch_size: int = Field(default=32, ge=1, le=65536, description="Expected batch size; the sampling rate is "
-                            "batch_size / n.")
-    keras_json: str | None = Field(default=None, max_length=MAX_KERAS_JSON_BYTES,
-                                   description="A Keras model.to_json() of standard layers, used instead of the MLP "
-                                   "(hidden, activation and dropout are then ignored). Null: the MLP.")
+    epochs: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Passes over the members. More epochs: more steps, so more noise for the same epsilon.",
+    )
+    batch_size: int = Field(
+        default=32, ge=1, le=65536, description="Expected batch size; the sampling rate is batch_size / n."
+    )
+    keras_json: str | None = Field(
+        default=None,
+        max_length=MAX_KERAS_JSON_BYTES,
+        description="A Keras model.to_json() of standard layers, used instead of the MLP "
+        "(hidden, activation and dropout are then ignored). Null: the MLP.",
+    )
 
     @field_validator("hidden")
     @classmethod

@@ -26,8 +26,9 @@ def objective(utility: float, attack_accuracy: float, baseline: Baseline, tradeo
 def score(measurement: TrialMeasurement, baseline: Baseline, tradeoff: float, index: int) -> Trial:
     """The objective as the mean over repeats, with its standard error (each repeat scored, then averaged)."""
     fields = {name: getattr(measurement, name) for name in TrialMeasurement.model_fields}
-    per_repeat = [objective(v.utility_validation, v.attack_accuracy, baseline, tradeoff)
-                  for v in measurement.repeat_values]
+    per_repeat = [
+        objective(v.utility_validation, v.attack_accuracy, baseline, tradeoff) for v in measurement.repeat_values
+    ]
     mean = sum(per_repeat) / len(per_repeat)
     se = None
     if len(per_repeat) > 1:

@@ -68,8 +68,10 @@ MEMBERSHIP_READING = (
 )
 LEAK_REMOVED = "The baseline leaks; at the recommendation the attack is within the noise of guessing."
 LEAK_LEFT = "At the recommendation the attack still finds more members than guessing does."
-NO_LEAK_FOUND = ("Even on the baseline the attack is within the noise of guessing: it finds no membership leak "
-                 "here for DP to remove.")
+NO_LEAK_FOUND = (
+    "Even on the baseline the attack is within the noise of guessing: it finds no membership leak "
+    "here for DP to remove."
+)
 POPULATION_READING = (
     "Population game (the study's: members against the external set): the attack reaches {base:.3f} on the "
     "baseline and {rec:.3f} on the recommended model, and a control model that never saw the members reaches "
@@ -122,39 +124,63 @@ def training_config(spec: ModelSpec, clip: float, noise: float, n: int, delta: f
     steps = dp_sgd_steps(n, spec.batch_size, spec.epochs)
     guarantee = dp_sgd_guarantee(sampling_rate=rate, noise_multiplier=noise, steps=steps, delta=delta)
     return TrainingConfig(
-        clip=clip, noise=noise, epochs=spec.epochs, batch_size=spec.batch_size,
-        learning_rate=spec.effective_learning_rate, optimizer=spec.optimizer, n=n, sampling_rate=rate, steps=steps,
-        delta=delta, epsilon=guarantee.epsilon, epsilon_rdp=guarantee.epsilon_rdp, accountant=SAMPLING_ASSUMPTION,
+        clip=clip,
+        noise=noise,
+        epochs=spec.epochs,
+        batch_size=spec.batch_size,
+        learning_rate=spec.effective_learning_rate,
+        optimizer=spec.optimizer,
+        n=n,
+        sampling_rate=rate,
+        steps=steps,
+        delta=delta,
+        epsilon=guarantee.epsilon,
+        epsilon_rdp=guarantee.epsilon_rdp,
+        accountant=SAMPLING_ASSUMPTION,
         model=spec,
     )
 
 
-def space_for(search: SearchSpec, guarantee: GuaranteeSpec, spec: ModelSpec, n_members: int,
-              delta: float) -> SearchSpace:
+def space_for(
+    search: SearchSpec, guarantee: GuaranteeSpec, spec: ModelSpec, n_members: int, delta: float
+) -> SearchSpace:
     """The search space the guarantee allows for this training (its sampling rate and steps)."""
-    return search_space(search, max_epsilon=guarantee.max_epsilon, target_epsilon=guarantee.target_epsilon,
-                        sampling_rate=sampling_rate(n_members, spec.batch_size),
-                        steps=dp_sgd_steps(n_members, spec.batch_size, spec.epochs), delta=delta)
+    return search_space(
+        search,
+        max_epsilon=guarantee.max_epsilon,
+        target_epsilon=guarantee.target_epsilon,
+        sampling_rate=sampling_rate(n_members, spec.batch_size),
+        steps=dp_sgd_steps(n_members, spec.batch_size, spec.epochs),
+        delta=delta,
+    )
 
 
 def headline(mode: str, training: TrainingConfig) -> str:
     """The recommendation's first line: what to train, and what it guarantees, or that it guarantees nothing."""
-    what = (f"clip {training.clip:.4g}, noise multiplier {training.noise:.4g}, {training.epochs} epochs at batch "
-            f"size {training.batch_size} ({training.optimizer}, learning rate {training.learning_rate:g}) on "
-            f"{training.n} records")
+    what = (
+        f"clip {training.clip:.4g}, noise multiplier {training.noise:.4g}, {training.epochs} epochs at batch "
+        f"size {training.batch_size} ({training.optimizer}, learning rate {training.learning_rate:g}) on "
+        f"{training.n} records"
+    )
     if mode == "no_guarantee":
-        why = ("adds no noise, so nothing bounds what it leaks" if training.epsilon is None
-               else f"has epsilon {training.epsilon:.3g} at delta {training.delta:.2g}"
-               + (", which bounds no attack in practice" if training.epsilon > MEANINGFUL_EPSILON else ""))
+        why = (
+            "adds no noise, so nothing bounds what it leaks"
+            if training.epsilon is None
+            else f"has epsilon {training.epsilon:.3g} at delta {training.delta:.2g}"
+            + (", which bounds no attack in practice" if training.epsilon > MEANINGFUL_EPSILON else "")
+        )
         return f"NO PRIVACY GUARANTEE (you asked for none: max_epsilon null). Train with {what}; this point {why}."
     assert training.epsilon is not None
-    return (f"Train with {what}: ({training.epsilon:.3g}, {training.delta:.2g})-DP for one training (PLD "
-            "accountant, Poisson sampling, add/remove-one adjacency).")
+    return (
+        f"Train with {what}: ({training.epsilon:.3g}, {training.delta:.2g})-DP for one training (PLD "
+        "accountant, Poisson sampling, add/remove-one adjacency)."
+    )
 
 
 def feasible(trial: Trial, baseline: Baseline, guarantee: GuaranteeSpec) -> bool:
-    if guarantee.max_epsilon is not None and (trial.epsilon is None
-                                              or trial.epsilon > guarantee.max_epsilon * (1 + EPSILON_SLACK)):
+    if guarantee.max_epsilon is not None and (
+        trial.epsilon is None or trial.epsilon > guarantee.max_epsilon * (1 + EPSILON_SLACK)
+    ):
         return False
     if guarantee.max_utility_loss is not None:
         return baseline.utility_validation - trial.utility_validation <= guarantee.max_utility_loss
@@ -178,8 +204,14 @@ def observations(trials: Sequence[Trial], failed: Sequence[FailedTrial] = ()) ->
     return [o for _, o in sorted(rows, key=lambda row: row[0])]
 
 
-def choose(trials: Sequence[Trial], baseline: Baseline, tradeoff: float, space: SearchSpace,
-           guarantee: GuaranteeSpec, seed: int = 0) -> Choice:
+def choose(
+    trials: Sequence[Trial],
+    baseline: Baseline,
+    tradeoff: float,
+    space: SearchSpace,
+    guarantee: GuaranteeSpec,
+    seed: int = 0,
+) -> Choice:
     """The point to recommend among trials scored at `tradeoff`: the best posterior mean among the feasible
     ones, then the lowest epsilon within one standard error of it."""
     if not trials:
@@ -191,41 +223,66 @@ def choose(trials: Sequence[Trial], baseline: Baseline, tradeoff: float, space: 
     posterior = posterior_at(space, observations(rescored), seed)
     if posterior is None:
         best = max(allowed, key=lambda t: (t.objective, -t.index))
-        return Choice(best, Selection(method="best_observed", best_posterior_index=None, posterior_mean=None,
-                                      standard_error=None, within_one_se=[best.index], feasible=len(allowed)), None)
-    mean_of = {t.index: m for t, m in zip(rescored, posterior.means)}
-    std_of = {t.index: s for t, s in zip(rescored, posterior.stds)}
+        return Choice(
+            best,
+            Selection(
+                method="best_observed",
+                best_posterior_index=None,
+                posterior_mean=None,
+                standard_error=None,
+                within_one_se=[best.index],
+                feasible=len(allowed),
+            ),
+            None,
+        )
+    mean_of = {t.index: m for t, m in zip(rescored, posterior.means, strict=True)}
+    std_of = {t.index: s for t, s in zip(rescored, posterior.stds, strict=True)}
     leader = max(allowed, key=lambda t: (mean_of[t.index], -t.index))
     # The one-standard-error rule: the standard error of the leader's estimated objective is its posterior
     # standard deviation, not one trial's noise (which is larger, and let far worse points in).
     standard_error = std_of[leader.index]
     close = [t for t in allowed if mean_of[t.index] >= mean_of[leader.index] - standard_error]
     chosen = min(close, key=lambda t: (math.inf if t.epsilon is None else t.epsilon, -mean_of[t.index], t.index))
-    return Choice(chosen, Selection(
-        method="posterior_mean", best_posterior_index=leader.index, posterior_mean=mean_of[chosen.index],
-        standard_error=standard_error, within_one_se=sorted(t.index for t in close), feasible=len(allowed),
-    ), None)
+    return Choice(
+        chosen,
+        Selection(
+            method="posterior_mean",
+            best_posterior_index=leader.index,
+            posterior_mean=mean_of[chosen.index],
+            standard_error=standard_error,
+            within_one_se=sorted(t.index for t in close),
+            feasible=len(allowed),
+        ),
+        None,
+    )
 
 
 def _infeasible_reason(trials: Sequence[Trial], baseline: Baseline, guarantee: GuaranteeSpec) -> str:
-    within_budget = [t for t in trials if guarantee.max_epsilon is None or (
-        t.epsilon is not None and t.epsilon <= guarantee.max_epsilon * (1 + EPSILON_SLACK))]
+    within_budget = [
+        t
+        for t in trials
+        if guarantee.max_epsilon is None
+        or (t.epsilon is not None and t.epsilon <= guarantee.max_epsilon * (1 + EPSILON_SLACK))
+    ]
     if not within_budget:
         return f"no trial meets max_epsilon {guarantee.max_epsilon:g}"
     best = min(within_budget, key=lambda t: (baseline.utility_validation - t.utility_validation, t.index))
     loss = baseline.utility_validation - best.utility_validation
-    return (f"no trial loses at most {guarantee.max_utility_loss:g} validation ROC-AUC (max_utility_loss); the "
-            f"smallest loss within the epsilon budget is {loss:.3f}, at trial #{best.index}: clip {best.clip:.3g}, "
-            f"noise {best.noise:.3g}, epsilon {_eps(best.epsilon)}, attack accuracy {best.attack_accuracy:.3f}. "
-            "Raise max_utility_loss or max_epsilon, or change the model")
+    return (
+        f"no trial loses at most {guarantee.max_utility_loss:g} validation ROC-AUC (max_utility_loss); the "
+        f"smallest loss within the epsilon budget is {loss:.3f}, at trial #{best.index}: clip {best.clip:.3g}, "
+        f"noise {best.noise:.3g}, epsilon {_eps(best.epsilon)}, attack accuracy {best.attack_accuracy:.3f}. "
+        "Raise max_utility_loss or max_epsilon, or change the model"
+    )
 
 
 def _eps(epsilon: float | None) -> str:
     return "inf" if epsilon is None else f"{epsilon:.3g}"
 
 
-def mean_interval(values: Sequence[float], bounds: tuple[float, float] = (-math.inf, math.inf),
-                  confidence: float = 0.95) -> Estimate:
+def mean_interval(
+    values: Sequence[float], bounds: tuple[float, float] = (-math.inf, math.inf), confidence: float = 0.95
+) -> Estimate:
     """Mean over repeats with a Student-t interval, cut to the quantity's range (a single value has no
     interval: it spans itself)."""
     array = np.asarray(values, dtype=np.float64)
@@ -238,24 +295,40 @@ def mean_interval(values: Sequence[float], bounds: tuple[float, float] = (-math.
     return Estimate(value=mean, low=max(bounds[0], mean - half), high=min(bounds[1], mean + half))
 
 
-def confirmation_summary(measured: TrialMeasurement, baseline: Baseline, tradeoff: float, seeds: list[int],
-                         reference_models: int, seconds: float) -> Confirmation:
+def confirmation_summary(
+    measured: TrialMeasurement,
+    baseline: Baseline,
+    tradeoff: float,
+    seeds: list[int],
+    reference_models: int,
+    seconds: float,
+) -> Confirmation:
     values = measured.repeat_values
     return Confirmation(
-        repeats=len(values), seeds=seeds, reference_models=reference_models,
+        repeats=len(values),
+        seeds=seeds,
+        reference_models=reference_models,
         utility_validation=mean_interval([v.utility_validation for v in values], UNIT),
         utility_test=mean_interval([v.utility_test for v in values], UNIT),
         utility_loss=mean_interval([baseline.utility_test - v.utility_test for v in values], (-1.0, 1.0)),
         attack_accuracy=mean_interval([v.attack_accuracy for v in values], UNIT),
-        objective=mean_interval([objective(v.utility_validation, v.attack_accuracy, baseline, tradeoff)
-                                 for v in values]),
-        epsilon_lower_bound=measured.epsilon_lower_bound, seconds=seconds,
+        objective=mean_interval(
+            [objective(v.utility_validation, v.attack_accuracy, baseline, tradeoff) for v in values]
+        ),
+        epsilon_lower_bound=measured.epsilon_lower_bound,
+        seconds=seconds,
     )
 
 
 def build_recommendation(
-    choice: Choice, baseline: Baseline, tradeoff: float, guarantee: GuaranteeSpec, training: TrainingConfig,
-    *, confirmed: TrialMeasurement | None = None, confirmation: Confirmation | None = None,
+    choice: Choice,
+    baseline: Baseline,
+    tradeoff: float,
+    guarantee: GuaranteeSpec,
+    training: TrainingConfig,
+    *,
+    confirmed: TrialMeasurement | None = None,
+    confirmation: Confirmation | None = None,
     tuned_on: TuneSource = "private",
 ) -> Recommendation:
     """The recommendation: the confirmation's measurement at the chosen point when there is one (its means over
@@ -279,14 +352,19 @@ def build_recommendation(
         notes.append(LABEL_SHIFT_NOTE.format(floor=floor, measured=best.attack_accuracy))
     population = best.games.population
     if best.privacy_game == "population" and population is not None:
-        notes.append(SHIFT_NOTE.format(reference=population.reference_attack_accuracy,
-                                       membership=population.membership,
-                                       game=best.games.membership.attack_accuracy))
+        notes.append(
+            SHIFT_NOTE.format(
+                reference=population.reference_attack_accuracy,
+                membership=population.membership,
+                game=best.games.membership.attack_accuracy,
+            )
+        )
     strongest = max(best.games.membership.attacks.values(), key=lambda a: a.accuracy.value)
     bound = best.attack_accuracy_bound
     if bound is not None and strongest.accuracy.low > bound:
-        notes.append(BOUND_EXCEEDED_NOTE.format(measured=strongest.accuracy.value, low=strongest.accuracy.low,
-                                                bound=bound))
+        notes.append(
+            BOUND_EXCEEDED_NOTE.format(measured=strongest.accuracy.value, low=strongest.accuracy.low, bound=bound)
+        )
     return Recommendation(
         **{name: getattr(best, name) for name in Trial.model_fields},
         tradeoff=tradeoff,
@@ -309,9 +387,13 @@ def games_readings(baseline: Baseline, recommended: TrialMeasurement) -> list[st
         readings.append(membership)
     population, base_population = recommended.games.population, baseline.games.population
     if recommended.privacy_game == "membership" and population is not None and base_population is not None:
-        readings.append(POPULATION_READING.format(base=base_population.attack_accuracy,
-                                                  rec=population.attack_accuracy,
-                                                  control=population.reference_attack_accuracy))
+        readings.append(
+            POPULATION_READING.format(
+                base=base_population.attack_accuracy,
+                rec=population.attack_accuracy,
+                control=population.reference_attack_accuracy,
+            )
+        )
     return readings
 
 
@@ -327,8 +409,11 @@ def membership_reading(baseline: Baseline, recommended: TrialMeasurement) -> str
         verdict = LEAK_LEFT
     else:
         verdict = LEAK_REMOVED if base.low > GUESSING_TPR else NO_LEAK_FOUND
-    epsilon = ("no DP guarantee" if recommended.epsilon is None
-               else f"epsilon {recommended.epsilon:.3g} at delta {recommended.delta:.3g}")
+    epsilon = (
+        "no DP guarantee"
+        if recommended.epsilon is None
+        else f"epsilon {recommended.epsilon:.3g} at delta {recommended.delta:.3g}"
+    )
     return MEMBERSHIP_READING.format(base=_percent(base), rec=_percent(rec), epsilon=epsilon, verdict=verdict)
 
 
@@ -337,11 +422,25 @@ def _percent(estimate: Estimate) -> str:
 
 
 def build_result(
-    *, dataset: dict[str, object], spec: ModelSpec, search: SearchSpec, space: SearchSpace,
-    guarantee: GuaranteeSpec, measurement: MeasurementSpec, splits: SplitSizes, tradeoff: float, delta: float,
-    seed: int, baseline: Baseline, trials: Sequence[Trial], failed: Sequence[FailedTrial], stop_reason: str | None,
-    recommendation: Recommendation | None, no_recommendation_reason: str | None,
-    final_model: PrivacyStatement | None, seconds: float,
+    *,
+    dataset: dict[str, object],
+    spec: ModelSpec,
+    search: SearchSpec,
+    space: SearchSpace,
+    guarantee: GuaranteeSpec,
+    measurement: MeasurementSpec,
+    splits: SplitSizes,
+    tradeoff: float,
+    delta: float,
+    seed: int,
+    baseline: Baseline,
+    trials: Sequence[Trial],
+    failed: Sequence[FailedTrial],
+    stop_reason: str | None,
+    recommendation: Recommendation | None,
+    no_recommendation_reason: str | None,
+    final_model: PrivacyStatement | None,
+    seconds: float,
 ) -> TuningResult:
     """The one builder of a tuning result: `tune()` and the service's /result both call it."""
     return TuningResult(

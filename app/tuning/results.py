@@ -29,12 +29,17 @@ class AttackScores(BaseModel):
     largest threshold whose FPR is within the target (chosen on the same records), with a Clopper-Pearson
     interval on the true positives at that threshold."""
 
-    accuracy: Estimate = Field(description="Share of records the attack labels correctly (member or not); 0.5 is "
-                               "guessing, lower is more private.")
-    auc: Estimate = Field(description="ROC-AUC of the attack's member scores; 0.5 is guessing, lower is more "
-                          "private.")
-    tpr_at_1pct_fpr: Estimate = Field(description="Share of members found while at most 1 % of nonmembers are "
-                                      "wrongly flagged; near 0.01 is guessing, lower is more private.")
+    accuracy: Estimate = Field(
+        description="Share of records the attack labels correctly (member or not); 0.5 is "
+        "guessing, lower is more private."
+    )
+    auc: Estimate = Field(
+        description="ROC-AUC of the attack's member scores; 0.5 is guessing, lower is more private."
+    )
+    tpr_at_1pct_fpr: Estimate = Field(
+        description="Share of members found while at most 1 % of nonmembers are "
+        "wrongly flagged; near 0.01 is guessing, lower is more private."
+    )
     tpr_at_0_1pct_fpr: Estimate = Field(description="The same at 0.1 % false positives.")
 
 
@@ -50,32 +55,42 @@ class ScoreHistogram(BaseModel):
 class MembershipGame(BaseModel):
     """Members against in-distribution holdout records the target never saw: what DP bounds."""
 
-    attack_accuracy: float = Field(description="Highest accuracy over the attacks (the study's reading); 0.5 is guessing.")
-    attacks: dict[str, AttackScores] = Field(description="rf and nn (ART black-box), loss (threshold), rmia (calibrated).")
+    attack_accuracy: float = Field(
+        description="Highest accuracy over the attacks (the study's reading); 0.5 is guessing."
+    )
+    attacks: dict[str, AttackScores] = Field(
+        description="rf and nn (ART black-box), loss (threshold), rmia (calibrated)."
+    )
     members: int = Field(description="Members scored (as many holdout records are scored).")
     reference_models: int = Field(description="K: reference models of the calibrated attack.")
     calibration_seconds: float = Field(description="Seconds the calibrated attack took (training its K models).")
     epsilon_lower_bound: float = Field(
         description="Largest epsilon the strongest label-free attack (loss or rmia) proves at 95 % confidence: "
-        "threshold chosen on one half of the records, Clopper-Pearson bounds on TPR and FPR on the other half.")
+        "threshold chosen on one half of the records, Clopper-Pearson bounds on TPR and FPR on the other half."
+    )
     epsilon_lower_bound_attack: str | None = Field(description="The attack the lower bound comes from.")
     score_histogram: ScoreHistogram | None = Field(
-        default=None, description="The calibrated attack's scores, binned (null in results from before it was "
-        "recorded).")
+        default=None,
+        description="The calibrated attack's scores, binned (null in results from before it was recorded).",
+    )
 
 
 class PopulationGame(BaseModel):
     """The study's game: members against the external set, with a control model trained without the members."""
 
     attack_accuracy: float = Field(description="Highest accuracy over the attacks on the target model.")
-    attacks: dict[str, AttackScores] = Field(description="Each attack on the target model, by name (rf, nn, "
-                                             "loss).")
+    attacks: dict[str, AttackScores] = Field(description="Each attack on the target model, by name (rf, nn, loss).")
     reference_attack_accuracy: float = Field(
         description="The same attacks on a control model trained like the target on the holdout records, which "
-        "never saw the members: what the difference between members' and external records alone gives.")
+        "never saw the members: what the difference between members' and external records alone gives."
+    )
     reference_attacks: dict[str, AttackScores] = Field(description="The same attacks on the control model.")
-    shift: float = Field(description="reference_attack_accuracy - 0.5: the part of the attack that is population shift.")
-    membership: float = Field(description="attack_accuracy - reference_attack_accuracy: the part left for membership.")
+    shift: float = Field(
+        description="reference_attack_accuracy - 0.5: the part of the attack that is population shift."
+    )
+    membership: float = Field(
+        description="attack_accuracy - reference_attack_accuracy: the part left for membership."
+    )
     members: int = Field(description="Members scored (as many external records are scored).")
 
 
@@ -107,8 +122,10 @@ class Utility(BaseModel):
     utility_external: float | None = Field(description="ROC-AUC on the external set; null when the split has none.")
     utility_test_interval: Estimate = Field(description="Test ROC-AUC with its Hanley-McNeil 95 % interval.")
     utility_validation_interval: Estimate | None = Field(
-        default=None, description="Validation ROC-AUC with its Hanley-McNeil 95 % interval (the objective's "
-        "sampling error; null in results from before it was recorded).")
+        default=None,
+        description="Validation ROC-AUC with its Hanley-McNeil 95 % interval (the objective's "
+        "sampling error; null in results from before it was recorded).",
+    )
     accuracy_test: float = Field(description="Share of test rows classified correctly.")
 
 
@@ -126,7 +143,8 @@ class Baseline(Utility):
     )
     logistic_regression_utility_test: float | None = Field(
         description="Test ROC-AUC of a scikit-learn logistic regression fitted on the members: what a simple "
-        "model reaches on this split, as a reference for the baseline.")
+        "model reaches on this split, as a reference for the baseline."
+    )
     learns: bool = Field(description="False when the baseline gate finds the baseline does not learn.")
     weak_reasons: list[str] = Field(default_factory=list, description="Why the gate found it does not learn.")
     seconds: float = Field(description="Seconds the baseline took, its attacks and reference models included.")
@@ -147,13 +165,16 @@ class TrialMeasurement(Utility):
     model_config = ConfigDict(extra="ignore")
 
     clip: float = Field(description="Clipping norm: each example's gradient is scaled down to at most this L2 norm.")
-    noise: float = Field(description="Noise multiplier: Gaussian noise of standard deviation noise * clip is added "
-                         "to each summed batch gradient; 0 means no DP. More noise: smaller epsilon, less utility.")
+    noise: float = Field(
+        description="Noise multiplier: Gaussian noise of standard deviation noise * clip is added "
+        "to each summed batch gradient; 0 means no DP. More noise: smaller epsilon, less utility."
+    )
     privacy_game: PrivacyGame = Field(description="The game attack_accuracy is read from.")
     attack_accuracy: float = Field(description="The privacy game's highest attack accuracy (mean over repeats).")
     attack_accuracy_se: float | None = Field(description="Standard error over repeats; null for one repeat.")
-    utility_validation_se: float | None = Field(description="Standard error of utility_validation over repeats; "
-                                                "null for one repeat.")
+    utility_validation_se: float | None = Field(
+        description="Standard error of utility_validation over repeats; null for one repeat."
+    )
     utility_test_se: float | None = Field(description="Standard error of utility_test over repeats; null for one.")
     games: Games = Field(description="Every attack in both games (first repeat).")
     repeats: int = Field(description="Seeds this point was trained and attacked with.")
@@ -163,9 +184,11 @@ class TrialMeasurement(Utility):
     epsilon_lower_bound: float = Field(description="games.membership.epsilon_lower_bound (first repeat).")
     delta: float = Field(description="The delta epsilon is computed at.")
     attack_accuracy_bound: float | None = Field(
-        description="Tight cap on any membership attack's accuracy (balanced prior) from the PLD: (1 + delta(0)) / 2.")
+        description="Tight cap on any membership attack's accuracy (balanced prior) from the PLD: (1 + delta(0)) / 2."
+    )
     tpr_bound_at_1pct_fpr: float | None = Field(
-        description="Cap on any attack's TPR at 1 % FPR from the PLD: min over eps of e^eps * 0.01 + delta(eps).")
+        description="Cap on any attack's TPR at 1 % FPR from the PLD: min over eps of e^eps * 0.01 + delta(eps)."
+    )
     tpr_bound_at_0_1pct_fpr: float | None = Field(description="The same cap at 0.1 % FPR.")
     steps: int = Field(description="Optimizer steps: epochs * ceil(n / batch_size).")
     sampling_rate: float = Field(description="Poisson sampling rate batch_size / n.")
@@ -177,14 +200,18 @@ class Trial(TrialMeasurement):
 
     index: int = Field(description="The trial's number in the job, from 0, in the order trials were proposed.")
     utility_loss: float = Field(description="u_start - u_i on the test split (reported, never selected on).")
-    objective: float = Field(description="t (u_i - u_start) + (1 - t)(p_start - p_i), u on validation; mean over "
-                             "repeats. Higher is better; t = 1 weighs utility only, t = 0 privacy only.")
+    objective: float = Field(
+        description="t (u_i - u_start) + (1 - t)(p_start - p_i), u on validation; mean over "
+        "repeats. Higher is better; t = 1 weighs utility only, t = 0 privacy only."
+    )
     objective_se: float | None = Field(description="Standard error of the objective over repeats; null for one.")
     objective_sampling_se: float | None = Field(
-        default=None, description="Standard error of the objective from the records measured: the validation "
+        default=None,
+        description="Standard error of the objective from the records measured: the validation "
         "AUC's Hanley-McNeil error and the attack accuracy's binomial error, weighted by t and 1 - t. An absolute "
         "uncertainty: the validation split is the same for every trial, so most of it is shared, and comparisons "
-        "between trials are less uncertain (the search uses objective_se, or 0.01 measured over seeds).")
+        "between trials are less uncertain (the search uses objective_se, or 0.01 measured over seeds).",
+    )
 
 
 class FailedTrial(BaseModel):
@@ -202,25 +229,45 @@ class GuaranteeSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_epsilon: float | None = Field(
-        default=10.0, gt=0, le=100, allow_inf_nan=False,
+        default=10.0,
+        gt=0,
+        le=100,
+        allow_inf_nan=False,
         description="Budget mode: no trial trains with an epsilon (PLD, at delta) above this; its noise floor "
         "comes from the accountant. null asks for no guarantee (noise 0 is searched; the study's original "
-        "method).")
+        "method).",
+    )
     target_epsilon: float | None = Field(
-        default=None, gt=0, le=100, allow_inf_nan=False,
+        default=None,
+        gt=0,
+        le=100,
+        allow_inf_nan=False,
         description="Target-epsilon mode: every trial's noise is calibrated to exactly this epsilon and only "
-        "the clipping norm is searched.")
-    confirm_repeats: int = Field(default=3, ge=2, le=20, description="Fresh seeds the chosen point is measured "
-                                 "again with, on validation and test, before it is recommended.")
+        "the clipping norm is searched.",
+    )
+    confirm_repeats: int = Field(
+        default=3,
+        ge=2,
+        le=20,
+        description="Fresh seeds the chosen point is measured "
+        "again with, on validation and test, before it is recommended.",
+    )
     max_utility_loss: float | None = Field(
-        default=None, ge=0, le=1, allow_inf_nan=False,
+        default=None,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
         description="If given, only points losing at most this much validation ROC-AUC against the baseline "
-        "are recommended; when none does, the job succeeds with recommendation null and the reason.")
+        "are recommended; when none does, the job succeeds with recommendation null and the reason.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> GuaranteeSpec:
-        if (self.target_epsilon is not None and self.max_epsilon is not None
-                and self.target_epsilon > self.max_epsilon):
+        if (
+            self.target_epsilon is not None
+            and self.max_epsilon is not None
+            and self.target_epsilon > self.max_epsilon
+        ):
             raise ValueError(f"target_epsilon {self.target_epsilon:g} exceeds max_epsilon {self.max_epsilon:g}")
         return self
 
@@ -260,8 +307,10 @@ class PrivacyStatement(TrainingConfig):
     tuned_on: Literal["private", "proxy"] = Field(description="Where the search, baseline and attacks ran.")
     seed_source: str = Field(description="Where the final training's seed came from.")
     rng: str = Field(description="The generator the DP noise was drawn with.")
-    tf_privacy_statement: str = Field(description="TensorFlow Privacy's compute_dp_sgd_privacy_statement for "
-                                      "the same training (PLD accounting), for comparison.")
+    tf_privacy_statement: str = Field(
+        description="TensorFlow Privacy's compute_dp_sgd_privacy_statement for "
+        "the same training (PLD accounting), for comparison."
+    )
 
 
 class Confirmation(BaseModel):
@@ -284,13 +333,19 @@ class Selection(BaseModel):
 
     method: Literal["posterior_mean", "best_observed"] = Field(
         description="posterior_mean: the Gaussian process's best posterior mean over the tried points, then the "
-        "lowest epsilon within one standard error of it; best_observed: too few trials for a model.")
+        "lowest epsilon within one standard error of it; best_observed: too few trials for a model."
+    )
     best_posterior_index: int | None = Field(description="The trial with the best posterior mean.")
     posterior_mean: float | None = Field(description="Posterior mean objective of the recommended trial.")
-    standard_error: float | None = Field(description="Posterior standard deviation of the leader's objective (the "
-                                         "standard error of its estimate): the width of the 'within one SE' set.")
-    within_one_se: list[int] = Field(default_factory=list, description="Trials whose posterior mean is within one "
-                                     "standard error of the best; the lowest epsilon among them is recommended.")
+    standard_error: float | None = Field(
+        description="Posterior standard deviation of the leader's objective (the "
+        "standard error of its estimate): the width of the 'within one SE' set."
+    )
+    within_one_se: list[int] = Field(
+        default_factory=list,
+        description="Trials whose posterior mean is within one "
+        "standard error of the best; the lowest epsilon among them is recommended.",
+    )
     feasible: int = Field(description="Trials that met max_epsilon and max_utility_loss.")
 
 
@@ -299,8 +354,10 @@ class Recommendation(Trial):
     repeats at the same point), and `index` names the search trial that proposed it."""
 
     tradeoff: float = Field(description="t the point was chosen at: t = 1 weighs utility only, t = 0 privacy only.")
-    mode: TuningMode = Field(description="budget (max_epsilon caps every trial), target_epsilon (noise fixed, clip "
-                             "searched) or no_guarantee (noise 0 allowed).")
+    mode: TuningMode = Field(
+        description="budget (max_epsilon caps every trial), target_epsilon (noise fixed, clip "
+        "searched) or no_guarantee (noise 0 allowed)."
+    )
     headline: str = Field(description="One line: the parameters and the guarantee they give, or that there is none.")
     selection: Selection = Field(description="How the point was chosen among the trials.")
     training: TrainingConfig = Field(description="The complete configuration the guarantee is for.")
@@ -315,11 +372,15 @@ class MeasurementSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     privacy_game: PrivacyGame = Field(
-        default="membership", description="membership (members vs holdout, what DP bounds) or population (the "
-        "study's members vs external; needs a split with an external set).")
+        default="membership",
+        description="membership (members vs holdout, what DP bounds) or population (the "
+        "study's members vs external; needs a split with an external set).",
+    )
     repeats: int = Field(default=1, ge=1, le=20, description="Seeds each trial is measured over.")
     reference_models: int = Field(default=4, ge=2, le=64, description="K of the calibrated attack in search trials.")
-    audit_reference_models: int = Field(default=16, ge=2, le=128, description="K of the calibrated attack for the baseline.")
+    audit_reference_models: int = Field(
+        default=16, ge=2, le=128, description="K of the calibrated attack for the baseline."
+    )
     allow_weak_baseline: bool = Field(default=False, description="Tune even when the baseline gate fails.")
 
 
@@ -329,13 +390,16 @@ class TuningResult(BaseModel):
     mode: TuningMode = Field(description="budget, target_epsilon or no_guarantee (see guarantee).")
     guarantee: GuaranteeSpec = Field(description="What the recommendation had to guarantee.")
     search_space: SearchSpace = Field(description="Where the search looked, as the guarantee allows.")
-    dataset: dict[str, Any] = Field(description="Where the data came from and what preparation did to it (source, "
-                                    "rows used, imputed and dropped columns, split sizes), in counts and names.")
+    dataset: dict[str, Any] = Field(
+        description="Where the data came from and what preparation did to it (source, "
+        "rows used, imputed and dropped columns, split sizes), in counts and names."
+    )
     model: dict[str, Any] = Field(description="The model spec trained (as ModelSpec).")
     search: dict[str, Any] = Field(description="The search spec (as SearchSpec).")
     measurement: MeasurementSpec = Field(description="How privacy was measured.")
-    splits: SplitSizes = Field(description="Rows in each part of the split (members, holdout, validation, test, "
-                               "external).")
+    splits: SplitSizes = Field(
+        description="Rows in each part of the split (members, holdout, validation, test, external)."
+    )
     tradeoff: float = Field(description="t: t = 1 weighs utility only, t = 0 privacy only.")
     delta: float = Field(description="The delta every epsilon is reported at.")
     seed: int = Field(description="Seed of the split, the models and the search.")
@@ -344,14 +408,18 @@ class TuningResult(BaseModel):
     trials: list[Trial] = Field(description="Succeeded trials in index order.")
     pareto_front: list[int] = Field(description="Indices of trials no other trial beats on both utility and attack.")
     failed_trials: list[FailedTrial] = Field(default_factory=list, description="Trials that raised.")
-    stop_reason: str | None = Field(default=None, description="Why the search stopped: budget, time or "
-                                    "grid_exhausted.")
-    recommendation: Recommendation | None = Field(description="The recommended point; null when none could be "
-                                                  "recommended (see no_recommendation_reason).")
+    stop_reason: str | None = Field(
+        default=None, description="Why the search stopped: budget, time or grid_exhausted."
+    )
+    recommendation: Recommendation | None = Field(
+        description="The recommended point; null when none could be recommended (see no_recommendation_reason)."
+    )
     no_recommendation_reason: str | None = Field(
-        default=None, description="Why recommendation is null: no trial met max_utility_loss (with the best "
-        "feasible figures), or no trial succeeded.")
-    final_model: PrivacyStatement | None = Field(default=None, description="The published model's privacy.json, "
-                                                 "when a final model was trained.")
+        default=None,
+        description="Why recommendation is null: no trial met max_utility_loss (with the best "
+        "feasible figures), or no trial succeeded.",
+    )
+    final_model: PrivacyStatement | None = Field(
+        default=None, description="The published model's privacy.json, when a final model was trained."
+    )
     seconds: float = Field(description="Seconds the whole run took.")
-

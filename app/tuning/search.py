@@ -37,18 +37,32 @@ class SearchSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: Literal["bayes", "grid", "random"] = Field(
-        default="bayes", description="bayes (a Gaussian process after initial_points space-filling points), grid "
-        "or random.")
+        default="bayes",
+        description="bayes (a Gaussian process after initial_points space-filling points), grid or random.",
+    )
     trials: int | None = Field(default=25, ge=1, le=10_000, description="Trial budget; null for time only.")
-    seconds: float | None = Field(default=None, gt=0, description=(
-        "Time budget in seconds, counted from the job's start (baseline included); the search always runs at "
-        "least one trial. Null for none."))
-    min_clip: float = Field(default=0.1, gt=0, description="Smallest clipping norm (clip is searched on a log scale).")
+    seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Time budget in seconds, counted from the job's start (baseline included); the search always runs at "
+            "least one trial. Null for none."
+        ),
+    )
+    min_clip: float = Field(
+        default=0.1, gt=0, description="Smallest clipping norm (clip is searched on a log scale)."
+    )
     max_clip: float = Field(default=10.0, gt=0, le=1e6, description="Largest clipping norm.")
-    max_noise: float = Field(default=10.0, ge=0, le=1e6, description="Largest noise multiplier. The smallest "
-                             "follows from max_epsilon (the accountant's noise for that epsilon).")
-    grid_step: float = Field(default=0.5, gt=0, description="Grid search: step of clip and noise (linear, as in "
-                             "the study).")
+    max_noise: float = Field(
+        default=10.0,
+        ge=0,
+        le=1e6,
+        description="Largest noise multiplier. The smallest "
+        "follows from max_epsilon (the accountant's noise for that epsilon).",
+    )
+    grid_step: float = Field(
+        default=0.5, gt=0, description="Grid search: step of clip and noise (linear, as in the study)."
+    )
     initial_points: int = Field(default=8, ge=1, le=1000, description="Space-filling (LHS) points before the GP.")
     parallelism: int = Field(default=1, ge=1, le=256, description="Trials of one job running at once.")
 
@@ -93,8 +107,11 @@ class SearchSpace(BaseModel):
     max_clip: float = Field(description="Largest clipping norm searched.")
     min_noise: float = Field(description="The accountant's noise for max_epsilon; 0 only without a guarantee.")
     max_noise: float = Field(description="Largest noise multiplier searched.")
-    fixed_noise: float | None = Field(default=None, description="Target-epsilon mode: the calibrated noise "
-                                      "multiplier every trial trains with (only clip is searched).")
+    fixed_noise: float | None = Field(
+        default=None,
+        description="Target-epsilon mode: the calibrated noise "
+        "multiplier every trial trains with (only clip is searched).",
+    )
 
     def dimensions(self) -> list[Any]:
         from skopt.space import Real
@@ -112,8 +129,15 @@ class SearchSpace(BaseModel):
         return [point[0]] if self.fixed_noise is not None else [point[0], point[1]]
 
 
-def search_space(search: SearchSpec, *, max_epsilon: float | None, target_epsilon: float | None,
-                 sampling_rate: float, steps: int, delta: float) -> SearchSpace:
+def search_space(
+    search: SearchSpec,
+    *,
+    max_epsilon: float | None,
+    target_epsilon: float | None,
+    sampling_rate: float,
+    steps: int,
+    delta: float,
+) -> SearchSpace:
     """The space for the guarantee asked for. Raises TuningError when max_noise cannot meet max_epsilon."""
     # Imported here: dp_accounting takes seconds to load, and the specs above are read where that must be fast
     # (the CLI checks its options with them before anything heavy loads).
@@ -121,8 +145,9 @@ def search_space(search: SearchSpec, *, max_epsilon: float | None, target_epsilo
 
     if target_epsilon is not None:
         noise = noise_for_epsilon(epsilon=target_epsilon, sampling_rate=sampling_rate, steps=steps, delta=delta)
-        return SearchSpace(min_clip=search.min_clip, max_clip=search.max_clip, min_noise=noise, max_noise=noise,
-                           fixed_noise=noise)
+        return SearchSpace(
+            min_clip=search.min_clip, max_clip=search.max_clip, min_noise=noise, max_noise=noise, fixed_noise=noise
+        )
     min_noise = 0.0
     if max_epsilon is not None:
         min_noise = noise_for_epsilon(epsilon=max_epsilon, sampling_rate=sampling_rate, steps=steps, delta=delta)
@@ -134,8 +159,12 @@ def search_space(search: SearchSpec, *, max_epsilon: float | None, target_epsilo
                 "max_noise or max_epsilon",
                 {"min_noise": min_noise, "max_noise": search.max_noise, "max_epsilon": max_epsilon},
             )
-    return SearchSpace(min_clip=search.min_clip, max_clip=search.max_clip, min_noise=min_noise,
-                       max_noise=max(search.max_noise, min_noise))
+    return SearchSpace(
+        min_clip=search.min_clip,
+        max_clip=search.max_clip,
+        min_noise=min_noise,
+        max_noise=max(search.max_noise, min_noise),
+    )
 
 
 @dataclass(frozen=True)
@@ -188,8 +217,11 @@ def grid_points(spec: SearchSpec, space: SearchSpace) -> list[Point]:
         noises = np.arange(space.min_noise, space.max_noise, spec.grid_step)
     else:
         noises = np.array([space.min_noise])
-    return [(round(float(c), 6), float(z) if space.fixed_noise is not None else round(float(z), 6))
-            for c in clips for z in noises]
+    return [
+        (round(float(c), 6), float(z) if space.fixed_noise is not None else round(float(z), 6))
+        for c in clips
+        for z in noises
+    ]
 
 
 def random_points(space: SearchSpace, count: int, seed: int) -> list[Point]:
@@ -197,7 +229,7 @@ def random_points(space: SearchSpace, count: int, seed: int) -> list[Point]:
     unit = np.random.default_rng(seed).random((count, 2))
     clips = np.exp(math.log(space.min_clip) + unit[:, 0] * (math.log(space.max_clip) - math.log(space.min_clip)))
     noises = space.min_noise + unit[:, 1] * (space.max_noise - space.min_noise)
-    return [space.to_point([c, z]) for c, z in zip(clips, noises)]
+    return [space.to_point([c, z]) for c, z in zip(clips, noises, strict=True)]
 
 
 def suggest(
@@ -245,8 +277,9 @@ def objective_model(space: SearchSpace, losses: Sequence[float], noise_se: float
     kernel = ConstantKernel(1.0, (0.01, 1000.0)) * Matern(
         length_scale=np.ones(n_dims), length_scale_bounds=[(0.01, 100.0)] * n_dims, nu=2.5
     ) + WhiteKernel(noise_level=floor, noise_level_bounds=(floor, max(10.0, 10 * floor)))
-    return GaussianProcessRegressor(kernel=kernel, normalize_y=True, noise="gaussian", n_restarts_optimizer=2,
-                                    random_state=seed)
+    return GaussianProcessRegressor(
+        kernel=kernel, normalize_y=True, noise="gaussian", n_restarts_optimizer=2, random_state=seed
+    )
 
 
 def _bayes_suggest(
@@ -311,5 +344,9 @@ def posterior_at(space: SearchSpace, observed: Sequence[Observation], seed: int)
         model.fit(x, losses)
         mean, std = model.predict(x, return_std=True)
     scale = float(np.std(losses)) or 1.0
-    noise_se = math.sqrt(max(float(model.noise_ or 0.0), 0.0)) * scale if model.noise_ is not None else objective_noise(observed)
+    noise_se = (
+        math.sqrt(max(float(model.noise_ or 0.0), 0.0)) * scale
+        if model.noise_ is not None
+        else objective_noise(observed)
+    )
     return Posterior(means=[-float(m) for m in mean], stds=[float(s) for s in std], noise_se=noise_se)

@@ -36,13 +36,23 @@ class SinglePassDPSequential(tf.keras.Sequential):
     Opacus does): the realised size of a Poisson batch depends on who is in it, which the accountant does not
     cover. An empty batch is a noise-only step."""
 
-    def __init__(self, layers: list[tf.keras.layers.Layer], l2_norm_clip: float, noise_multiplier: float,
-                 per_example_loss: tf.keras.losses.Loss, expected_batch_size: float = 1.0, **kwargs: object) -> None:
+    def __init__(
+        self,
+        layers: list[tf.keras.layers.Layer],
+        l2_norm_clip: float,
+        noise_multiplier: float,
+        per_example_loss: tf.keras.losses.Loss,
+        expected_batch_size: float = 1.0,
+        **kwargs: object,
+    ) -> None:
         super().__init__(layers=layers, **kwargs)
         # Variables, not Python floats, so the traced step serves any (clip, noise): a worker reuses one
         # compiled model across trials (train.py). A plain namespace keeps Keras from counting them as weights.
-        self.dp = SimpleNamespace(clip=tf.Variable(0.0, trainable=False), stddev=tf.Variable(0.0, trainable=False),
-                                  expected_batch=tf.Variable(1.0, trainable=False))
+        self.dp = SimpleNamespace(
+            clip=tf.Variable(0.0, trainable=False),
+            stddev=tf.Variable(0.0, trainable=False),
+            expected_batch=tf.Variable(1.0, trainable=False),
+        )
         self.set_privacy(l2_norm_clip, noise_multiplier, expected_batch_size)
         self.per_example_loss = per_example_loss  # reduction NONE: one value per example
 
@@ -81,7 +91,9 @@ class SinglePassDPSequential(tf.keras.Sequential):
         grads_pre = tape.gradient(total, pre_activations)
         trainable = [
             (layer, a, g)
-            for layer, a, g in zip([l for l in self.layers if isinstance(l, DENSE)], inputs, grads_pre)
+            for layer, a, g in zip(
+                [layer for layer in self.layers if isinstance(layer, DENSE)], inputs, grads_pre, strict=True
+            )
             if layer.trainable
         ]
         squared = tf.zeros_like(losses)
@@ -112,7 +124,7 @@ class SinglePassDPSequential(tf.keras.Sequential):
                     lambda s=summed: s,
                 )
             noisy.append(summed / batch)
-        self.optimizer.apply_gradients(zip(noisy, self.trainable_variables))
+        self.optimizer.apply_gradients(zip(noisy, self.trainable_variables, strict=True))
         # The mean of an empty (noise-only) batch is NaN; report 0 so Keras' running loss stays readable.
         count = tf.cast(tf.shape(losses)[0], losses.dtype)
         return {"loss": tf.math.divide_no_nan(tf.reduce_sum(losses), count)}

@@ -10,15 +10,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
-from scipy.special import expit  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from scipy.special import expit  # noqa: E402
 from tensorflow_privacy.privacy.fast_gradient_clipping import layer_registry as tfp_layer_registry  # noqa: E402
 from tensorflow_privacy.privacy.keras_models.dp_keras_model import DPModel, DPSequential  # noqa: E402
 from tensorflow_privacy.privacy.optimizers import dp_optimizer_keras  # noqa: E402
 
 from app.tuning.accounting import dp_sgd_steps, sampling_rate  # noqa: E402
-from app.tuning.single_pass_clipping import SinglePassDPSequential, supports_single_pass  # noqa: E402
 from app.tuning.model_spec import ModelSpec, ModelSpecError, check_keras_json  # noqa: E402
+from app.tuning.single_pass_clipping import SinglePassDPSequential, supports_single_pass  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 
@@ -112,7 +112,9 @@ def _optimizer(spec: ModelSpec, dp: DPParams | None) -> tf.keras.optimizers.Opti
         if spec.optimizer == "sgd":
             return tf.keras.optimizers.SGD(learning_rate=lr)
         return tf.keras.optimizers.Adam(learning_rate=lr)
-    cls = dp_optimizer_keras.DPKerasSGDOptimizer if spec.optimizer == "sgd" else dp_optimizer_keras.DPKerasAdamOptimizer
+    cls = (
+        dp_optimizer_keras.DPKerasSGDOptimizer if spec.optimizer == "sgd" else dp_optimizer_keras.DPKerasAdamOptimizer
+    )
     return cls(l2_norm_clip=dp.clip, noise_multiplier=dp.noise, num_microbatches=None, learning_rate=lr)
 
 
@@ -143,6 +145,7 @@ def build_model(
         method = "ghost"
     else:
         method = "per_example"
+
     # Sequential.layers omits the InputLayer; the DP models need it to have a compute graph at construction
     # (without one TF Privacy silently falls back from ghost to vectorised clipping).
     def with_input() -> list[tf.keras.layers.Layer]:
@@ -220,8 +223,10 @@ def poisson_dataset(
             return tf.gather(features, idx), tf.gather(targets, idx)
         size, stddev = noise
         step_seed = noise_seed + tf.stack([step, tf.constant(0, tf.int64)])
-        return tf.gather(features, idx), tf.gather(targets, idx), tf.random.stateless_normal(
-            [size], seed=step_seed, stddev=stddev
+        return (
+            tf.gather(features, idx),
+            tf.gather(targets, idx),
+            tf.random.stateless_normal([size], seed=step_seed, stddev=stddev),
         )
 
     return tf.data.Dataset.from_tensor_slices(bounds).enumerate().map(gather).prefetch(2)
@@ -267,7 +272,7 @@ def _dp_model_for_trial(spec: ModelSpec, n_features: int, n_classes: int, dp: DP
         _COMPILED[key] = cached
     model = cached.trained.model
     model.set_weights(_initial_weights(spec, n_features, n_classes, seed))
-    for variable, start in zip(model.optimizer.variables, cached.optimizer_start):
+    for variable, start in zip(model.optimizer.variables, cached.optimizer_start, strict=True):
         variable.assign(start)
     tf.keras.utils.set_random_seed(seed)
     return cached.trained
@@ -301,8 +306,9 @@ def train(
         trained.model.set_privacy(dp.clip, dp.noise, sampling_rate(len(x), spec.batch_size) * len(x))
         if dp.noise > 0:
             noise = (trained.model.noise_size(), dp.noise * dp.clip)
-    dataset = poisson_dataset(x, labels, spec.batch_size, spec.epochs, np.random.default_rng(seed), noise,
-                              keep_empty=single_pass)
+    dataset = poisson_dataset(
+        x, labels, spec.batch_size, spec.epochs, np.random.default_rng(seed), noise, keep_empty=single_pass
+    )
     trained.model.fit(dataset, epochs=1, verbose=0)
     trained.steps = dp_sgd_steps(len(x), spec.batch_size, spec.epochs)
     return trained
@@ -319,5 +325,7 @@ def export_model(trained: TrainedModel, spec: ModelSpec, n_features: int) -> tf.
     plain.set_weights(trained.model.get_weights())
     if from_logits:
         activation = "sigmoid" if trained.n_classes == 2 else "softmax"
-        plain = tf.keras.Model(plain.inputs, tf.keras.layers.Activation(activation, name="probabilities")(plain.outputs[0]))
+        plain = tf.keras.Model(
+            plain.inputs, tf.keras.layers.Activation(activation, name="probabilities")(plain.outputs[0])
+        )
     return plain

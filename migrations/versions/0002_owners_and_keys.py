@@ -45,15 +45,18 @@ def upgrade() -> None:
         sa.Column("revoked_at", sa.DateTime(), nullable=True),
     )
     op.create_index("ix_api_keys_owner_id", "api_keys", ["owner_id"])
-    owners = sa.table("owners", sa.column("id", sa.String), sa.column("name", sa.String),
-                      sa.column("created_at", sa.DateTime))
-    op.bulk_insert(owners, [{"id": LOCAL_OWNER_ID, "name": LOCAL_OWNER_ID,
-                             "created_at": datetime.now(UTC).replace(tzinfo=None)}])
+    owners = sa.table(
+        "owners", sa.column("id", sa.String), sa.column("name", sa.String), sa.column("created_at", sa.DateTime)
+    )
+    op.bulk_insert(
+        owners, [{"id": LOCAL_OWNER_ID, "name": LOCAL_OWNER_ID, "created_at": datetime.now(UTC).replace(tzinfo=None)}]
+    )
 
     sqlite = op.get_bind().dialect.name == "sqlite"
     for table in ("datasets", "jobs"):
-        op.add_column(table, sa.Column("owner_id", sa.String(36), nullable=False,
-                                       server_default=sa.text(f"'{LOCAL_OWNER_ID}'")))
+        op.add_column(
+            table, sa.Column("owner_id", sa.String(36), nullable=False, server_default=sa.text(f"'{LOCAL_OWNER_ID}'"))
+        )
         if not sqlite:
             op.create_foreign_key(f"fk_{table}_owner_id", table, "owners", ["owner_id"], ["id"])
             op.alter_column(table, "owner_id", server_default=None)

@@ -65,7 +65,8 @@ def upgrade() -> None:
             if isinstance(split, dict) and five_way_split(split) != split:
                 connection.execute(
                     sa.text(f"UPDATE {table} SET {column} = :split WHERE id = :id").bindparams(
-                        sa.bindparam("split", type_=sa.JSON)),
+                        sa.bindparam("split", type_=sa.JSON)
+                    ),
                     {"split": five_way_split(split), "id": row_id},
                 )
     jobs = connection.execute(sa.text("SELECT id, status, baseline FROM jobs WHERE baseline IS NOT NULL")).all()
@@ -76,16 +77,23 @@ def upgrade() -> None:
         connection.execute(sa.text("DELETE FROM recommendations WHERE job_id = :id"), {"id": job_id})
         connection.execute(sa.text("DELETE FROM trials WHERE job_id = :id"), {"id": job_id})
         if status in ("queued", "running"):
-            connection.execute(sa.text(
-                "UPDATE jobs SET status = 'queued', baseline = NULL, delta = NULL, preparation = NULL, "
-                "baseline_worker = NULL, baseline_lease_token = NULL, baseline_lease_expires_at = NULL, "
-                "baseline_attempts = 0, baseline_finished_at = NULL, started_at = NULL, "
-                "trials_version = trials_version + 1 WHERE id = :id"), {"id": job_id})
+            connection.execute(
+                sa.text(
+                    "UPDATE jobs SET status = 'queued', baseline = NULL, delta = NULL, preparation = NULL, "
+                    "baseline_worker = NULL, baseline_lease_token = NULL, baseline_lease_expires_at = NULL, "
+                    "baseline_attempts = 0, baseline_finished_at = NULL, started_at = NULL, "
+                    "trials_version = trials_version + 1 WHERE id = :id"
+                ),
+                {"id": job_id},
+            )
         else:
-            connection.execute(sa.text(
-                "UPDATE jobs SET status = 'failed', baseline = NULL, preparation = NULL, error = :error, "
-                "error_code = 'measured_before_v2', trials_version = trials_version + 1 WHERE id = :id"),
-                {"id": job_id, "error": OLD_RESULT_ERROR})
+            connection.execute(
+                sa.text(
+                    "UPDATE jobs SET status = 'failed', baseline = NULL, preparation = NULL, error = :error, "
+                    "error_code = 'measured_before_v2', trials_version = trials_version + 1 WHERE id = :id"
+                ),
+                {"id": job_id, "error": OLD_RESULT_ERROR},
+            )
 
 
 def downgrade() -> None:

@@ -69,11 +69,17 @@ def upgrade() -> None:
     connection = op.get_bind()
     connection.execute(
         sa.text("UPDATE jobs SET guarantee = :guarantee").bindparams(sa.bindparam("guarantee", type_=sa.JSON)),
-        {"guarantee": NO_GUARANTEE})
-    connection.execute(sa.text("UPDATE jobs SET stage = 'baseline' WHERE status = 'queued' OR "
-                               "(status = 'running' AND baseline_finished_at IS NULL)"))
-    connection.execute(sa.text("UPDATE jobs SET stage = 'search' WHERE status = 'running' AND "
-                               "baseline_finished_at IS NOT NULL"))
+        {"guarantee": NO_GUARANTEE},
+    )
+    connection.execute(
+        sa.text(
+            "UPDATE jobs SET stage = 'baseline' WHERE status = 'queued' OR "
+            "(status = 'running' AND baseline_finished_at IS NULL)"
+        )
+    )
+    connection.execute(
+        sa.text("UPDATE jobs SET stage = 'search' WHERE status = 'running' AND baseline_finished_at IS NOT NULL")
+    )
     for job_id, stored in connection.execute(sa.text("SELECT job_id, recommendation FROM recommendations")).all():
         recommendation = _loaded(stored)
         if not isinstance(recommendation, dict) or "selection" not in recommendation:
@@ -84,8 +90,17 @@ def downgrade() -> None:
     # Plain DROP COLUMN (SQLite 3.35+), no batch rebuild: with foreign keys on, copying the table would
     # cascade-delete its trials (see 0002). v2 recommendations stay; older code cannot read them either way.
     sqlite = op.get_bind().dialect.name == "sqlite"
-    for column in ("finish_attempts", "finish_lease_expires_at", "finish_lease_token", "finish_worker",
-                   "no_recommendation_reason", "final_model", "confirmation", "recommended_index", "stage"):
+    for column in (
+        "finish_attempts",
+        "finish_lease_expires_at",
+        "finish_lease_token",
+        "finish_worker",
+        "no_recommendation_reason",
+        "final_model",
+        "confirmation",
+        "recommended_index",
+        "stage",
+    ):
         op.drop_column("jobs", column)
     op.drop_index(PROXY_INDEX, table_name="jobs")
     if not sqlite:

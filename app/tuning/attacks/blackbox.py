@@ -51,8 +51,13 @@ def _never_called(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
 
 
 def blackbox_scores(
-    kind: str, proba: npt.NDArray[np.float64], labels: npt.NDArray[np.int64], truth: npt.NDArray[np.int64],
-    fold: npt.NDArray[np.int64], n_classes: int, seed: int,
+    kind: str,
+    proba: npt.NDArray[np.float64],
+    labels: npt.NDArray[np.int64],
+    truth: npt.NDArray[np.int64],
+    fold: npt.NDArray[np.int64],
+    n_classes: int,
+    seed: int,
 ) -> npt.NDArray[np.float64]:
     """P(member) for every record, cross-fitted: the attack fitted on one fold scores the other, then the
     folds swap, so no record is scored by an attack that saw its membership. Features: the target's
@@ -65,8 +70,9 @@ def blackbox_scores(
         attack = MembershipInferenceBlackBox(estimator, attack_model=_attack_model(kind, seed + scored))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the MLP's ConvergenceWarning at max_iter: the budget is the study's
-            attack.fit(None, labels[members], None, labels[nonmembers], pred=proba[members],
-                       test_pred=proba[nonmembers])
+            attack.fit(
+                None, labels[members], None, labels[nonmembers], pred=proba[members], test_pred=proba[nonmembers]
+            )
         rows = fold == scored
         scores[rows] = attack.infer(None, labels[rows], pred=proba[rows], probabilities=True).ravel()
     return scores

@@ -29,9 +29,12 @@ def loss_scores(proba: npt.NDArray[np.float64], labels: npt.NDArray[np.int64]) -
 
 
 def rmia_scores(
-    target: npt.NDArray[np.float64], references: npt.NDArray[np.float64], population_target: npt.NDArray[np.float64],
+    target: npt.NDArray[np.float64],
+    references: npt.NDArray[np.float64],
+    population_target: npt.NDArray[np.float64],
     population_references: npt.NDArray[np.float64],
-    gamma: float = RMIA_GAMMA, break_ties: bool = False,
+    gamma: float = RMIA_GAMMA,
+    break_ties: bool = False,
 ) -> npt.NDArray[np.float64]:
     """RMIA scores of records from true-label probabilities: `target` (n,), `references` (K, n), and the same
     for the population records z (m,) and (K, m).

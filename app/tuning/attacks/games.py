@@ -7,10 +7,9 @@ target on the holdout records: what the control reaches is the shift between the
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import time
 
 import numpy as np
 import numpy.typing as npt
@@ -53,7 +52,9 @@ def balanced_records(n_members: int, n_nonmembers: int, rng: np.random.Generator
 
 
 def cross_fitted_decisions(
-    scores: npt.NDArray[np.float64], truth: npt.NDArray[np.int64], fold: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.float64],
+    truth: npt.NDArray[np.int64],
+    fold: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.bool_]:
     """Member decisions with each fold's threshold chosen (best accuracy) on the other fold."""
     decisions = np.zeros(len(scores), dtype=bool)
@@ -69,14 +70,18 @@ def score_histogram(scores: npt.NDArray[np.float64], truth: npt.NDArray[np.int64
     edges = np.linspace(0.0, 1.0, SCORE_BINS + 1)
     members, _ = np.histogram(np.clip(scores[truth == 1], 0.0, 1.0), bins=edges)
     nonmembers, _ = np.histogram(np.clip(scores[truth == 0], 0.0, 1.0), bins=edges)
-    return ScoreHistogram(edges=[float(e) for e in edges], members=[int(c) for c in members],
-                          nonmembers=[int(c) for c in nonmembers])
+    return ScoreHistogram(
+        edges=[float(e) for e in edges], members=[int(c) for c in members], nonmembers=[int(c) for c in nonmembers]
+    )
 
 
-def _fitted_attacks(proba: npt.NDArray[np.float64], labels: npt.NDArray[np.int64], games: GameRecords, n_classes: int,
-                     seed: int) -> dict[str, npt.NDArray[np.float64]]:
-    scores = {kind: blackbox_scores(kind, proba, labels, games.truth, games.fold, n_classes, seed)
-              for kind in BLACKBOX_MODELS}
+def _fitted_attacks(
+    proba: npt.NDArray[np.float64], labels: npt.NDArray[np.int64], games: GameRecords, n_classes: int, seed: int
+) -> dict[str, npt.NDArray[np.float64]]:
+    scores = {
+        kind: blackbox_scores(kind, proba, labels, games.truth, games.fold, n_classes, seed)
+        for kind in BLACKBOX_MODELS
+    }
     scores["loss"] = loss_scores(proba, labels)
     return scores
 
@@ -85,7 +90,9 @@ def _scored(scores: dict[str, npt.NDArray[np.float64]], games: GameRecords) -> d
     out = {}
     for name, values in scores.items():
         # ART's attack models give P(member): 0.5 is their own decision. Label-free scores get a cross-fitted one.
-        decisions = values >= 0.5 if name in BLACKBOX_MODELS else cross_fitted_decisions(values, games.truth, games.fold)
+        decisions = (
+            values >= 0.5 if name in BLACKBOX_MODELS else cross_fitted_decisions(values, games.truth, games.fold)
+        )
         out[name] = attack_scores(games.truth, values, decisions)
     return out
 
@@ -134,8 +141,11 @@ def membership_game(
         references.append(true_label_probability(predict(game_x), labels))
         population_references.append(true_label_probability(predict(x_population), y_population))
     scores[CALIBRATED_ATTACK] = rmia_scores(
-        true_label_probability(proba, labels), np.array(references),
-        true_label_probability(target_population, y_population), np.array(population_references), break_ties=True,
+        true_label_probability(proba, labels),
+        np.array(references),
+        true_label_probability(target_population, y_population),
+        np.array(population_references),
+        break_ties=True,
     )
     calibration_seconds = time.perf_counter() - started
     epsilon, attack = empirical_epsilon(
@@ -189,7 +199,9 @@ def population_game(
 
 
 def label_only_attack_accuracy(
-    y_members: npt.NDArray[np.int64], y_nonmembers: npt.NDArray[np.int64], n_classes: int,
+    y_members: npt.NDArray[np.int64],
+    y_nonmembers: npt.NDArray[np.int64],
+    n_classes: int,
 ) -> float:
     """Accuracy of the best membership attack that sees only the true label, with equal numbers of members and
     nonmembers: 0.5 + TV / 2, TV the total variation distance between the two splits' label distributions.

@@ -34,8 +34,14 @@ def _cp_high(k: npt.NDArray[Any], n: int, alpha: float) -> npt.NDArray[np.float6
     return np.where(k < n, beta.ppf(1 - alpha, k + 1, np.maximum(n - k, 1e-300)), 1.0)
 
 
-def epsilon_bounds(tp: npt.NDArray[np.int64], fp: npt.NDArray[np.int64], members: int, nonmembers: int, delta: float,
-                   confidence: float = CONFIDENCE) -> npt.NDArray[np.float64]:
+def epsilon_bounds(
+    tp: npt.NDArray[np.int64],
+    fp: npt.NDArray[np.int64],
+    members: int,
+    nonmembers: int,
+    delta: float,
+    confidence: float = CONFIDENCE,
+) -> npt.NDArray[np.float64]:
     """The epsilon each (tp, fp) count pair proves, at `confidence` jointly (0 where it proves nothing)."""
     alpha = (1.0 - confidence) / 2  # one-sided per rate; the union bound gives the joint level
     tpr_low, fpr_high = _cp_low(tp, members, alpha), _cp_high(fp, nonmembers, alpha)
@@ -47,7 +53,9 @@ def epsilon_bounds(tp: npt.NDArray[np.int64], fp: npt.NDArray[np.int64], members
 
 
 def _counts(
-    scores: npt.NDArray[np.float64], truth: npt.NDArray[np.int64], thresholds: npt.NDArray[np.float64],
+    scores: npt.NDArray[np.float64],
+    truth: npt.NDArray[np.int64],
+    thresholds: npt.NDArray[np.float64],
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Members and nonmembers with score >= each threshold."""
     member_scores = np.sort(scores[truth == 1])
@@ -58,7 +66,9 @@ def _counts(
 
 
 def empirical_epsilon(
-    attack_scores: dict[str, npt.NDArray[np.float64]], truth: npt.NDArray[np.int64], choose: npt.NDArray[np.bool_],
+    attack_scores: dict[str, npt.NDArray[np.float64]],
+    truth: npt.NDArray[np.int64],
+    choose: npt.NDArray[np.bool_],
     delta: float,
 ) -> tuple[float, str | None]:
     """The largest epsilon proved on the records outside `choose` by the (attack, threshold) that proves the

@@ -62,7 +62,9 @@ def roc_auc(truth: npt.NDArray[np.int64], scores: npt.NDArray[np.float64]) -> Es
 
 
 def attack_scores(
-    truth: npt.NDArray[np.int64], scores: npt.NDArray[np.float64], predicted_member: npt.NDArray[np.bool_],
+    truth: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.float64],
+    predicted_member: npt.NDArray[np.bool_],
 ) -> AttackScores:
     """Scores of one attack: `scores` rank records (higher = more likely a member); `predicted_member` is the
     attack's decision, made with a threshold fitted on other records."""
