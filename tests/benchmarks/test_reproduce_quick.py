@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 ROW_FIELDS = {"utility_loss", "utility_loss_interval", "epsilon", "clip", "noise", "games", "trials", "index"}
 
@@ -28,6 +30,7 @@ def _check_row(row: dict, confirmed: dict) -> None:
     assert row["trials"] == len(confirmed["trials"])
 
 
+@pytest.mark.slow  # 86 s alone, 296 s on a loaded machine
 def test_quick_reproduction_writes_tables_json_and_figures(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "reproduce_study.py"), "--quick", "--setup", "synthea-sgd",

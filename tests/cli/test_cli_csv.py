@@ -4,11 +4,14 @@
 import csv
 import json
 
+import pytest
+
 from app import cli
 from tests.cli.test_cli_guarantee import _table
 from tests.service.test_trials_csv import flatten, same
 
 
+@pytest.mark.slow  # a real tune in a subprocess: about 21 s
 def test_tune_writes_the_trials_as_csv(tmp_path) -> None:  # type: ignore[no-untyped-def]
     data, out, table = _table(tmp_path / "data.csv", 1), tmp_path / "out.json", tmp_path / "sub" / "trials.csv"
     code = cli.main(["tune", str(data), "--label", "y", "--trials", "2", "--hidden", "8", "--epochs", "2",

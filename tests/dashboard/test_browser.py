@@ -129,6 +129,7 @@ def _save(png: bytes, name: str) -> None:
         (Path(folder) / name).write_bytes(png)
 
 
+@pytest.mark.slow  # a browser drives a real job to its report: about 28 s
 def test_sign_in_start_a_job_watch_it_and_read_its_report(chromium: str, live_server: LiveServer) -> None:
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright

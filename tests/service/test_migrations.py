@@ -14,20 +14,68 @@ from app.settings import Settings
 HEAD = "0005"
 
 
-def _is_known_sqlite_difference(diff: object, sqlite: bool) -> bool:
-    """0002 adds owner_id without a foreign key on SQLite (see its docstring); PostgreSQL has it."""
-    return sqlite and isinstance(diff, tuple) and diff[0] == "add_fk" and diff[1].parent.name in ("datasets", "jobs")
+# Columns that 0002 (owner_id) and 0004 (tune_dataset_id, finish_attempts) add in place on SQLite, where
+# ALTER TABLE can add a column but not a foreign key and cannot drop a server default afterwards (see their
+# docstrings); PostgreSQL gets the foreign keys and drops the defaults.
+SQLITE_NO_FOREIGN_KEY = {("datasets", "owner_id"), ("jobs", "owner_id"), ("jobs", "tune_dataset_id")}
+SQLITE_KEPT_SERVER_DEFAULT = {("datasets", "owner_id"), ("jobs", "owner_id"), ("jobs", "finish_attempts")}
+
+
+def _is_known_sqlite_difference(diff: object) -> bool:
+    if isinstance(diff, tuple) and diff[0] == "add_fk":
+        constraint = diff[1]
+        return {(constraint.parent.name, column.name) for column in constraint.columns} <= SQLITE_NO_FOREIGN_KEY
+    if isinstance(diff, list) and len(diff) == 1 and diff[0][0] == "modify_default":
+        _kind, _schema, table, column, *_rest = diff[0]
+        return (table, column) in SQLITE_KEPT_SERVER_DEFAULT
+    return False
+
+
+def _schema_differences(database: Database) -> list[object]:
+    """What autogenerate would write to bring the database to the models (types and server defaults too)."""
+    with database.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True,
+                                                               "compare_server_default": True})
+        return [d for d in compare_metadata(context, Base.metadata)
+                if not (database.is_sqlite and _is_known_sqlite_difference(d))]
+
+
+def _tables(database: Database) -> set[str]:
+    from sqlalchemy import inspect
+
+    with database.engine.connect() as connection:
+        return set(inspect(connection).get_table_names())
 
 
 def test_migrations_match_the_models(settings: Settings) -> None:
     database = Database(settings)
     try:
         assert upgrade_schema(database) == HEAD
+        assert _schema_differences(database) == []
+    finally:
+        database.dispose()
+
+
+def test_downgrade_to_base_and_upgrade_to_head_again(new_database_settings: Settings) -> None:
+    """Every migration's downgrade runs, in order, down to an empty database, and the upgrade after it builds
+    the models' schema again."""
+    from alembic import command
+
+    from app.db import alembic_config
+
+    database = Database(new_database_settings)
+    try:
+        assert upgrade_schema(database) == HEAD
+        config = alembic_config(database.url)
+        with database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "base")
+        assert _tables(database) <= {"alembic_version"}
         with database.engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
-            diffs = [d for d in compare_metadata(context, Base.metadata)
-                     if not _is_known_sqlite_difference(d, database.is_sqlite)]
-        assert diffs == []
+            assert MigrationContext.configure(connection).get_current_revision() is None
+        assert upgrade_schema(database) == HEAD
+        assert _tables(database) >= set(Base.metadata.tables)
+        assert _schema_differences(database) == []
     finally:
         database.dispose()
 

@@ -91,6 +91,7 @@ def _status(client: TestClient, job_id: str) -> str:
     return str(client.get(f"/v1/jobs/{job_id}").json()["status"])
 
 
+@pytest.mark.slow  # two worker processes train a job: about 31 s
 @pytest.mark.parametrize("backend", ["postgresql"])
 def test_two_workers_share_one_job(client: TestClient, settings: Settings, database: Database,
                                    spawn: Callable[..., WorkerProcess]) -> None:
@@ -124,6 +125,7 @@ def test_two_workers_share_one_job(client: TestClient, settings: Settings, datab
     assert second.process.wait(timeout=30) == 0, second.tail()
 
 
+@pytest.mark.slow  # worker processes, one killed mid-trial: about 40 s
 @pytest.mark.parametrize("backend", ["postgresql"])
 def test_a_worker_killed_mid_trial_loses_nothing(client: TestClient, settings: Settings, database: Database,
                                                  spawn: Callable[..., WorkerProcess]) -> None:

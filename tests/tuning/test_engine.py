@@ -68,6 +68,16 @@ def test_tiny_tuning_run_writes_every_key(tmp_path) -> None:  # type: ignore[no-
     assert rec.selection.method == "best_observed"
     assert rec.index == max(result.trials, key=lambda t: (t.objective, -t.index)).index
     assert rec.confirmation is not None and rec.confirmation.repeats == 3 and rec.repeats == 3
+    # The Pareto front on (higher validation utility, lower attack accuracy): never empty when a trial
+    # succeeded, no member beaten on both by another trial, every other trial beaten by one.
+    def beats(b, a) -> bool:  # type: ignore[no-untyped-def]
+        return (b.utility_validation >= a.utility_validation and b.attack_accuracy <= a.attack_accuracy
+                and (b.utility_validation > a.utility_validation or b.attack_accuracy < a.attack_accuracy))
+
+    assert result.pareto_front and set(result.pareto_front) <= {t.index for t in result.trials}
+    for trial in result.trials:
+        beaten = any(beats(other, trial) for other in result.trials)
+        assert beaten == (trial.index not in result.pareto_front), (trial.index, result.pareto_front)
     path = tmp_path / "out.json"
     path.write_text(result.model_dump_json())
     raw = json.loads(path.read_text())
