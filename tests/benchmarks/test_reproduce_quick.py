@@ -25,17 +25,32 @@ def _check_row(row: dict, confirmed: dict) -> None:
     assert membership["attacks"]["rmia"]["tpr_at_1pct_fpr"] == first_repeat["tpr_at_1pct_fpr"]
     assert set(membership["attacks"]["rmia"]) == {"tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr"}
     assert row["games"]["population"]["attack_accuracy"] == rec["games"]["population"]["attack_accuracy"]
-    assert (row["epsilon"], row["clip"], row["noise"], row["index"]) == (rec["epsilon"], rec["clip"], rec["noise"],
-                                                                         rec["index"])
+    assert (row["epsilon"], row["clip"], row["noise"], row["index"]) == (
+        rec["epsilon"],
+        rec["clip"],
+        rec["noise"],
+        rec["index"],
+    )
     assert row["trials"] == len(confirmed["trials"])
 
 
 @pytest.mark.slow  # 86 s alone, 296 s on a loaded machine
 def test_quick_reproduction_writes_tables_json_and_figures(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "reproduce_study.py"), "--quick", "--setup", "synthea-sgd",
-         "--workers", "2", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "reproduce_study.py"),
+            "--quick",
+            "--setup",
+            "synthea-sgd",
+            "--workers",
+            "2",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((tmp_path / "results" / "reproduction.json").read_text())
@@ -45,8 +60,14 @@ def test_quick_reproduction_writes_tables_json_and_figures(tmp_path: Path) -> No
     assert config["tradeoffs"] == ["0.5"] and config["target_epsilons"] == ["3"]
 
     baseline = setup["baseline"]
-    assert set(baseline) >= {"utility_members", "utility_validation", "utility_test", "utility_external",
-                             "label_only_attack_accuracy", "games"}
+    assert set(baseline) >= {
+        "utility_members",
+        "utility_validation",
+        "utility_test",
+        "utility_external",
+        "label_only_attack_accuracy",
+        "games",
+    }
     assert baseline["privacy_game"] == "membership"
     membership, population = baseline["games"]["membership"], baseline["games"]["population"]
     assert membership["reference_models"] == 2  # the audit's K
@@ -67,7 +88,9 @@ def test_quick_reproduction_writes_tables_json_and_figures(tmp_path: Path) -> No
     # Search cost: keys in the setup and at the top; the bayes seed-0 run is the t = 0.5 tune()'s search.
     efficiency = setup["search_efficiency"]
     assert result["search_efficiency"]["synthea_sgd"] == efficiency
-    assert {"bayes_trials_to_1se", "random_trials_to_1se", "grid_best_posterior_mean", "definition"} <= set(efficiency)
+    assert {"bayes_trials_to_1se", "random_trials_to_1se", "grid_best_posterior_mean", "definition"} <= set(
+        efficiency
+    )
     assert efficiency["grid_trials"] == 4 and len(efficiency["per_seed"]["bayes"]) == 1
     searches = {(s["method"], s["seed"]): s for s in raw["searches"]}
     assert searches[("bayes", 0)]["trials"] == tunes[("tradeoff", "0.5")]["trials"]

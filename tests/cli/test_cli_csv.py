@@ -14,9 +14,32 @@ from tests.service.test_trials_csv import flatten, same
 @pytest.mark.slow  # a real tune in a subprocess: about 21 s
 def test_tune_writes_the_trials_as_csv(tmp_path) -> None:  # type: ignore[no-untyped-def]
     data, out, table = _table(tmp_path / "data.csv", 1), tmp_path / "out.json", tmp_path / "sub" / "trials.csv"
-    code = cli.main(["tune", str(data), "--label", "y", "--trials", "2", "--hidden", "8", "--epochs", "2",
-                     "--learning-rate", "0.1", "--reference-models", "2", "--audit-reference-models", "2",
-                     "--confirm-repeats", "2", "--json", str(out), "--csv", str(table)])
+    code = cli.main(
+        [
+            "tune",
+            str(data),
+            "--label",
+            "y",
+            "--trials",
+            "2",
+            "--hidden",
+            "8",
+            "--epochs",
+            "2",
+            "--learning-rate",
+            "0.1",
+            "--reference-models",
+            "2",
+            "--audit-reference-models",
+            "2",
+            "--confirm-repeats",
+            "2",
+            "--json",
+            str(out),
+            "--csv",
+            str(table),
+        ]
+    )
     assert code == 0
     trials = json.loads(out.read_text())["trials"]
     with table.open(newline="") as handle:
@@ -26,6 +49,6 @@ def test_tune_writes_the_trials_as_csv(tmp_path) -> None:  # type: ignore[no-unt
     expected = [flatten(trial) for trial in trials]
     assert reader.fieldnames == list(expected[0])
     assert {"index", "clip", "noise", "objective", "epsilon", "repeat_values.0.utility_test"} <= set(expected[0])
-    for row, values in zip(rows, expected):
+    for row, values in zip(rows, expected, strict=True):
         mismatched = {name: (row[name], value) for name, value in values.items() if not same(row[name], value)}
         assert not mismatched, mismatched

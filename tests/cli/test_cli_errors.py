@@ -44,14 +44,25 @@ def _noise_table(tmp_path, rows: int = 800):  # type: ignore[no-untyped-def]
 
     rng = np.random.default_rng(0)
     path = tmp_path / "noise.csv"
-    pd.DataFrame({"a": rng.normal(size=rows), "b": rng.normal(size=rows),
-                  "y": rng.integers(0, 2, rows)}).to_csv(path, index=False)
+    pd.DataFrame({"a": rng.normal(size=rows), "b": rng.normal(size=rows), "y": rng.integers(0, 2, rows)}).to_csv(
+        path, index=False
+    )
     return path
 
 
 def test_a_baseline_that_does_not_learn_fails_in_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    done = _run("tune", str(_noise_table(tmp_path)), "--label", "y", "--trials", "1", "--epochs", "1",
-                "--audit-reference-models", "2")
+    done = _run(
+        "tune",
+        str(_noise_table(tmp_path)),
+        "--label",
+        "y",
+        "--trials",
+        "1",
+        "--epochs",
+        "1",
+        "--audit-reference-models",
+        "2",
+    )
     assert done.returncode == 2, done.stderr
     [line] = [line for line in done.stderr.splitlines() if line.startswith("dptune: error:")]
     assert "baseline_not_learning" in line and "includes chance" in line and "allow_weak_baseline" in line

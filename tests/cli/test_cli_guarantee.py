@@ -18,12 +18,15 @@ def _table(path, seed: int, rows: int = 500):  # type: ignore[no-untyped-def]
     return path
 
 
-@pytest.mark.parametrize("options, message", [
-    (["--target-epsilon", "3", "--max-epsilon", "2"], "exceeds max_epsilon"),
-    (["--max-epsilon", "0"], "--max-epsilon"),
-    (["--confirm-repeats", "1"], "--confirm-repeats"),
-    (["--tune-on", "proxy.csv"], "--tune-on needs --save-model"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--target-epsilon", "3", "--max-epsilon", "2"], "exceeds max_epsilon"),
+        (["--max-epsilon", "0"], "--max-epsilon"),
+        (["--confirm-repeats", "1"], "--confirm-repeats"),
+        (["--tune-on", "proxy.csv"], "--tune-on needs --save-model"),
+    ],
+)
 def test_bad_guarantee_options_fail_before_reading_data(tmp_path, capsys, options, message) -> None:  # type: ignore[no-untyped-def]
     try:
         code = cli.main(["tune", str(tmp_path / "absent.csv"), "--label", "y", *options])
@@ -46,10 +49,36 @@ def test_tune_on_a_proxy_reads_the_private_data_once_for_the_final_model(tmp_pat
 
     monkeypatch.setattr(app.datasets, "read_table", counting)
     out, model_dir = tmp_path / "out.json", tmp_path / "model"
-    code = cli.main(["tune", str(private), "--label", "y", "--tune-on", str(proxy), "--save-model", str(model_dir),
-                     "--target-epsilon", "2", "--trials", "2", "--hidden", "8", "--epochs", "3",
-                     "--learning-rate", "0.1", "--reference-models", "2", "--audit-reference-models", "2",
-                     "--confirm-repeats", "2", "--json", str(out)])
+    code = cli.main(
+        [
+            "tune",
+            str(private),
+            "--label",
+            "y",
+            "--tune-on",
+            str(proxy),
+            "--save-model",
+            str(model_dir),
+            "--target-epsilon",
+            "2",
+            "--trials",
+            "2",
+            "--hidden",
+            "8",
+            "--epochs",
+            "3",
+            "--learning-rate",
+            "0.1",
+            "--reference-models",
+            "2",
+            "--audit-reference-models",
+            "2",
+            "--confirm-repeats",
+            "2",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     assert reads == ["proxy.csv", "private.csv"]  # the proxy for the search; the private data last, once
     statement = json.loads((model_dir / "privacy.json").read_text())

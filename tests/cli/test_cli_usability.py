@@ -25,13 +25,18 @@ _REPORTING_MAIN = (
 
 def _user_env() -> dict[str, str]:
     """The environment of a user's terminal: none of the test run's own warning or TensorFlow settings."""
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("DPTUNE_", "TF_CPP_", "PYTHONWARNINGS"))}
+    return {k: v for k, v in os.environ.items() if not k.startswith(("DPTUNE_", "TF_CPP_", "PYTHONWARNINGS"))}
 
 
 def _dptune(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=REPO, env=_user_env(), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=REPO,
+        env=_user_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_version_comes_from_the_package_metadata() -> None:
@@ -65,20 +70,29 @@ def test_every_option_has_help_with_its_default() -> None:
     assert "(default: 10.0)" in tune and "'none' asks for no guarantee" in tune
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--tradeoff", "2"], "dptune tune: error: argument --tradeoff: must be in [0, 1], got 2"),
-    (["--tradeoff", "nan"], "argument --tradeoff: must be in [0, 1], got nan"),
-    (["--repeats", "0"], "argument --repeats: input should be greater than or equal to 1, got '0'"),
-    (["--max-epsilon", "inf"], "argument --max-epsilon: input should be a finite number, got 'inf'"),
-    (["--delta", "1"], "argument --delta: must be in (0, 1), got 1"),
-    (["--epochs", "0"], "argument --epochs: input should be greater than or equal to 1, got '0'"),
-    (["--max-clip", "0.05"], "dptune: error: search options: min_clip must be smaller than max_clip"),
-    (["--trials", "none"], "dptune: error: search options: give a budget: trials, seconds, or both"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tradeoff", "2"], "dptune tune: error: argument --tradeoff: must be in [0, 1], got 2"),
+        (["--tradeoff", "nan"], "argument --tradeoff: must be in [0, 1], got nan"),
+        (["--repeats", "0"], "argument --repeats: input should be greater than or equal to 1, got '0'"),
+        (["--max-epsilon", "inf"], "argument --max-epsilon: input should be a finite number, got 'inf'"),
+        (["--delta", "1"], "argument --delta: must be in (0, 1), got 1"),
+        (["--epochs", "0"], "argument --epochs: input should be greater than or equal to 1, got '0'"),
+        (["--max-clip", "0.05"], "dptune: error: search options: min_clip must be smaller than max_clip"),
+        (["--trials", "none"], "dptune: error: search options: give a budget: trials, seconds, or both"),
+    ],
+)
 def test_argument_errors_come_before_tensorflow_loads(args: list[str], message: str) -> None:
     """The data file does not even exist: the options are refused first, without loading TensorFlow or ART."""
-    done = subprocess.run([sys.executable, "-c", _REPORTING_MAIN, "tune", "absent.csv", "--label", "y", *args],
-                          cwd=REPO, env=_user_env(), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", _REPORTING_MAIN, "tune", "absent.csv", "--label", "y", *args],
+        cwd=REPO,
+        env=_user_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.stdout.strip().splitlines()[-1] == "exit 2 False False", (done.stdout, done.stderr)
     assert message in done.stderr
     assert "Traceback" not in done.stderr and "Warning" not in done.stderr

@@ -30,8 +30,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_the_error_modules_import_no_web_framework_nor_database() -> None:
     # A fresh interpreter: this process has FastAPI loaded already.
-    code = ("import sys, app.core.errors, app.core.pagination, app.tuning.errors, app.tuning.model_spec; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'fastapi', 'starlette', 'sqlalchemy'}))")
+    code = (
+        "import sys, app.core.errors, app.core.pagination, app.tuning.errors, app.tuning.model_spec; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'fastapi', 'starlette', 'sqlalchemy'}))"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
@@ -55,8 +57,11 @@ def _expect(raiser: Callable[[], object], error_type: type[DomainError]) -> Doma
 CASES = {
     "butina_needs_smiles": (lambda: check_split(ButinaSplit(), _dataset()), DatasetError, 422),
     "missing_column": (lambda: check_split(ColumnSplit(column="ward"), _dataset()), DatasetError, 422),
-    "no_external_set": (lambda: check_game(RandomSplit(), MeasurementSpec(privacy_game="population")),
-                        DomainError, 422),
+    "no_external_set": (
+        lambda: check_game(RandomSplit(), MeasurementSpec(privacy_game="population")),
+        DomainError,
+        422,
+    ),
     "unsupported_file_type": (lambda: table_format("data.xlsx"), DatasetError, 415),
     "upload_too_large": (lambda: _raise(too_large(1024)), DomainError, 413),
     "invalid_model": (lambda: check_keras_json("not json"), ModelSpecError, 422),
@@ -87,12 +92,21 @@ def test_a_service_error_reaches_the_client_with_its_status_and_code(client: Tes
     assert response.json() == {"error": {"code": code, "message": error.message, "details": error.details}}
 
 
-@pytest.mark.parametrize("code, engine_raiser, service_raiser", [
-    ("missing_column", lambda: column_parts(pd.DataFrame({"age": [1, 2]}), "ward"),
-     lambda: check_split(ColumnSplit(column="ward"), _dataset())),
-    ("butina_needs_smiles", lambda: assign_split(pd.DataFrame({"age": [1, 2]}), ButinaSplit(), np.array([0, 1])),
-     lambda: check_split(ButinaSplit(), _dataset())),
-])
+@pytest.mark.parametrize(
+    "code, engine_raiser, service_raiser",
+    [
+        (
+            "missing_column",
+            lambda: column_parts(pd.DataFrame({"age": [1, 2]}), "ward"),
+            lambda: check_split(ColumnSplit(column="ward"), _dataset()),
+        ),
+        (
+            "butina_needs_smiles",
+            lambda: assign_split(pd.DataFrame({"age": [1, 2]}), ButinaSplit(), np.array([0, 1])),
+            lambda: check_split(ButinaSplit(), _dataset()),
+        ),
+    ],
+)
 def test_a_code_is_one_type_whether_the_splits_or_the_jobs_service_raise_it(
     code: str, engine_raiser: Callable[[], object], service_raiser: Callable[[], object]
 ) -> None:

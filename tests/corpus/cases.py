@@ -75,15 +75,34 @@ UPLOADS = [
     UploadCase("csv_named_parquet.parquet", 422, "unreadable_file", why="a CSV named .parquet"),
     UploadCase("header_only.csv", 422, "validation_error", {"label": "   "}, why="a blank label field"),
     UploadCase("header_only.csv", 422, "validation_error", {"label": "x" * 300}, why="a 300-character label"),
-    UploadCase("one_class_label.csv", 422, "missing_smiles_column", {"label": "outcome", "smiles_column": "smiles"},
-               why="a SMILES column that is not there"),
+    UploadCase(
+        "one_class_label.csv",
+        422,
+        "missing_smiles_column",
+        {"label": "outcome", "smiles_column": "smiles"},
+        why="a SMILES column that is not there",
+    ),
     UploadCase("too_few_rows.csv", 422, "too_few_rows", why="39 rows: every split needs 4 parts of 10"),
-    UploadCase("three_rows_of_one_class.csv", 422, "too_few_minority_rows",
-               why="3 rows of the rarer class: 4 parts each need both classes"),
-    UploadCase("no_smiles_parses.csv", 422, "no_valid_smiles", {"label": "outcome", "smiles_column": "smiles"},
-               why="a SMILES column in which no SMILES parses"),
-    UploadCase("few_smiles_parse.csv", 422, "too_few_rows", {"label": "outcome", "smiles_column": "smiles"},
-               why="90 rows, 30 with a valid SMILES: the rows prepare_dataset keeps are too few"),
+    UploadCase(
+        "three_rows_of_one_class.csv",
+        422,
+        "too_few_minority_rows",
+        why="3 rows of the rarer class: 4 parts each need both classes",
+    ),
+    UploadCase(
+        "no_smiles_parses.csv",
+        422,
+        "no_valid_smiles",
+        {"label": "outcome", "smiles_column": "smiles"},
+        why="a SMILES column in which no SMILES parses",
+    ),
+    UploadCase(
+        "few_smiles_parse.csv",
+        422,
+        "too_few_rows",
+        {"label": "outcome", "smiles_column": "smiles"},
+        why="90 rows, 30 with a valid SMILES: the rows prepare_dataset keeps are too few",
+    ),
 ]
 
 JOBS_CASES = [

@@ -20,8 +20,9 @@ GOOD_HEADER = "age,income,smoker,outcome\n"
 
 def _good_rows(n: int, seed: int = 0) -> list[str]:
     rng = np.random.default_rng(seed)
-    return [f"{rng.normal(50, 10):.1f},{rng.lognormal(10, 0.5):.2f},{rng.choice(['yes', 'no'])},{i % 2}"
-            for i in range(n)]
+    return [
+        f"{rng.normal(50, 10):.1f},{rng.lognormal(10, 0.5):.2f},{rng.choice(['yes', 'no'])},{i % 2}" for i in range(n)
+    ]
 
 
 def _parquet(table: pa.Table) -> bytes:
@@ -35,24 +36,36 @@ def files() -> dict[str, bytes]:
     good = GOOD_HEADER + "\n".join(_good_rows(40)) + "\n"
     out: dict[str, bytes] = {}
     out["binary_garbage.csv"] = rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()
-    out["ragged_long_rows.csv"] = (GOOD_HEADER + "\n".join(_good_rows(10)) + "\n51,1,no,1,extra,fields\n"
-                                   + "\n".join(_good_rows(10, 1)) + "\n").encode()
-    out["ragged_short_row.csv"] = (GOOD_HEADER + "\n".join(_good_rows(10)) + "\n51,1\n"
-                                   + "\n".join(_good_rows(10, 1)) + "\n").encode()
+    out["ragged_long_rows.csv"] = (
+        GOOD_HEADER + "\n".join(_good_rows(10)) + "\n51,1,no,1,extra,fields\n" + "\n".join(_good_rows(10, 1)) + "\n"
+    ).encode()
+    out["ragged_short_row.csv"] = (
+        GOOD_HEADER + "\n".join(_good_rows(10)) + "\n51,1\n" + "\n".join(_good_rows(10, 1)) + "\n"
+    ).encode()
     out["utf16_bom.csv"] = good.encode("utf-16")
     out["utf16le_no_bom.csv"] = good.encode("utf-16-le")
     out["latin1.csv"] = ("name,outcome\n" + "\n".join(f"Zoë{i},{i % 2}" for i in range(20)) + "\n").encode("latin-1")
     out["one_class_label.csv"] = (GOOD_HEADER + "\n".join(r[:-1] + "1" for r in _good_rows(30)) + "\n").encode()
-    out["nan_inf_everywhere.csv"] = ("a,b,c,outcome\n" + "\n".join(
-        f"{['nan', 'inf', '-inf', ''][i % 4]},{['inf', 'nan', '', '-inf'][i % 4]},inf,{i % 2}" for i in range(40))
-        + "\n").encode()
+    out["nan_inf_everywhere.csv"] = (
+        "a,b,c,outcome\n"
+        + "\n".join(
+            f"{['nan', 'inf', '-inf', ''][i % 4]},{['inf', 'nan', '', '-inf'][i % 4]},inf,{i % 2}" for i in range(40)
+        )
+        + "\n"
+    ).encode()
     out["nan_everywhere_label_too.csv"] = ("a,b,outcome\n" + "nan,nan,nan\n" * 30).encode()
-    out["infinite_label.csv"] = ("a,b,outcome\n" + "\n".join(f"{i},{i * 2},{['inf', '-inf'][i % 2]}"
-                                                             for i in range(30)) + "\n").encode()
-    out["overflowing_numbers.csv"] = ("a,b,outcome\n" + "\n".join(f"1e400,-1e999,{i % 2}" for i in range(30))
-                                      + "\n").encode()
-    out["wide_10000_columns.csv"] = (",".join(f"c{i}" for i in range(10_000)) + ",outcome\n" + "\n".join(
-        ",".join(["1"] * 10_000) + f",{i % 2}" for i in range(3)) + "\n").encode()
+    out["infinite_label.csv"] = (
+        "a,b,outcome\n" + "\n".join(f"{i},{i * 2},{['inf', '-inf'][i % 2]}" for i in range(30)) + "\n"
+    ).encode()
+    out["overflowing_numbers.csv"] = (
+        "a,b,outcome\n" + "\n".join(f"1e400,-1e999,{i % 2}" for i in range(30)) + "\n"
+    ).encode()
+    out["wide_10000_columns.csv"] = (
+        ",".join(f"c{i}" for i in range(10_000))
+        + ",outcome\n"
+        + "\n".join(",".join(["1"] * 10_000) + f",{i % 2}" for i in range(3))
+        + "\n"
+    ).encode()
     out["unterminated_quote.csv"] = (GOOD_HEADER + '"51.0,1000,no,1\n' + "\n".join(_good_rows(10)) + "\n").encode()
     out["gzipped.csv"] = gzip.compress(good.encode(), mtime=0)
     out["json_document.csv"] = b'{"age": [50, 60], "outcome": [0, 1]}\n'
@@ -63,45 +76,65 @@ def files() -> dict[str, bytes]:
     out["duplicate_columns.csv"] = ("age,age,outcome\n" + "1,2,0\n3,4,1\n" * 10).encode()
     out["blank_column_names.csv"] = (",,outcome\n" + "1,2,0\n3,4,1\n" * 10).encode()
     out["no_label_column.csv"] = ("age,income\n" + "1,2\n3,4\n" * 10).encode()
-    out["continuous_label.csv"] = ("age,outcome\n" + "\n".join(f"{i},{rng.random():.6f}" for i in range(300))
-                                   + "\n").encode()
-    out["identifier_column.csv"] = ("patient,age,outcome\n" + "\n".join(
-        f"P{rng.integers(10**9)},{i},{i % 2}" for i in range(300)) + "\n").encode()
-    out["mostly_numeric_column.csv"] = ("age,outcome\n" + "\n".join(
-        f"{'twelve' if i == 17 else i},{i % 2}" for i in range(100)) + "\n").encode()
+    out["continuous_label.csv"] = (
+        "age,outcome\n" + "\n".join(f"{i},{rng.random():.6f}" for i in range(300)) + "\n"
+    ).encode()
+    out["identifier_column.csv"] = (
+        "patient,age,outcome\n" + "\n".join(f"P{rng.integers(10**9)},{i},{i % 2}" for i in range(300)) + "\n"
+    ).encode()
+    out["mostly_numeric_column.csv"] = (
+        "age,outcome\n" + "\n".join(f"{'twelve' if i == 17 else i},{i % 2}" for i in range(100)) + "\n"
+    ).encode()
     out["single_row.csv"] = (GOOD_HEADER + _good_rows(1)[0] + "\n").encode()
     out["spreadsheet.xlsx"] = b"PK\x03\x04" + rng.integers(0, 256, 512, dtype=np.uint8).tobytes()
     out["no_extension"] = good.encode()
     labels = pa.array([0, 1] * 10)
-    out["nested_struct.parquet"] = _parquet(pa.table({"person": pa.array([{"age": 50, "sex": "f"}] * 20),
-                                                      "outcome": labels}))
+    out["nested_struct.parquet"] = _parquet(
+        pa.table({"person": pa.array([{"age": 50, "sex": "f"}] * 20), "outcome": labels})
+    )
     out["nested_list.parquet"] = _parquet(pa.table({"visits": pa.array([[1, 2], [3]] * 10), "outcome": labels}))
-    out["nested_map.parquet"] = _parquet(pa.table({
-        "codes": pa.array([[("a", 1)], [("b", 2)]] * 10, type=pa.map_(pa.string(), pa.int64())),
-        "outcome": labels}))
-    out["nested_label.parquet"] = _parquet(pa.table({"age": pa.array([50.0] * 20),
-                                                     "outcome": pa.array([{"died": 0}, {"died": 1}] * 10)}))
-    out["zero_rows.parquet"] = _parquet(pa.table({"age": pa.array([], pa.float64()),
-                                                  "outcome": pa.array([], pa.int64())}))
-    out["duplicate_columns.parquet"] = _parquet(pa.Table.from_arrays(
-        [pa.array([1, 2] * 10), pa.array([0, 1] * 10)], names=["outcome", "outcome"]))
+    out["nested_map.parquet"] = _parquet(
+        pa.table(
+            {
+                "codes": pa.array([[("a", 1)], [("b", 2)]] * 10, type=pa.map_(pa.string(), pa.int64())),
+                "outcome": labels,
+            }
+        )
+    )
+    out["nested_label.parquet"] = _parquet(
+        pa.table({"age": pa.array([50.0] * 20), "outcome": pa.array([{"died": 0}, {"died": 1}] * 10)})
+    )
+    out["zero_rows.parquet"] = _parquet(
+        pa.table({"age": pa.array([], pa.float64()), "outcome": pa.array([], pa.int64())})
+    )
+    out["duplicate_columns.parquet"] = _parquet(
+        pa.Table.from_arrays([pa.array([1, 2] * 10), pa.array([0, 1] * 10)], names=["outcome", "outcome"])
+    )
     valid = _parquet(pa.table({"age": pa.array(np.arange(40.0)), "outcome": pa.array([0, 1] * 20)}))
     out["truncated.parquet"] = valid[: len(valid) // 2]
     out["csv_named_parquet.parquet"] = good.encode()
     # Valid tables that no split can use (app.datasets.features.check_splittable), and SMILES that do not parse.
     out["too_few_rows.csv"] = (GOOD_HEADER + "\n".join(_good_rows(39)) + "\n").encode()
-    out["three_rows_of_one_class.csv"] = (GOOD_HEADER + "\n".join(
-        r[:-1] + ("1" if i < 3 else "0") for i, r in enumerate(_good_rows(200))) + "\n").encode()
-    out["no_smiles_parses.csv"] = ("smiles,outcome\n" + "\n".join(
-        f"{['C1CC', 'not a molecule', 'Xx(', ''][i % 4]},{i % 2}" for i in range(60)) + "\n").encode()
-    out["few_smiles_parse.csv"] = ("smiles,outcome\n" + "\n".join(
-        f"{'CCO' if i % 3 == 0 else 'C1CC'},{i % 2}" for i in range(90)) + "\n").encode()
+    out["three_rows_of_one_class.csv"] = (
+        GOOD_HEADER + "\n".join(r[:-1] + ("1" if i < 3 else "0") for i, r in enumerate(_good_rows(200))) + "\n"
+    ).encode()
+    out["no_smiles_parses.csv"] = (
+        "smiles,outcome\n"
+        + "\n".join(f"{['C1CC', 'not a molecule', 'Xx(', ''][i % 4]},{i % 2}" for i in range(60))
+        + "\n"
+    ).encode()
+    out["few_smiles_parse.csv"] = (
+        "smiles,outcome\n" + "\n".join(f"{'CCO' if i % 3 == 0 else 'C1CC'},{i % 2}" for i in range(90)) + "\n"
+    ).encode()
     return out
 
 
 def _job(**changes: object) -> bytes:
-    body: dict[str, object] = {"dataset_id": "@DATASET@", "model": {"hidden": [8], "epochs": 1},
-                               "search": {"trials": 2}}
+    body: dict[str, object] = {
+        "dataset_id": "@DATASET@",
+        "model": {"hidden": [8], "epochs": 1},
+        "search": {"trials": 2},
+    }
     body.update(changes)
     return json.dumps(body).encode()
 
@@ -121,16 +154,24 @@ def job_files() -> dict[str, bytes]:
         "tradeoff_nan_string.json": _job(tradeoff="NaN"),
         "tradeoff_overflow.json": b'{"dataset_id": "@DATASET@", "tradeoff": 1e309}',
         "delta_zero.json": _job(delta=0),
-        "keras_lambda_layer.json": _job(model={"keras_json": _keras([
-            dense, {"class_name": "Lambda", "config": {"function": ["4wEAAAAAAAAA", None, None]}}])}),
-        "keras_custom_module.json": _job(model={"keras_json": _keras([
-            {"class_name": "Dense", "module": "evil.layers", "config": {"units": 4}}])}),
-        "keras_batchnorm.json": _job(model={"keras_json": _keras([dense, {"class_name": "BatchNormalization",
-                                                                           "config": {}}])}),
+        "keras_lambda_layer.json": _job(
+            model={
+                "keras_json": _keras(
+                    [dense, {"class_name": "Lambda", "config": {"function": ["4wEAAAAAAAAA", None, None]}}]
+                )
+            }
+        ),
+        "keras_custom_module.json": _job(
+            model={"keras_json": _keras([{"class_name": "Dense", "module": "evil.layers", "config": {"units": 4}}])}
+        ),
+        "keras_batchnorm.json": _job(
+            model={"keras_json": _keras([dense, {"class_name": "BatchNormalization", "config": {}}])}
+        ),
         "keras_not_json.json": _job(model={"keras_json": "Sequential(Dense(4))"}),
         "keras_nested_10000.json": _job(model={"keras_json": "[" * 10_000 + "]" * 10_000}),
-        "keras_nested_500.json": _job(model={"keras_json": '{"class_name": "Sequential", "config": '
-                                                           + "[" * 500 + "]" * 500 + "}"}),
+        "keras_nested_500.json": _job(
+            model={"keras_json": '{"class_name": "Sequential", "config": ' + "[" * 500 + "]" * 500 + "}"}
+        ),
         "body_nested_100000.json": b"[" * 100_000 + b"]" * 100_000,
         "hidden_zero.json": _job(model={"hidden": [0]}),
         "hidden_too_wide.json": _job(model={"hidden": [100_000]}),
@@ -144,8 +185,9 @@ def job_files() -> dict[str, bytes]:
         "grid_step_tiny.json": _job(search={"method": "grid", "grid_step": 1e-9}),
         "parallelism_zero.json": _job(search={"parallelism": 0}),
         "seconds_negative.json": _job(search={"trials": None, "seconds": -5}),
-        "split_fractions_over_one.json": _job(split={"kind": "random", "members": 0.7, "holdout": 0.3,
-                                                     "validation": 0.15, "test": 0.15}),
+        "split_fractions_over_one.json": _job(
+            split={"kind": "random", "members": 0.7, "holdout": 0.3, "validation": 0.15, "test": 0.15}
+        ),
         "split_unknown_kind.json": _job(split={"kind": "by-moon-phase"}),
         "kmeans_missing_column.json": _job(split={"kind": "kmeans", "columns": ["no_such_column"]}),
         "seed_float.json": _job(seed=1.5),

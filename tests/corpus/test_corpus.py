@@ -27,8 +27,9 @@ def test_malformed_data_sets(client: TestClient, settings: Settings, database: D
     failures = []
     for case in UPLOADS:
         content_type = CONTENT_TYPES.get(Path(case.file).suffix, "application/octet-stream")
-        response = client.post("/v1/datasets", files={"file": (case.file, case.content(), content_type)},
-                               data=case.fields)
+        response = client.post(
+            "/v1/datasets", files={"file": (case.file, case.content(), content_type)}, data=case.fields
+        )
         try:
             error = assert_error_shape(response, case.status)
             assert error["code"] == case.code, error
@@ -45,8 +46,9 @@ def test_malformed_job_specs(client: TestClient, settings: Settings, database: D
     files = stored_files(settings)
     failures = []
     for case in JOBS_CASES:
-        response = client.post("/v1/jobs", content=case.content(dataset_id),
-                               headers={"content-type": case.content_type})
+        response = client.post(
+            "/v1/jobs", content=case.content(dataset_id), headers={"content-type": case.content_type}
+        )
         try:
             error = assert_error_shape(response, case.status)
             assert error["code"] == case.code, error

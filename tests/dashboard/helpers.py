@@ -28,8 +28,9 @@ def sign_in(client: TestClient, key: str) -> str:
     """Sign in through the form; returns the session's CSRF token."""
     form = client.get("/ui/sign-in")
     assert form.status_code == 200
-    response = client.post("/ui/sign-in", data={"api_key": key, "csrf_token": csrf_of(form.text)},
-                           follow_redirects=False)
+    response = client.post(
+        "/ui/sign-in", data={"api_key": key, "csrf_token": csrf_of(form.text)}, follow_redirects=False
+    )
     assert response.status_code == 303 and response.headers["location"] == "/ui/jobs", response.text
     assert client.cookies.get(COOKIE_NAME, path="/ui")
     return csrf_of(client.get("/ui/datasets").text)

@@ -36,8 +36,16 @@ MIN_PIXEL_STD = 0.05
 # The smallest job the schema allows that still measures everything: 2 random trials of a 1-epoch [8] network,
 # the calibrated attack with 2 reference models, the recommendation confirmed over 2 seeds.
 TINY_JOB_FORM = {
-    "trials": "2", "tradeoff": "0.5", "max_epsilon": "10", "hidden": "8", "epochs": "1", "batch_size": "16",
-    "learning_rate": "0.05", "reference_models": "2", "audit_reference_models": "2", "confirm_repeats": "2",
+    "trials": "2",
+    "tradeoff": "0.5",
+    "max_epsilon": "10",
+    "hidden": "8",
+    "epochs": "1",
+    "batch_size": "16",
+    "learning_rate": "0.05",
+    "reference_models": "2",
+    "audit_reference_models": "2",
+    "confirm_repeats": "2",
 }
 
 
@@ -48,9 +56,11 @@ def chromium() -> str:
         pytest.skip("DPTUNE_SKIP_BROWSER=1: the browser test is skipped")
     path = shutil.which(CHROMIUM) or (CHROMIUM if os.access(CHROMIUM, os.X_OK) else None)
     if path is None:
-        pytest.fail(f"Debian's chromium is not installed ({CHROMIUM} not found): the browser test needs it. Install "
-                    "it with `apt-get install -y chromium` (.ci/run does), or set DPTUNE_SKIP_BROWSER=1 to skip.",
-                    pytrace=False)
+        pytest.fail(
+            f"Debian's chromium is not installed ({CHROMIUM} not found): the browser test needs it. Install "
+            "it with `apt-get install -y chromium` (.ci/run does), or set DPTUNE_SKIP_BROWSER=1 to skip.",
+            pytrace=False,
+        )
     return path
 
 
@@ -64,8 +74,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
         config = uvicorn.Config(create_app(settings), log_config=None, access_log=False, lifespan="on")
         self.server = uvicorn.Server(config)
-        self.server_thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]},
-                                              daemon=True)
+        self.server_thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
         self.worker: Worker | None = None
         self.worker_thread: threading.Thread | None = None
         self.database: Database | None = None
@@ -142,8 +151,10 @@ def test_sign_in_start_a_job_watch_it_and_read_its_report(chromium: str, live_se
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("request", lambda request: None if request.url.startswith((base, "data:"))
-                    else outside.append(request.url))
+            page.on(
+                "request",
+                lambda request: None if request.url.startswith((base, "data:")) else outside.append(request.url),
+            )
 
             page.goto(f"{base}/")
             assert page.url == f"{base}/ui/sign-in"
@@ -220,10 +231,16 @@ def test_api_docs_render_with_no_external_request(chromium: str, app_server: Liv
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:
             page = browser.new_page()
-            page.on("request", lambda request: None if request.url.startswith((base, "data:", "blob:"))
-                    else outside.append(request.url))
-            page.on("requestfailed", lambda request: refused_by_policy.append(request.url)
-                    if request.failure == "csp" else None)
+            page.on(
+                "request",
+                lambda request: (
+                    None if request.url.startswith((base, "data:", "blob:")) else outside.append(request.url)
+                ),
+            )
+            page.on(
+                "requestfailed",
+                lambda request: refused_by_policy.append(request.url) if request.failure == "csp" else None,
+            )
             page.route(lambda url: not url.startswith((base, "data:", "blob:")), lambda route: route.abort())
             for path, rendered in (("/docs", ".swagger-ui .info"), ("/redoc", ".redoc-wrap")):
                 page.goto(f"{base}{path}")

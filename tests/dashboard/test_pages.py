@@ -46,16 +46,25 @@ def test_root_and_ui_lead_to_the_sign_in_form_then_to_the_jobs(client: TestClien
 def test_upload_list_and_delete_a_data_set(client: TestClient, settings: Settings, database: Database) -> None:
     anonymous, key = browser(client)
     token = sign_in(anonymous, key)
-    bad = anonymous.post("/ui/datasets/upload", files={"file": ("t.csv", tiny_csv_bytes(), "text/csv")},
-                         data={"label": "no_such_column", "csrf_token": token})
+    bad = anonymous.post(
+        "/ui/datasets/upload",
+        files={"file": ("t.csv", tiny_csv_bytes(), "text/csv")},
+        data={"label": "no_such_column", "csrf_token": token},
+    )
     assert bad.status_code == 422 and "no_such_column" in bad.text and "Traceback" not in bad.text
-    wrong_type = anonymous.post("/ui/datasets/upload", files={"file": ("t.txt", b"a,b\n1,2\n", "text/plain")},
-                                data={"label": "b", "csrf_token": token})
+    wrong_type = anonymous.post(
+        "/ui/datasets/upload",
+        files={"file": ("t.txt", b"a,b\n1,2\n", "text/plain")},
+        data={"label": "b", "csrf_token": token},
+    )
     assert wrong_type.status_code == 415, wrong_type.text
     assert row_counts(database)["datasets"] == 0 and stored_files(settings) == ["dashboard-secret"]
 
-    uploaded = anonymous.post("/ui/datasets/upload", files={"file": ("t.csv", tiny_csv_bytes(), "text/csv")},
-                              data={"label": "outcome", "name": "ward <b>7</b>", "csrf_token": token})
+    uploaded = anonymous.post(
+        "/ui/datasets/upload",
+        files={"file": ("t.csv", tiny_csv_bytes(), "text/csv")},
+        data={"label": "outcome", "name": "ward <b>7</b>", "csrf_token": token},
+    )
     assert uploaded.status_code == 200 and uploaded.url.path == "/ui/datasets"
     assert "ward &lt;b&gt;7&lt;/b&gt;" in uploaded.text and "<b>7</b>" not in uploaded.text  # escaped
     listed = client.get("/v1/datasets", headers={"Authorization": f"Bearer {key}"}).json()["items"]
@@ -71,16 +80,21 @@ def test_upload_list_and_delete_a_data_set(client: TestClient, settings: Setting
 
 
 def _new_job(anonymous: TestClient, token: str, dataset_id: str, **fields: str) -> object:
-    return anonymous.post("/ui/jobs", data={"csrf_token": token, "dataset_id": dataset_id, **fields},
-                          follow_redirects=False)
+    return anonymous.post(
+        "/ui/jobs", data={"csrf_token": token, "dataset_id": dataset_id, **fields}, follow_redirects=False
+    )
 
 
-def test_the_job_form_shows_validation_errors_and_starts_a_job(client: TestClient, settings: Settings,
-                                                               database: Database) -> None:
+def test_the_job_form_shows_validation_errors_and_starts_a_job(
+    client: TestClient, settings: Settings, database: Database
+) -> None:
     anonymous, key = browser(client)
     token = sign_in(anonymous, key)
-    anonymous.post("/ui/datasets/upload", files={"file": ("t.csv", tiny_csv_bytes(), "text/csv")},
-                   data={"label": "outcome", "csrf_token": token})
+    anonymous.post(
+        "/ui/datasets/upload",
+        files={"file": ("t.csv", tiny_csv_bytes(), "text/csv")},
+        data={"label": "outcome", "csrf_token": token},
+    )
     dataset_id = client.get("/v1/datasets", headers={"Authorization": f"Bearer {key}"}).json()["items"][0]["id"]
     form = anonymous.get(f"/ui/jobs/new?dataset_id={dataset_id}")
     assert form.status_code == 200 and 'name="trials"' in form.text and 'name="max_epsilon"' in form.text
@@ -104,8 +118,18 @@ def test_the_job_form_shows_validation_errors_and_starts_a_job(client: TestClien
     assert _new_job(anonymous, token, "0" * 36, trials="2").status_code == 404
     assert row_counts(database)["jobs"] == 0
 
-    started = _new_job(anonymous, token, dataset_id, trials="2", method="random", tradeoff="0.25",
-                       max_epsilon="none", hidden="8", epochs="1", seed="3")
+    started = _new_job(
+        anonymous,
+        token,
+        dataset_id,
+        trials="2",
+        method="random",
+        tradeoff="0.25",
+        max_epsilon="none",
+        hidden="8",
+        epochs="1",
+        seed="3",
+    )
     assert started.status_code == 303, started.text
     job_id = started.headers["location"].rsplit("/", 1)[1]
     job = client.get(f"/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {key}"}).json()
@@ -124,8 +148,11 @@ def test_the_job_form_shows_validation_errors_and_starts_a_job(client: TestClien
 def test_the_job_page_after_the_job_ran(client: TestClient, settings: Settings) -> None:
     anonymous, key = browser(client)
     token = sign_in(anonymous, key)
-    anonymous.post("/ui/datasets/upload", files={"file": ("t.csv", tiny_csv_bytes(), "text/csv")},
-                   data={"label": "outcome", "csrf_token": token})
+    anonymous.post(
+        "/ui/datasets/upload",
+        files={"file": ("t.csv", tiny_csv_bytes(), "text/csv")},
+        data={"label": "outcome", "csrf_token": token},
+    )
     dataset_id = client.get("/v1/datasets", headers={"Authorization": f"Bearer {key}"}).json()["items"][0]["id"]
     job_id = _new_job(anonymous, token, dataset_id, trials="3", method="random").headers["location"].rsplit("/")[-1]
     client.headers["Authorization"] = f"Bearer {key}"

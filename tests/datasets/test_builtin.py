@@ -41,8 +41,13 @@ def test_column_types(large: pd.DataFrame) -> None:
 @pytest.mark.parametrize(
     ("column", "sample_share"),
     # the real sample's 414 COVID-19 patients (data/README.md)
-    [("fever", 341 / 414), ("cough", 264 / 414), ("loss_of_taste", 184 / 414), ("fatigue", 154 / 414),
-     ("dyspnea", 79 / 414)],
+    [
+        ("fever", 341 / 414),
+        ("cough", 264 / 414),
+        ("loss_of_taste", 184 / 414),
+        ("fatigue", 154 / 414),
+        ("dyspnea", 79 / 414),
+    ],
 )
 def test_symptoms_match_the_real_sample(large: pd.DataFrame, column: str, sample_share: float) -> None:
     assert large[column].mean() == pytest.approx(sample_share, abs=0.025)
@@ -56,8 +61,15 @@ def test_other_marginals(large: pd.DataFrame) -> None:
     assert large["age"].mean() == pytest.approx(49.3, abs=1.0)
     assert large["age"].std() == pytest.approx(18.7, abs=1.0)
     assert np.log(large["healthcare_coverage"]).mean() == pytest.approx(12.77, abs=0.1)
-    for column, count in (("obesity", 152), ("hypertension", 96), ("prediabetes", 115), ("diabetes", 16),
-                          ("hyperlipidemia", 38), ("coronary_heart_disease", 11), ("cancer", 14)):
+    for column, count in (
+        ("obesity", 152),
+        ("hypertension", 96),
+        ("prediabetes", 115),
+        ("diabetes", 16),
+        ("hyperlipidemia", 38),
+        ("coronary_heart_disease", 11),
+        ("cancer", 14),
+    ):
         assert large[column].mean() == pytest.approx(count / 317, abs=0.025), column
 
 
@@ -101,7 +113,9 @@ def test_default_split_gives_the_study_sizes_and_an_honest_label_floor() -> None
     # The clusters differ in socio-economics (Figure 40): the member side is the higher-educated one ...
     assert (df.loc[~external, "education"] == "higher").mean() > 0.9
     assert (df.loc[external, "education"] == "higher").mean() < 0.1
-    assert (df.loc[~external, "employment"] == "full_time").mean() > (df.loc[external, "employment"] == "full_time").mean() + 0.15
+    assert (df.loc[~external, "employment"] == "full_time").mean() > (
+        df.loc[external, "employment"] == "full_time"
+    ).mean() + 0.15
     # ... but not in who dies: the population game's label-only floor is near 0.5 (v1: 0.543)
     floor = label_only_attack_accuracy(labels[members], labels[external], 2)
     assert floor < 0.51

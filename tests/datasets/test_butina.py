@@ -42,7 +42,9 @@ def rdkit_clusters(bits: np.ndarray, cutoff: float) -> np.ndarray:
     from rdkit.ML.Cluster import Butina
 
     labels = np.empty(len(bits), dtype=np.int64)
-    for index, members in enumerate(Butina.ClusterData(tanimoto_distance_matrix(bits), len(bits), cutoff, isDistData=True)):
+    for index, members in enumerate(
+        Butina.ClusterData(tanimoto_distance_matrix(bits), len(bits), cutoff, isDistData=True)
+    ):
         labels[list(members)] = index
     return labels
 
@@ -126,7 +128,9 @@ def test_butina_split_subsamples_and_keeps_both_classes(hiv_sample: pd.DataFrame
     side = sizes.members + sizes.holdout + sizes.validation + sizes.test
     assert side + sizes.external == 1500
     assert sizes.external / 1500 == pytest.approx(0.21, abs=0.03)
-    for got, share in zip((sizes.members, sizes.holdout, sizes.validation, sizes.test), (0.35, 0.35, 0.15, 0.15)):
+    for got, share in zip(
+        (sizes.members, sizes.holdout, sizes.validation, sizes.test), (0.35, 0.35, 0.15, 0.15), strict=True
+    ):
         assert got == pytest.approx(share * side, abs=2)
     for part in ("members", "holdout", "validation", "test", "external"):
         assert min(report.class_counts[part].values()) > 0

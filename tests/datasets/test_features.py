@@ -43,14 +43,23 @@ def test_each_row_lands_in_its_part() -> None:
     df = _folded().assign(x=np.arange(100.0))
     data, report = prepare_dataset(df, label="y", split=ColumnSplit(column="fold"))
     assert report.split_sizes.model_dump() == {
-        "members": 40, "holdout": 10, "validation": 10, "test": 20, "external": 20
+        "members": 40,
+        "holdout": 10,
+        "validation": 10,
+        "test": 20,
+        "external": 20,
     }
     assert set(report.class_counts) == set(report.split_sizes.model_dump())
     assert data.has_external and data.y_external is not None
     raw = df["x"].to_numpy()
     z = (raw - raw[:40].mean()) / raw[:40].std()
-    for part, rows in [("members", slice(0, 40)), ("test", slice(40, 60)), ("external", slice(60, 80)),
-                       ("holdout", slice(80, 90)), ("validation", slice(90, 100))]:
+    for part, rows in [
+        ("members", slice(0, 40)),
+        ("test", slice(40, 60)),
+        ("external", slice(60, 80)),
+        ("holdout", slice(80, 90)),
+        ("validation", slice(90, 100)),
+    ]:
         assert np.allclose(getattr(data, f"x_{part}")[:, 0], z[rows], atol=1e-4), part
 
 

@@ -110,8 +110,16 @@ def test_butina_spec_without_grouping_keeps_its_stored_meaning() -> None:
     """A split spec stored before `grouping` existed (every field but that one) still means distant-groups
     on 11,000 compounds; the CLI's `butina` is the outlying grouping on all compounds."""
     adapter = TypeAdapter(SplitSpec)
-    stored = {"kind": "butina", "members": 0.35, "holdout": 0.35, "validation": 0.15, "test": 0.15, "cutoff": 0.7,
-              "max_compounds": 11000, "fractions": [0.79, 0.21]}
+    stored = {
+        "kind": "butina",
+        "members": 0.35,
+        "holdout": 0.35,
+        "validation": 0.15,
+        "test": 0.15,
+        "cutoff": 0.7,
+        "max_compounds": 11000,
+        "fractions": [0.79, 0.21],
+    }
     spec = adapter.validate_python(stored)
     assert isinstance(spec, ButinaSplit) and spec.grouping == "distant-groups" and spec.compounds == 11_000
     bare = adapter.validate_python({"kind": "butina"})
@@ -154,7 +162,7 @@ def test_random_split_is_stratified_and_seeded(tabular: pd.DataFrame) -> None:
 def test_stratification_keeps_a_rare_class_in_every_part() -> None:
     labels = np.array([1] * 100 + [0] * 900)  # 10 % positives
     parts = assign_split(pd.DataFrame({"x": range(1000)}), RandomSplit(), labels, seed=0).part
-    for code, share in zip((MEMBERS, HOLDOUT, VALIDATION, TEST), RandomSplit().member_fractions()):
+    for code, share in zip((MEMBERS, HOLDOUT, VALIDATION, TEST), RandomSplit().member_fractions(), strict=True):
         in_part = parts == code
         assert in_part.sum() == pytest.approx(1000 * share, abs=1)
         assert labels[in_part].sum() == pytest.approx(100 * share, abs=1)
@@ -200,7 +208,7 @@ def test_kmeans_larger_cluster_is_the_member_side_and_the_smaller_external() -> 
     assert set(df.loc[parts == EXTERNAL, "city"]) == {"B"} and (parts == EXTERNAL).sum() == 60
     assert set(df.loc[parts != EXTERNAL, "city"]) == {"A"}
     assert not (parts == UNUSED).any()
-    for code, expected in zip((MEMBERS, HOLDOUT, VALIDATION, TEST), (56, 42, 21, 21)):
+    for code, expected in zip((MEMBERS, HOLDOUT, VALIDATION, TEST), (56, 42, 21, 21), strict=True):
         assert (parts == code).sum() == pytest.approx(expected, abs=2)
     again = assign_split(df, spec, _labels(df), seed=0).part
     assert np.array_equal(parts, again)

@@ -16,8 +16,13 @@ from app.datasets.tables import label_classes
 def _table(rows: int, minority: int) -> pd.DataFrame:
     """`rows` rows in members, holdout, validation, test turn by turn; the first `minority` rows of class 1."""
     parts = ["members", "holdout", "validation", "test"]
-    return pd.DataFrame({"x": np.arange(rows, dtype=float), "split": [parts[i % 4] for i in range(rows)],
-                         "y": [1 if i < minority else 0 for i in range(rows)]})
+    return pd.DataFrame(
+        {
+            "x": np.arange(rows, dtype=float),
+            "split": [parts[i % 4] for i in range(rows)],
+            "y": [1 if i < minority else 0 for i in range(rows)],
+        }
+    )
 
 
 def test_the_minimum_table_can_be_split() -> None:
@@ -28,10 +33,13 @@ def test_the_minimum_table_can_be_split() -> None:
     assert np.bincount(assignment.part).tolist() == [10, 10, 10, 10]
 
 
-@pytest.mark.parametrize(("rows", "minority", "code"), [
-    (MIN_TABLE_ROWS - 1, 10, "too_few_rows"),
-    (500, MIN_ROWS_OUTSIDE_MAJORITY - 1, "too_few_minority_rows"),
-])
+@pytest.mark.parametrize(
+    ("rows", "minority", "code"),
+    [
+        (MIN_TABLE_ROWS - 1, 10, "too_few_rows"),
+        (500, MIN_ROWS_OUTSIDE_MAJORITY - 1, "too_few_minority_rows"),
+    ],
+)
 def test_one_short_is_refused_and_no_split_works(rows: int, minority: int, code: str) -> None:
     table = _table(rows, minority)
     with pytest.raises(DatasetError) as refused:

@@ -27,10 +27,31 @@ def test_real_sample(synthea_sample: Path) -> None:
     assert df["pneumonia"].sum() == df["hypoxemia"].sum() == df["respiratory_distress"].sum() == 80
     # The conditions v2 adds, counted among the sample's 317 adults as the generator's figures cite them
     adults = df[df["age"] >= 18]
-    counts = {c: int(adults[c].sum()) for c in ("hyperlipidemia", "coronary_heart_disease", "stroke", "cancer",
-                                                 "alzheimers", "copd", "refugee", "osteoporosis", "opioid_abuse")}
-    assert counts == {"hyperlipidemia": 38, "coronary_heart_disease": 11, "stroke": 10, "cancer": 14, "alzheimers": 6,
-                      "copd": 4, "refugee": 184, "osteoporosis": 17, "opioid_abuse": 3}
+    counts = {
+        c: int(adults[c].sum())
+        for c in (
+            "hyperlipidemia",
+            "coronary_heart_disease",
+            "stroke",
+            "cancer",
+            "alzheimers",
+            "copd",
+            "refugee",
+            "osteoporosis",
+            "opioid_abuse",
+        )
+    }
+    assert counts == {
+        "hyperlipidemia": 38,
+        "coronary_heart_disease": 11,
+        "stroke": 10,
+        "cancer": 14,
+        "alzheimers": 6,
+        "copd": 4,
+        "refugee": 184,
+        "osteoporosis": 17,
+        "opioid_abuse": 3,
+    }
     # Every background condition's count and carriers' mean age, as the generator's table states them
     assert len(adults) == SAMPLE_ADULTS
     for name, _, count, mean_age in BACKGROUND_CONDITIONS:
@@ -86,7 +107,9 @@ def test_windows_and_latest_findings(tmp_path: Path) -> None:
 
 
 def test_patients_without_covid_are_left_out(tmp_path: Path) -> None:
-    paths = _write(tmp_path, ["a,1950-03-01,,white,nonhispanic,F,0,0"], ["2020-03-05,,a,e1,386661006,Fever (finding)"])
+    paths = _write(
+        tmp_path, ["a,1950-03-01,,white,nonhispanic,F,0,0"], ["2020-03-05,,a,e1,386661006,Fever (finding)"]
+    )
     assert len(import_synthea_export(*paths)) == 0
 
 

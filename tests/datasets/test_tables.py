@@ -209,7 +209,9 @@ def test_continuous_label_is_not_a_class_label() -> None:
 
 
 def test_nested_parquet_columns_are_named(tmp_path: Path) -> None:
-    table = pa.table({"y": [0, 1, 0, 1], "point": [{"a": 1}, {"a": 2}, {"a": 3}, {"a": 4}], "x": [1.0, 2.0, 3.0, 4.0]})
+    table = pa.table(
+        {"y": [0, 1, 0, 1], "point": [{"a": 1}, {"a": 2}, {"a": 3}, {"a": 4}], "x": [1.0, 2.0, 3.0, 4.0]}
+    )
     path = tmp_path / "nested.parquet"
     pq.write_table(table, path)
     with pytest.raises(DatasetError) as excinfo:

@@ -30,11 +30,16 @@ def test_the_benchmarks_figures_come_from_app_reports_under_their_names(tmp_path
     grid = [builders.measured(clip, noise) for clip in (0.5, 1.0, 2.0) for noise in (1.0, 2.0, 4.0)]
     config = types.SimpleNamespace(bounds=[study.SEARCH_BOUND, 2.0], trials=6, max_epsilon=10.0)
     searches = {("bayes", study.SEARCH_BOUND, 0): result.trials, ("bayes", 2.0, 0): result.trials[:3]}
-    study.plot_setup("demo", result.baseline, grid, searches, {"bayes": [], "random": []}, None, config, "3 x 3",
-                     tmp_path)
+    study.plot_setup(
+        "demo", result.baseline, grid, searches, {"bayes": [], "random": []}, None, config, "3 x 3", tmp_path
+    )
     names = sorted(path.name for path in tmp_path.iterdir())
-    assert names == ["demo-convergence.png", "demo-grid-surfaces.png", "demo-optimizer-surfaces.png",
-                     "demo-search-cost.png"]
+    assert names == [
+        "demo-convergence.png",
+        "demo-grid-surfaces.png",
+        "demo-optimizer-surfaces.png",
+        "demo-search-cost.png",
+    ]
     for name in names:
         with Image.open(tmp_path / name) as image:
             colours = image.convert("L").getextrema()

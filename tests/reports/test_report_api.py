@@ -18,11 +18,13 @@ HOSTILE_NAME = "<img src=x onerror=alert(1)><script>.csv"  # no "/": the upload 
 
 
 def _job(client: TestClient, trials: int, filename: str = "tiny.csv") -> str:
-    upload = client.post("/v1/datasets", files={"file": (filename, tiny_csv_bytes(), "text/csv")},
-                         data={"label": "outcome"})
+    upload = client.post(
+        "/v1/datasets", files={"file": (filename, tiny_csv_bytes(), "text/csv")}, data={"label": "outcome"}
+    )
     assert upload.status_code == 201, upload.text
-    response = client.post("/v1/jobs", json=tiny_job(upload.json()["id"], search={"method": "random",
-                                                                                   "trials": trials}))
+    response = client.post(
+        "/v1/jobs", json=tiny_job(upload.json()["id"], search={"method": "random", "trials": trials})
+    )
     assert response.status_code == 202, response.text
     return str(response.json()["id"])
 
@@ -31,8 +33,9 @@ def _figures(page: str) -> int:
     return len(re.findall(r"<img |<svg", page))
 
 
-def test_a_succeeded_jobs_report_is_self_contained_and_only_its_owners(client: TestClient,
-                                                                      settings: Settings) -> None:
+def test_a_succeeded_jobs_report_is_self_contained_and_only_its_owners(
+    client: TestClient, settings: Settings
+) -> None:
     job_id = _job(client, trials=4, filename=HOSTILE_NAME)
     run_worker_until_done(client, settings, job_id, executor=FakeExecutor())
     response = client.get(f"/v1/jobs/{job_id}/report")
@@ -41,7 +44,8 @@ def test_a_succeeded_jobs_report_is_self_contained_and_only_its_owners(client: T
     page = response.text
     assert _figures(page) == 5  # the fake executor's measurements carry no score histogram:
     assert re.findall(r'class="skipped">([^<]*)<', page) == [
-        "Membership scores: not drawn, the result stores no binned rmia scores (recorded only by newer versions)."]
+        "Membership scores: not drawn, the result stores no binned rmia scores (recorded only by newer versions)."
+    ]
     assert "http://" not in page and "https://" not in page and "<script" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;&lt;script&gt;.csv" in page  # the upload's name, escaped
     assert "onerror" not in page.replace("&lt;img src=x onerror", "")
@@ -56,8 +60,9 @@ def test_a_succeeded_jobs_report_is_self_contained_and_only_its_owners(client: T
     assert client.get(f"/v1/jobs/{job_id}/report", headers={"Authorization": ""}).status_code == 401
 
 
-def test_a_running_jobs_report_shows_what_exists_so_far(client: TestClient, settings: Settings,
-                                                       database: Database) -> None:
+def test_a_running_jobs_report_shows_what_exists_so_far(
+    client: TestClient, settings: Settings, database: Database
+) -> None:
     job_id = _job(client, trials=4)
     queued = client.get(f"/v1/jobs/{job_id}/report")
     assert queued.status_code == 200 and _figures(queued.text) == 0

@@ -12,12 +12,36 @@ from app import cli
 from tests.cli.test_cli_guarantee import _table
 
 
-def test_tune_writes_the_report_and_report_redraws_it_from_the_json(tmp_path: Path,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_tune_writes_the_report_and_report_redraws_it_from_the_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data, result, report = _table(tmp_path / "tiny.csv", 0, rows=400), tmp_path / "out.json", tmp_path / "r.html"
-    code = cli.main(["tune", str(data), "--label", "y", "--trials", "2", "--hidden", "8", "--epochs", "3",
-                     "--learning-rate", "0.1", "--reference-models", "2", "--audit-reference-models", "2",
-                     "--confirm-repeats", "2", "--json", str(result), "--report", str(report)])
+    code = cli.main(
+        [
+            "tune",
+            str(data),
+            "--label",
+            "y",
+            "--trials",
+            "2",
+            "--hidden",
+            "8",
+            "--epochs",
+            "3",
+            "--learning-rate",
+            "0.1",
+            "--reference-models",
+            "2",
+            "--audit-reference-models",
+            "2",
+            "--confirm-repeats",
+            "2",
+            "--json",
+            str(result),
+            "--report",
+            str(report),
+        ]
+    )
     assert code == 0
     page = report.read_text()
     assert len(re.findall(r"<img ", page)) == 6 and "not drawn" not in page
@@ -32,13 +56,17 @@ def test_tune_writes_the_report_and_report_redraws_it_from_the_json(tmp_path: Pa
     assert f"wrote {again}" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "cannot read"),
-    ("not json", "is not a `dptune tune --json` result"),
-    ('{"mode": "budget"}', "is not a `dptune tune --json` result"),
-])
-def test_a_bad_result_file_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                  content: str | None, message: str) -> None:
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "cannot read"),
+        ("not json", "is not a `dptune tune --json` result"),
+        ('{"mode": "budget"}', "is not a `dptune tune --json` result"),
+    ],
+)
+def test_a_bad_result_file_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, message: str
+) -> None:
     path = tmp_path / "result.json"
     if content is not None:
         path.write_text(content)

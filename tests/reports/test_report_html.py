@@ -30,7 +30,7 @@ def test_a_full_result_has_six_inline_figures_and_the_whole_card() -> None:
     assert "http://" not in page and "https://" not in page and "<script" not in page and " href=" not in page
     rec = result.recommendation
     assert rec is not None and rec.confirmation is not None
-    card = page[page.index("<h2>Recommendation</h2>"):page.index("<h2>Run</h2>")]
+    card = page[page.index("<h2>Recommendation</h2>") : page.index("<h2>Run</h2>")]
     # The headline first, then the training configuration, the guarantee and the accountant's assumptions.
     assert card.index("Train with clip") < card.index("Training configuration") < card.index("Guarantee")
     assert "learning rate</th><td class=num>0.1<" in card and "steps</th><td class=num>14<" in card
@@ -49,8 +49,13 @@ def test_every_string_from_the_result_is_escaped() -> None:
     hostile = "<script>alert('x')</script>"
     result = builders.result(hostile)
     assert result.recommendation is not None
-    result = result.model_copy(update={"recommendation": result.recommendation.model_copy(update={
-        "headline": hostile, "notes": [hostile], "tuning_cost": hostile})})
+    result = result.model_copy(
+        update={
+            "recommendation": result.recommendation.model_copy(
+                update={"headline": hostile, "notes": [hostile], "tuning_cost": hostile}
+            )
+        }
+    )
     page = render_report(result, title=f"title {hostile}", status_line=f"status {hostile}")
     assert "<script" not in page
     escaped = "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;"
@@ -93,11 +98,13 @@ def test_an_older_result_without_the_calibrated_attack_or_bounds_renders_and_nam
 def test_trials_without_games_at_all_render() -> None:
     result = builders.result()
     assert result.recommendation is not None
-    old = result.model_copy(update={
-        "trials": [t.model_copy(update={"games": None}) for t in result.trials],
-        "baseline": result.baseline.model_copy(update={"games": None}),
-        "recommendation": result.recommendation.model_copy(update={"games": None}),
-    })
+    old = result.model_copy(
+        update={
+            "trials": [t.model_copy(update={"games": None}) for t in result.trials],
+            "baseline": result.baseline.model_copy(update={"games": None}),
+            "recommendation": result.recommendation.model_copy(update={"games": None}),
+        }
+    )
     page = render_report(old)
     assert len(_images(page)) == 4 and len(_skipped(page)) == 2
     assert "empirical epsilon lower bound" in page
@@ -123,8 +130,11 @@ def test_surfaces_leave_out_panels_without_values_and_need_a_trial() -> None:
     result = builders.result()
     figure = surfaces_figure(result.trials, surface_panels(result.baseline), "t")
     titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
-    assert titles == ["utility (test AUC - baseline)", "membership game: attack accuracy",
-                      f"membership game: calibrated ({CALIBRATED_ATTACK}) TPR at 1 % FPR"]  # no population game
+    assert titles == [
+        "utility (test AUC - baseline)",
+        "membership game: attack accuracy",
+        f"membership game: calibrated ({CALIBRATED_ATTACK}) TPR at 1 % FPR",
+    ]  # no population game
     with pytest.raises(Skipped, match="no trial succeeded"):
         surfaces_figure([], surface_panels(result.baseline), "t")
 

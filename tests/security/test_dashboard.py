@@ -25,15 +25,17 @@ def stored_files(settings: Settings) -> list[str]:
 
 def _session_cookie_header(client: TestClient, key: str) -> str:
     form = client.get("/ui/sign-in")
-    response = client.post("/ui/sign-in", data={"api_key": key, "csrf_token": csrf_of(form.text)},
-                           follow_redirects=False)
+    response = client.post(
+        "/ui/sign-in", data={"api_key": key, "csrf_token": csrf_of(form.text)}, follow_redirects=False
+    )
     assert response.status_code == 303
     [session] = [c for c in response.headers.get_list("set-cookie") if c.startswith(f"{COOKIE_NAME}=")]
     return session
 
 
-def test_session_cookie_is_httponly_samesite_strict_and_secure_on_https(client: TestClient,
-                                                                        settings: Settings) -> None:
+def test_session_cookie_is_httponly_samesite_strict_and_secure_on_https(
+    client: TestClient, settings: Settings
+) -> None:
     anonymous, key = browser(client)
     header = _session_cookie_header(anonymous, key)
     attributes = [part.strip().lower() for part in header.split(";")]
@@ -66,8 +68,9 @@ def test_the_api_refuses_the_session_cookie_and_the_dashboard_the_key_header(cli
         assert assert_error_shape(response, 401)["code"] == "unauthorized", path
 
 
-def test_a_forged_expired_or_revoked_session_is_signed_out(client: TestClient, settings: Settings,
-                                                           database: Database) -> None:
+def test_a_forged_expired_or_revoked_session_is_signed_out(
+    client: TestClient, settings: Settings, database: Database
+) -> None:
     anonymous, key = browser(client)
     sign_in(anonymous, key)
     cookie = anonymous.cookies.get(COOKIE_NAME, path="/ui")
@@ -87,8 +90,9 @@ def test_a_forged_expired_or_revoked_session_is_signed_out(client: TestClient, s
     assert response.status_code == 303 and response.headers["location"] == "/ui/sign-in"
 
 
-def test_every_state_changing_form_needs_the_session_csrf_token(client: TestClient, settings: Settings,
-                                                                database: Database) -> None:
+def test_every_state_changing_form_needs_the_session_csrf_token(
+    client: TestClient, settings: Settings, database: Database
+) -> None:
     dataset = upload_tiny(client)
     job = client.post("/v1/jobs", json=tiny_job(str(dataset["id"]))).json()
     anonymous, key = browser(client)
@@ -109,19 +113,29 @@ def test_every_state_changing_form_needs_the_session_csrf_token(client: TestClie
         ("/ui/sign-out", {}),
     ]
     for path, fields in forms:
-        for sent in ({}, {"csrf_token": ""}, {"csrf_token": token[:-1] + ("A" if token[-1] != "A" else "B")},
-                     {"csrf_token": token + "é"}):
+        for sent in (
+            {},
+            {"csrf_token": ""},
+            {"csrf_token": token[:-1] + ("A" if token[-1] != "A" else "B")},
+            {"csrf_token": token + "é"},
+        ):
             response = anonymous.post(path, data={**fields, **sent}, follow_redirects=False)
             assert response.status_code == 403, (path, sent, response.text)
             assert "security token" in response.text
     for sent in ({}, {"csrf_token": "wrong"}):
-        upload = anonymous.post("/ui/datasets/upload", files={"file": ("t.csv", tiny_csv_bytes(), "text/csv")},
-                                data={"label": "outcome", **sent}, follow_redirects=False)
+        upload = anonymous.post(
+            "/ui/datasets/upload",
+            files={"file": ("t.csv", tiny_csv_bytes(), "text/csv")},
+            data={"label": "outcome", **sent},
+            follow_redirects=False,
+        )
         assert upload.status_code == 403, upload.text
     # Nothing changed, no file left behind, still signed in, and the job still queued.
     assert row_counts(database) == before and stored_files(settings) == files
     assert anonymous.get("/ui/jobs", follow_redirects=False).status_code == 200
-    assert client.get(f"/v1/jobs/{job['id']}", headers={"Authorization": f"Bearer {key}"}).json()["status"] == "queued"
+    assert (
+        client.get(f"/v1/jobs/{job['id']}", headers={"Authorization": f"Bearer {key}"}).json()["status"] == "queued"
+    )
     # With the token the same forms work.
     response = anonymous.post(f"/ui/jobs/{job['id']}/cancel", data={"csrf_token": token}, follow_redirects=False)
     assert response.status_code == 303
@@ -145,19 +159,29 @@ def test_another_owner_sees_nothing_on_any_page(client: TestClient, settings: Se
         for page in ("/ui/datasets", "/ui/jobs"):
             html = bob.get(page).text
             assert not any(secret in html for secret in secrets), page
-        for path in (f"/ui/jobs/{finished['id']}", f"/ui/jobs/{finished['id']}/progress",
-                     f"/ui/jobs/{finished['id']}/report", f"/ui/jobs/{finished['id']}/model",
-                     f"/ui/jobs/{finished['id']}/result.json", f"/ui/jobs/{queued['id']}",
-                     f"/ui/jobs/new?dataset_id={dataset_id}"):
+        for path in (
+            f"/ui/jobs/{finished['id']}",
+            f"/ui/jobs/{finished['id']}/progress",
+            f"/ui/jobs/{finished['id']}/report",
+            f"/ui/jobs/{finished['id']}/model",
+            f"/ui/jobs/{finished['id']}/result.json",
+            f"/ui/jobs/{queued['id']}",
+            f"/ui/jobs/new?dataset_id={dataset_id}",
+        ):
             response = bob.get(path)
             assert response.status_code == 404, (path, response.status_code)
             assert response.headers["content-type"].startswith("text/html") and "Error 404" in response.text
-            unknown = bob.get(path.replace(dataset_id, "0" * 36).replace(finished["id"], "0" * 36)
-                              .replace(queued["id"], "0" * 36))
-            assert unknown.status_code == 404 and unknown.text.replace("0" * 36, "ID") == \
-                response.text.replace(dataset_id, "ID").replace(finished["id"], "ID").replace(queued["id"], "ID")
-        for path, fields in [(f"/ui/datasets/{dataset_id}/delete", {}), (f"/ui/jobs/{queued['id']}/cancel", {}),
-                             ("/ui/jobs", {"dataset_id": dataset_id, "trials": "2"})]:
+            unknown = bob.get(
+                path.replace(dataset_id, "0" * 36).replace(finished["id"], "0" * 36).replace(queued["id"], "0" * 36)
+            )
+            assert unknown.status_code == 404 and unknown.text.replace("0" * 36, "ID") == response.text.replace(
+                dataset_id, "ID"
+            ).replace(finished["id"], "ID").replace(queued["id"], "ID")
+        for path, fields in [
+            (f"/ui/datasets/{dataset_id}/delete", {}),
+            (f"/ui/jobs/{queued['id']}/cancel", {}),
+            ("/ui/jobs", {"dataset_id": dataset_id, "trials": "2"}),
+        ]:
             response = bob.post(path, data={"csrf_token": token, **fields}, follow_redirects=False)
             assert response.status_code == 404, (path, response.text)
     # Nothing of alice's changed, and she still sees all of it.

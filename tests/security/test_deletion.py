@@ -16,7 +16,14 @@ from app.settings import Settings
 from tests.service.conftest import row_counts, stored_files, tiny_csv_bytes, tiny_frame, tiny_job
 from tests.service.helpers import upload_tiny
 from tests.service.test_queue import FakeExecutor
-from workers.executor import BaselineOutcome, ConfirmOutcome, EngineExecutor, FinalOutcome, PreparedCache, TrialOutcome
+from workers.executor import (
+    BaselineOutcome,
+    ConfirmOutcome,
+    EngineExecutor,
+    FinalOutcome,
+    PreparedCache,
+    TrialOutcome,
+)
 from workers.worker import Worker
 
 MARKER_COLUMN = "zx_marker_column"
@@ -54,8 +61,14 @@ class PreparingExecutor(EngineExecutor):
         """The fake statement, and a model folder written as the real one is (temp folder, then renamed)."""
         self._prepare(unit)
         outcome = self.fake.run_final(unit)
-        publish_model(self.settings, unit.job_id, lambda folder: (folder.mkdir(), (folder / "model.keras")
-                                                                  .write_bytes(b"weights of " + MARKER_COLUMN.encode())))
+        publish_model(
+            self.settings,
+            unit.job_id,
+            lambda folder: (
+                folder.mkdir(),
+                (folder / "model.keras").write_bytes(b"weights of " + MARKER_COLUMN.encode()),
+            ),
+        )
         return outcome
 
 
@@ -79,12 +92,15 @@ def _rows_mentioning(database: Database, needles: list[str]) -> list[str]:
 
 
 def test_delete_leaves_nothing_derived(client: TestClient, settings: Settings, database: Database) -> None:
-    upload = client.post("/v1/datasets", files={"file": ("marked.csv", _marked_csv(), "text/csv")},
-                         data={"label": "outcome"})
+    upload = client.post(
+        "/v1/datasets", files={"file": ("marked.csv", _marked_csv(), "text/csv")}, data={"label": "outcome"}
+    )
     assert upload.status_code == 201, upload.text
     dataset_id = upload.json()["id"]
-    jobs = [client.post("/v1/jobs", json=tiny_job(dataset_id, search={"method": "random", "trials": 2})).json()["id"]
-            for _ in range(2)]
+    jobs = [
+        client.post("/v1/jobs", json=tiny_job(dataset_id, search={"method": "random", "trials": 2})).json()["id"]
+        for _ in range(2)
+    ]
     executor = PreparingExecutor(settings)
     worker = Worker(Database(settings), settings, executor, worker_id="deletion-test")
     try:
@@ -115,22 +131,29 @@ def test_delete_leaves_nothing_derived(client: TestClient, settings: Settings, d
         # secure_delete overwrites deleted rows; after a checkpoint the write-ahead log holds nothing either.
         with database.engine.connect() as connection:
             connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        files = [settings.data_dir / name for name in ("dptune.db", "dptune.db-wal") if
-                 (settings.data_dir / name).exists()]
+        files = [
+            settings.data_dir / name for name in ("dptune.db", "dptune.db-wal") if (settings.data_dir / name).exists()
+        ]
         raw = b"".join(path.read_bytes() for path in files)
         for needle in needles:
             assert needle.encode() not in raw, needle
 
 
-def test_deleting_a_proxy_removes_the_jobs_tuned_on_it(client: TestClient, settings: Settings,
-                                                       database: Database) -> None:
+def test_deleting_a_proxy_removes_the_jobs_tuned_on_it(
+    client: TestClient, settings: Settings, database: Database
+) -> None:
     """A job tuned on a proxy is derived from it too: deleting the proxy removes the job and its final model,
     and leaves the private data set."""
     private = upload_tiny(client)
-    proxy = client.post("/v1/datasets", files={"file": ("proxy.csv", tiny_csv_bytes(400, seed=1), "text/csv")},
-                        data={"label": "outcome"}).json()
-    job = client.post("/v1/jobs", json=tiny_job(str(private["id"]), tune_dataset_id=proxy["id"],
-                                                search={"method": "random", "trials": 2})).json()
+    proxy = client.post(
+        "/v1/datasets",
+        files={"file": ("proxy.csv", tiny_csv_bytes(400, seed=1), "text/csv")},
+        data={"label": "outcome"},
+    ).json()
+    job = client.post(
+        "/v1/jobs",
+        json=tiny_job(str(private["id"]), tune_dataset_id=proxy["id"], search={"method": "random", "trials": 2}),
+    ).json()
     in_use = client.delete(f"/v1/datasets/{proxy['id']}")  # a queued job reads it
     assert in_use.status_code == 409 and in_use.json()["error"]["details"]["jobs"] == [job["id"]]
     worker = Worker(Database(settings), settings, PreparingExecutor(settings), worker_id="proxy-deletion")

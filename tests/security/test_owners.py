@@ -19,11 +19,20 @@ from tests.service.test_migrations import HEAD
 from tests.service.test_queue import FakeExecutor
 
 PROTECTED = [
-    ("GET", "/v1/datasets"), ("POST", "/v1/datasets"), ("POST", "/v1/datasets/builtin"),
-    ("GET", "/v1/datasets/some-id"), ("DELETE", "/v1/datasets/some-id"),
-    ("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs/some-id"), ("GET", "/v1/jobs/some-id/trials"),
-    ("GET", "/v1/jobs/some-id/recommendation"), ("GET", "/v1/jobs/some-id/result"),
-    ("GET", "/v1/jobs/some-id/model"), ("GET", "/v1/jobs/some-id/report"), ("POST", "/v1/jobs/some-id/cancel"),
+    ("GET", "/v1/datasets"),
+    ("POST", "/v1/datasets"),
+    ("POST", "/v1/datasets/builtin"),
+    ("GET", "/v1/datasets/some-id"),
+    ("DELETE", "/v1/datasets/some-id"),
+    ("GET", "/v1/jobs"),
+    ("POST", "/v1/jobs"),
+    ("GET", "/v1/jobs/some-id"),
+    ("GET", "/v1/jobs/some-id/trials"),
+    ("GET", "/v1/jobs/some-id/recommendation"),
+    ("GET", "/v1/jobs/some-id/result"),
+    ("GET", "/v1/jobs/some-id/model"),
+    ("GET", "/v1/jobs/some-id/report"),
+    ("POST", "/v1/jobs/some-id/cancel"),
 ]
 
 
@@ -35,8 +44,13 @@ def _anonymous(client: TestClient) -> TestClient:
 def test_every_route_needs_a_valid_key(client: TestClient, settings: Settings) -> None:
     key = client.headers["Authorization"]
     anonymous = _anonymous(client)
-    for headers in ({}, {"Authorization": "Bearer"}, {"Authorization": "Basic dXNlcjpwYXNz"},
-                    {"Authorization": "Bearer dpt_000000000000_not-a-real-key"}, {"Authorization": "Bearer x" * 500}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer dpt_000000000000_not-a-real-key"},
+        {"Authorization": "Bearer x" * 500},
+    ):
         for method, path in PROTECTED:
             response = anonymous.request(method, path, headers=headers)
             error = assert_error_shape(response, 401)
@@ -61,8 +75,9 @@ def test_keys_are_stored_hashed_and_revocable(client: TestClient, settings: Sett
     assert_error_shape(client.get("/v1/datasets", headers=bearer(key)), 401)
 
 
-def test_another_owner_sees_nothing_and_changes_nothing(client: TestClient, settings: Settings,
-                                                        database: Database) -> None:
+def test_another_owner_sees_nothing_and_changes_nothing(
+    client: TestClient, settings: Settings, database: Database
+) -> None:
     alice = client  # TEST_OWNER
     dataset = upload_tiny(alice)
     dataset_id = str(dataset["id"])
@@ -90,12 +105,17 @@ def test_another_owner_sees_nothing_and_changes_nothing(client: TestClient, sett
     ]:
         response = client.request(method, path, headers=bob)
         assert assert_error_shape(response, 404)["code"] == code, (method, path)
-        unknown = client.request(method, path.replace(dataset_id, "0" * 36).replace(finished["id"], "0" * 36)
-                                 .replace(queued["id"], "0" * 36), headers=bob)
+        unknown = client.request(
+            method,
+            path.replace(dataset_id, "0" * 36).replace(finished["id"], "0" * 36).replace(queued["id"], "0" * 36),
+            headers=bob,
+        )
         assert unknown.status_code == 404 and unknown.json()["error"]["code"] == code
     # A job on alice's data set: 404 too, and nothing queued.
-    assert assert_error_shape(client.post("/v1/jobs", json=tiny_job(dataset_id), headers=bob), 404)["code"] == \
-        "dataset_not_found"
+    assert (
+        assert_error_shape(client.post("/v1/jobs", json=tiny_job(dataset_id), headers=bob), 404)["code"]
+        == "dataset_not_found"
+    )
     # Nothing changed: alice's job still queued, her data set, jobs and file all there.
     assert row_counts(database) == before and stored_files(settings) == files
     assert alice.get(f"/v1/jobs/{queued['id']}").json()["status"] == "queued"
@@ -116,8 +136,9 @@ def test_two_keys_of_one_owner_share_its_data(client: TestClient, settings: Sett
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_upgrading_from_0001_gives_old_rows_to_the_local_owner(backend: str, tmp_path: object,
-                                                               request: pytest.FixtureRequest) -> None:
+def test_upgrading_from_0001_gives_old_rows_to_the_local_owner(
+    backend: str, tmp_path: object, request: pytest.FixtureRequest
+) -> None:
     """An installation from before owners: its data sets and jobs belong to 'local', whose key `dptune serve`
     makes on localhost, so nothing is lost from view."""
     from tests.service.conftest import _pg_admin_connect
@@ -132,24 +153,32 @@ def test_upgrading_from_0001_gives_old_rows_to_the_local_owner(backend: str, tmp
         name = "dptune_test_upgrade_0001"
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
         admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[attr-defined]
-        settings = Settings(database_url=f"postgresql+psycopg://{user}@127.0.0.1:5432/{name}",
-                            data_dir=tmp_path / "data")  # type: ignore[operator]
+        settings = Settings(
+            database_url=f"postgresql+psycopg://{user}@127.0.0.1:5432/{name}", data_dir=tmp_path / "data"
+        )  # type: ignore[operator]
 
         def cleanup() -> None:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
             admin.close()  # type: ignore[attr-defined]
+
     database = Database(settings)
     try:
         upgrade_to(database, "0001")
         with database.engine.begin() as connection:
-            connection.execute(text(
-                "INSERT INTO datasets (id, name, source, file_format, storage_key, size_bytes, sha256, label, rows, "
-                "columns, class_counts, created_at) VALUES ('old', 'old', 'upload', 'csv', 'datasets/old.csv', 1, "
-                "'x', 'y', 1, '[]', '{}', '2026-01-01 00:00:00')"))
-            connection.execute(text(
-                "INSERT INTO jobs (id, dataset_id, status, split, model, search, tradeoff, seed, budget, parallelism, "
-                "trials_version, baseline_attempts, created_at) VALUES ('oldjob', 'old', 'succeeded', '{}', '{}', "
-                "'{}', 0.5, 0, 1, 1, 0, 0, '2026-01-01 00:00:00')"))
+            connection.execute(
+                text(
+                    "INSERT INTO datasets (id, name, source, file_format, storage_key, size_bytes, sha256, label, rows, "
+                    "columns, class_counts, created_at) VALUES ('old', 'old', 'upload', 'csv', 'datasets/old.csv', 1, "
+                    "'x', 'y', 1, '[]', '{}', '2026-01-01 00:00:00')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO jobs (id, dataset_id, status, split, model, search, tradeoff, seed, budget, parallelism, "
+                    "trials_version, baseline_attempts, created_at) VALUES ('oldjob', 'old', 'succeeded', '{}', '{}', "
+                    "'{}', 0.5, 0, 1, 1, 0, 0, '2026-01-01 00:00:00')"
+                )
+            )
         assert upgrade_schema(database) == HEAD
         with database.engine.connect() as connection:
             assert connection.execute(text("SELECT owner_id FROM datasets")).scalar_one() == "local"

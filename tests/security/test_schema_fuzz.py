@@ -25,8 +25,8 @@ from app.jobs.queue import WorkUnit
 from app.main import create_app
 from app.settings import Settings
 from app.tuning.results import Estimate
-from tests.service.conftest import bearer, create_api_key, make_settings, tiny_job
 from tests.factories import games
+from tests.service.conftest import bearer, create_api_key, make_settings, tiny_job
 from tests.service.helpers import run_worker_until_done, upload_tiny
 from tests.service.test_queue import FakeExecutor
 from workers.executor import TrialOutcome
@@ -53,8 +53,11 @@ class UndefinedMetricsExecutor(FakeExecutor):
         nan = math.nan
         undefined = games(0.5)
         undefined.membership.attacks["rf"].auc = Estimate(value=nan, low=nan, high=nan)
-        return TrialOutcome(outcome.measurement.model_copy(
-            update={"utility_members": nan, "utility_holdout": nan, "games": undefined}))
+        return TrialOutcome(
+            outcome.measurement.model_copy(
+                update={"utility_members": nan, "utility_holdout": nan, "games": undefined}
+            )
+        )
 
 
 class World:
@@ -110,8 +113,9 @@ def _use_real_ids(case: Any, world: World) -> None:
 
 
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 def test_api_conforms_to_its_schema(case: Any, world: World) -> None:
     _use_real_ids(case, world)
     case.call_and_validate(headers=bearer(world.key), checks=CHECKS)
@@ -130,15 +134,24 @@ def test_api_without_a_key_conforms_too(case: Any, world: World) -> None:
 def test_the_fuzzer_reached_real_objects(world: World, api_schema: Any) -> None:
     """The fuzzer's GETs with ids, generated and redirected as in the fuzz test but here on their own: some found
     the real job, its trials (with the undefined metrics as null) and its recommendation, not only 404s."""
-    paths = ("/v1/jobs/{job_id}", "/v1/jobs/{job_id}/trials", "/v1/jobs/{job_id}/recommendation",
-             "/v1/datasets/{dataset_id}")
+    paths = (
+        "/v1/jobs/{job_id}",
+        "/v1/jobs/{job_id}/trials",
+        "/v1/jobs/{job_id}/recommendation",
+        "/v1/datasets/{dataset_id}",
+    )
     seen: Counter[tuple[str, int]] = Counter()
     for path in paths:
         operation = api_schema[path]["GET"]
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=MAX_EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def fuzz(case: Any) -> None:
             _use_real_ids(case, world)
             response = case.call_and_validate(headers=bearer(world.key), checks=CHECKS)

@@ -75,8 +75,9 @@ def _pg_admin_connect() -> tuple[object, str]:
     errors = []
     for user in PG_USERS:
         try:
-            connection = psycopg.connect(host=PG_HOST, port=PG_PORT, user=user, dbname=PG_ADMIN_DATABASE,
-                                         autocommit=True, connect_timeout=3)
+            connection = psycopg.connect(
+                host=PG_HOST, port=PG_PORT, user=user, dbname=PG_ADMIN_DATABASE, autocommit=True, connect_timeout=3
+            )
             return connection, user
         except psycopg.Error as exc:
             errors.append(f"{user}: {type(exc).__name__}")
@@ -210,14 +211,19 @@ def database(client: TestClient, settings: Settings) -> Iterator[Database]:
 
 def row_counts(database: Database) -> dict[str, int]:
     with database.engine.connect() as connection:
-        return {table: int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()) for table in TABLES}
+        return {
+            table: int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()) for table in TABLES
+        }
 
 
 def stored_files(settings: Settings) -> list[str]:
     """Every file under the data folder except the SQLite database and the migration lock."""
     ignored = {"dptune.db", "dptune.db-wal", "dptune.db-shm", ".migrate.lock"}
-    return sorted(str(p.relative_to(settings.data_dir)) for p in settings.data_dir.rglob("*")
-                  if p.is_file() and p.name not in ignored)
+    return sorted(
+        str(p.relative_to(settings.data_dir))
+        for p in settings.data_dir.rglob("*")
+        if p.is_file() and p.name not in ignored
+    )
 
 
 def assert_error_shape(response: object, status: int | None = None) -> dict[str, object]:

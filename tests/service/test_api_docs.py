@@ -74,11 +74,17 @@ def test_every_schema_field_and_parameter_has_a_description(openapi: dict[str, A
         if not spec.get("description", "").strip()
     ]
     for method, path, operation in _operations(openapi):
-        undescribed += [f"{method} {path} ?{p['name']}" for p in operation.get("parameters", ())
-                        if p["in"] == "query" and not p.get("description", "").strip()]
+        undescribed += [
+            f"{method} {path} ?{p['name']}"
+            for p in operation.get("parameters", ())
+            if p["in"] == "query" and not p.get("description", "").strip()
+        ]
         for media in operation.get("requestBody", {}).get("content", {}).values():
-            undescribed += [f"{method} {path} body.{field}" for field, spec in
-                            media["schema"].get("properties", {}).items() if not spec.get("description", "").strip()]
+            undescribed += [
+                f"{method} {path} body.{field}"
+                for field, spec in media["schema"].get("properties", {}).items()
+                if not spec.get("description", "").strip()
+            ]
     assert undescribed == []
     assert sum(len(c.get("properties", {})) for c in openapi["components"]["schemas"].values()) > 300
 
@@ -102,8 +108,10 @@ def test_every_documented_example_is_accepted(owner: TestClient) -> None:
     """The examples of the served schema, sent as Swagger's "Try it out" sends them; only dataset_id is filled
     in (ids are made at upload), with the built-in data set the examples say to create first."""
     openapi = owner.get("/openapi.json").json()
-    created = [owner.post("/v1/datasets/builtin", json=value)
-               for value in _examples(openapi, "post", "/v1/datasets/builtin", "application/json").values()]
+    created = [
+        owner.post("/v1/datasets/builtin", json=value)
+        for value in _examples(openapi, "post", "/v1/datasets/builtin", "application/json").values()
+    ]
     assert [r.status_code for r in created] == [201] * len(created), [r.text for r in created]
     dataset_id = created[0].json()["id"]
 
@@ -117,8 +125,11 @@ def test_every_documented_example_is_accepted(owner: TestClient) -> None:
         assert job["status"] == "queued" and job["dataset_id"] == dataset_id
         for field in ("tradeoff", "target_epsilon", "max_epsilon", "max_utility_loss", "privacy_game"):
             if field in value:
-                shown = job["guarantee"] if field in ("target_epsilon", "max_epsilon", "max_utility_loss") else (
-                    job["measurement"] if field == "privacy_game" else job)
+                shown = (
+                    job["guarantee"]
+                    if field in ("target_epsilon", "max_epsilon", "max_utility_loss")
+                    else (job["measurement"] if field == "privacy_game" else job)
+                )
                 assert shown[field] == value[field], (name, field)
 
     builtin = BUILTIN_DATASETS["synthea-covid"]
@@ -128,7 +139,6 @@ def test_every_documented_example_is_accepted(owner: TestClient) -> None:
         response = owner.post("/v1/datasets", files={"file": ("synthea-covid.csv", csv, "text/csv")}, data=fields)
         assert response.status_code == 201, (name, response.text)
         assert response.json()["label"] == fields["label"] and response.json()["rows"] == 6000
-
 
 
 # The 4xx each route can give besides 401 (no key) and 422 (validation, unknown query parameters), which every
@@ -152,8 +162,9 @@ ROUTE_ERRORS = {
 
 
 def test_each_route_documents_its_4xx_with_the_error_body(openapi: dict[str, Any]) -> None:
-    protected = {(method, path): operation for method, path, operation in _operations(openapi)
-                 if operation.get("security")}
+    protected = {
+        (method, path): operation for method, path, operation in _operations(openapi) if operation.get("security")
+    }
     assert set(protected) >= set(ROUTE_ERRORS)
     for key, operation in protected.items():
         documented = {int(s) for s in operation["responses"] if s.isdigit() and 400 <= int(s) < 500}
@@ -182,6 +193,8 @@ def test_a_misspelt_query_parameter_is_refused_not_ignored(owner: TestClient) ->
     listing = owner.get("/v1/jobs", params={"status": "queued", "limit": 5, "statuss": "failed", "page": 2})
     errors = assert_error_shape(listing, 422)["details"]["errors"]  # type: ignore[index]
     assert [e["loc"] for e in errors] == [["query", "page"], ["query", "statuss"]]
-    assert "dataset_id, limit, name, offset, status, tag" in errors[0]["msg"]  # its dependency's offset and limit count
+    assert (
+        "dataset_id, limit, name, offset, status, tag" in errors[0]["msg"]
+    )  # its dependency's offset and limit count
     assert owner.get("/v1/jobs", params={"status": "queued", "limit": 5}).json()["total"] == 1
     assert assert_error_shape(owner.get("/v1/datasets", params={"x": "1"}), 422)

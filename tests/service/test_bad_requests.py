@@ -36,21 +36,36 @@ def _nothing_written(database: Database, settings: Settings, datasets: int = 0) 
 
 
 UPLOADS = {
-    "unsupported file type": (("data.xlsx", b"age,outcome\n1,0\n2,1\n", "application/octet-stream"),
-                              {"label": "outcome"}, 415, "unsupported_file_type"),
+    "unsupported file type": (
+        ("data.xlsx", b"age,outcome\n1,0\n2,1\n", "application/octet-stream"),
+        {"label": "outcome"},
+        415,
+        "unsupported_file_type",
+    ),
     "no extension": (("data", tiny_csv_bytes(), "text/csv"), {"label": "outcome"}, 415, "unsupported_file_type"),
-    "corrupted parquet": (("data.parquet", _parquet_bytes()[:-40] + b"\x00" * 40, "application/octet-stream"),
-                          {"label": "outcome"}, 422, "unreadable_file"),
-    "parquet that is text": (("data.parquet", b"age,outcome\n1,0\n", "application/octet-stream"),
-                             {"label": "outcome"}, 422, "unreadable_file"),
+    "corrupted parquet": (
+        ("data.parquet", _parquet_bytes()[:-40] + b"\x00" * 40, "application/octet-stream"),
+        {"label": "outcome"},
+        422,
+        "unreadable_file",
+    ),
+    "parquet that is text": (
+        ("data.parquet", b"age,outcome\n1,0\n", "application/octet-stream"),
+        {"label": "outcome"},
+        422,
+        "unreadable_file",
+    ),
     "empty file": (("data.csv", b"", "text/csv"), {"label": "outcome"}, 422, "empty_table"),
     "header only": (("data.csv", b"age,outcome\n", "text/csv"), {"label": "outcome"}, 422, "empty_table"),
     "missing label field": (("data.csv", tiny_csv_bytes(), "text/csv"), {}, 422, "validation_error"),
     "label not in table": (("data.csv", tiny_csv_bytes(), "text/csv"), {"label": "died"}, 422, "missing_label"),
-    "single class": (("data.csv", b"age,outcome\n1,0\n2,0\n3,0\n", "text/csv"), {"label": "outcome"}, 422,
-                     "single_class"),
-    "binary garbage": (("data.csv", bytes(range(256)) * 8, "text/csv"), {"label": "outcome"}, 422,
-                       "unreadable_file"),
+    "single class": (
+        ("data.csv", b"age,outcome\n1,0\n2,0\n3,0\n", "text/csv"),
+        {"label": "outcome"},
+        422,
+        "single_class",
+    ),
+    "binary garbage": (("data.csv", bytes(range(256)) * 8, "text/csv"), {"label": "outcome"}, 422, "unreadable_file"),
 }
 
 
@@ -64,8 +79,9 @@ def test_bad_upload(case: str, client: TestClient, settings: Settings, database:
 
 
 def test_upload_without_a_file(client: TestClient, settings: Settings, database: Database) -> None:
-    response = client.post("/v1/datasets", files={"other": ("x.txt", b"hello", "text/plain")},
-                           data={"label": "outcome"})
+    response = client.post(
+        "/v1/datasets", files={"other": ("x.txt", b"hello", "text/plain")}, data={"label": "outcome"}
+    )
     assert_error_shape(response, 422)
     response = client.post("/v1/datasets", data={"label": "outcome"})  # not even multipart
     assert_error_shape(response, 415)
@@ -79,27 +95,33 @@ def test_upload_over_the_cap_is_413(client: TestClient, settings: Settings, data
     far_over = tiny_csv_bytes(rows=60_000)  # refused from its Content-Length, unread
     assert settings.max_upload_bytes < len(just_over) < settings.max_upload_bytes + 64 * 1024 < len(far_over)
     for big in (just_over, far_over):
-        response = client.post("/v1/datasets", files={"file": ("big.csv", big, "text/csv")}, data={"label": "outcome"})
+        response = client.post(
+            "/v1/datasets", files={"file": ("big.csv", big, "text/csv")}, data={"label": "outcome"}
+        )
         error = assert_error_shape(response, 413)
         assert error["code"] == "upload_too_large" and error["details"]["max_bytes"] == settings.max_upload_bytes
     _nothing_written(database, settings)
 
 
-def test_upload_over_the_cap_without_content_length(client: TestClient, settings: Settings,
-                                                    database: Database) -> None:
+def test_upload_over_the_cap_without_content_length(
+    client: TestClient, settings: Settings, database: Database
+) -> None:
     """A chunked body has no Content-Length: the stream is cut at the cap."""
     boundary = "dptuneboundary"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"label\"\r\n\r\noutcome\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.csv\"\r\n"
-            "Content-Type: text/csv\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="label"\r\n\r\noutcome\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.csv"\r\n'
+        "Content-Type: text/csv\r\n\r\n"
+    ).encode()
     body = head + tiny_csv_bytes(rows=60_000) + f"\r\n--{boundary}--\r\n".encode()
 
     def chunks():  # type: ignore[no-untyped-def]
         for start in range(0, len(body), 65536):
-            yield body[start:start + 65536]
+            yield body[start : start + 65536]
 
-    response = client.post("/v1/datasets", content=chunks(),
-                           headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    response = client.post(
+        "/v1/datasets", content=chunks(), headers={"content-type": f"multipart/form-data; boundary={boundary}"}
+    )
     assert_error_shape(response, 413)
     _nothing_written(database, settings)
 
@@ -139,8 +161,15 @@ def _job_cases(dataset_id: str) -> dict[str, tuple[object, int]]:
         "label as split column": (job(split={"kind": "column", "column": "outcome"}), 422),
         "butina without smiles": (job(split={"kind": "butina"}), 422),
         "model epochs 0": (job(model={"epochs": 0}), 422),
-        "lambda layer": (job(model={"keras_json": '{"class_name": "Sequential", "config": {"layers": '
-                                    '[{"class_name": "Lambda", "config": {}}]}}'}), 422),
+        "lambda layer": (
+            job(
+                model={
+                    "keras_json": '{"class_name": "Sequential", "config": {"layers": '
+                    '[{"class_name": "Lambda", "config": {}}]}}'
+                }
+            ),
+            422,
+        ),
         "delta 1": (job(delta=1.0), 422),
         "seed negative": (job(seed=-3), 422),
         "not an object": ([1, 2, 3], 422),
@@ -153,8 +182,11 @@ def test_bad_jobs(client: TestClient, settings: Settings, database: Database) ->
         response = client.post("/v1/jobs", json=body)
         assert response.status_code == status, (case, response.text)
         assert_error_shape(response, status)
-    for raw in (b"{not json", b'{"dataset_id": "%s", "tradeoff": NaN}' % dataset_id.encode(),
-                b'{"dataset_id": "%s", "delta": Infinity}' % dataset_id.encode()):
+    for raw in (
+        b"{not json",
+        b'{"dataset_id": "%s", "tradeoff": NaN}' % dataset_id.encode(),
+        b'{"dataset_id": "%s", "delta": Infinity}' % dataset_id.encode(),
+    ):
         response = client.post("/v1/jobs", content=raw, headers={"content-type": "application/json"})
         assert_error_shape(response, 422)
     _nothing_written(database, settings, datasets=1)
@@ -189,8 +221,11 @@ def test_server_errors_keep_the_shape_and_no_trace(settings: Settings) -> None:
 
 
 def test_parquet_upload_is_accepted(client: TestClient, settings: Settings) -> None:
-    response = client.post("/v1/datasets", files={"file": ("t.parquet", _parquet_bytes(), "application/octet-stream")},
-                           data={"label": "outcome"})
+    response = client.post(
+        "/v1/datasets",
+        files={"file": ("t.parquet", _parquet_bytes(), "application/octet-stream")},
+        data={"label": "outcome"},
+    )
     assert response.status_code == 201, response.text
     assert response.json()["format"] == "parquet" and response.json()["rows"] == 50
     assert pd.read_parquet(settings.data_dir / "datasets" / f"{response.json()['id']}.parquet").shape == (50, 5)

@@ -28,10 +28,12 @@ def test_a_cancelled_job_without_trials_says_its_recommendation_will_never_come(
 
 
 def test_a_cancelled_job_with_trials_says_its_recommendation_is_unconfirmed_for_good(
-        client: TestClient, settings: Settings) -> None:
+    client: TestClient, settings: Settings
+) -> None:
     dataset_id = str(upload_tiny(client)["id"])
-    job_id = client.post("/v1/jobs", json=tiny_job(dataset_id, trials=4, search={"method": "random", "trials": 4})
-                         ).json()["id"]
+    job_id = client.post(
+        "/v1/jobs", json=tiny_job(dataset_id, trials=4, search={"method": "random", "trials": 4})
+    ).json()["id"]
     database = Database(settings)
     try:  # the baseline and two of the four trials
         assert Worker(database, settings, FakeExecutor(), worker_id="w").run(max_units=3) == 3

@@ -25,8 +25,12 @@ from workers.worker import Worker
 
 
 def _job_fields() -> dict[str, object]:
-    return {"split": {"kind": "random"}, "model": dict(TINY_MODEL), "seed": 0,
-            "search": {"method": "bayes", "trials": 3, "initial_points": 2}}
+    return {
+        "split": {"kind": "random"},
+        "model": dict(TINY_MODEL),
+        "seed": 0,
+        "search": {"method": "bayes", "trials": 3, "initial_points": 2},
+    }
 
 
 def _run_worker_in_thread(settings: Settings, finished: threading.Event) -> threading.Thread:
@@ -36,7 +40,8 @@ def _run_worker_in_thread(settings: Settings, finished: threading.Event) -> thre
         database = Database(settings)
         try:
             Worker(database, settings, FakeExecutor(), worker_id="client-test").run(
-                stop_when_idle=finished.is_set, max_units=50)
+                stop_when_idle=finished.is_set, max_units=50
+            )
         finally:
             database.dispose()
 

@@ -22,8 +22,14 @@ DPTUNE = [sys.executable, "-c", "from app.cli import main; raise SystemExit(main
 
 def _env(data_dir: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("DPTUNE_")}
-    env.update({"DPTUNE_DATA_DIR": str(data_dir), "DPTUNE_POLL_SECONDS": "0.2", "DPTUNE_STOP_GRACE_SECONDS": "2",
-                "PYTHONPATH": str(REPO)})  # this checkout's code, whatever the venv's editable install points at
+    env.update(
+        {
+            "DPTUNE_DATA_DIR": str(data_dir),
+            "DPTUNE_POLL_SECONDS": "0.2",
+            "DPTUNE_STOP_GRACE_SECONDS": "2",
+            "PYTHONPATH": str(REPO),
+        }
+    )  # this checkout's code, whatever the venv's editable install points at
     return env
 
 
@@ -36,8 +42,9 @@ def _free_port() -> int:
 def test_migrate_creates_the_schema_in_the_data_folder(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     for _ in range(2):  # the second run is a no-op
-        done = subprocess.run([*DPTUNE, "migrate"], cwd=tmp_path, env=_env(data_dir), capture_output=True,
-                              text=True, timeout=120)
+        done = subprocess.run(
+            [*DPTUNE, "migrate"], cwd=tmp_path, env=_env(data_dir), capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, done.stderr
         assert f"database schema at revision {HEAD}" in done.stdout
     engine = create_engine(f"sqlite:///{data_dir / 'dptune.db'}")
@@ -47,8 +54,9 @@ def test_migrate_creates_the_schema_in_the_data_folder(tmp_path: Path) -> None:
 
 
 def _keys(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*DPTUNE, "keys", *args], cwd=data_dir.parent, env=_env(data_dir), capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [*DPTUNE, "keys", *args], cwd=data_dir.parent, env=_env(data_dir), capture_output=True, text=True, timeout=120
+    )
 
 
 def test_keys_create_list_revoke(tmp_path: Path) -> None:
@@ -59,8 +67,12 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
     from app.settings import Settings
 
     data_dir = tmp_path / "data"
-    assert subprocess.run([*DPTUNE, "migrate"], cwd=tmp_path, env=_env(data_dir), capture_output=True,
-                          timeout=120).returncode == 0  # as `dptune serve` does on its first start
+    assert (
+        subprocess.run(
+            [*DPTUNE, "migrate"], cwd=tmp_path, env=_env(data_dir), capture_output=True, timeout=120
+        ).returncode
+        == 0
+    )  # as `dptune serve` does on its first start
     created = _keys(data_dir, "create", "--owner", "alice")
     assert created.returncode == 0, created.stderr
     database = data_dir / "dptune.db"
@@ -73,7 +85,8 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
     assert listed.returncode == 0 and key_id in listed.stdout and "alice" in listed.stdout
     assert "active" in listed.stdout and key not in listed.stdout and key.split("_")[-1] not in listed.stdout
     database_bytes = (data_dir / "dptune.db").read_bytes() + b"".join(
-        p.read_bytes() for p in data_dir.glob("dptune.db-wal"))
+        p.read_bytes() for p in data_dir.glob("dptune.db-wal")
+    )
     assert key.encode() not in database_bytes  # stored hashed
 
     with TestClient(create_app(Settings(data_dir=data_dir))) as client:
@@ -90,15 +103,20 @@ def test_keys_refuse_to_make_a_database_the_server_would_not_read(tmp_path: Path
     """Run where no server keeps its data, `keys` says where it looked and how to point it at the server's data
     folder, and creates nothing; --data-dir points it there from anywhere."""
     server_data = tmp_path / "server-data"
-    assert subprocess.run([*DPTUNE, "migrate"], cwd=tmp_path, env=_env(server_data), capture_output=True,
-                          timeout=120).returncode == 0
+    assert (
+        subprocess.run(
+            [*DPTUNE, "migrate"], cwd=tmp_path, env=_env(server_data), capture_output=True, timeout=120
+        ).returncode
+        == 0
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {key: value for key, value in _env(server_data).items() if key != "DPTUNE_DATA_DIR"}
 
     def keys(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*DPTUNE, "keys", *args], cwd=elsewhere, env=env, capture_output=True, text=True,
-                              timeout=120)
+        return subprocess.run(
+            [*DPTUNE, "keys", *args], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120
+        )
 
     for args in (("create", "--owner", "alice"), ("list",), ("revoke", "abc")):
         refused = keys(*args)
@@ -106,7 +124,8 @@ def test_keys_refuse_to_make_a_database_the_server_would_not_read(tmp_path: Path
         assert refused.stderr.strip() == (
             f"dptune: error: no dptune database at {(elsewhere / 'dptune-data' / 'dptune.db').resolve()}: point at "
             "the server's data folder with --data-dir DIR or DPTUNE_DATA_DIR (or at its database with "
-            "DPTUNE_DATABASE_URL); `dptune serve` or `dptune migrate` creates a new one")
+            "DPTUNE_DATABASE_URL); `dptune serve` or `dptune migrate` creates a new one"
+        )
         assert refused.stdout == "" and list(elsewhere.iterdir()) == []
 
     created = keys("create", "--owner", "alice", "--data-dir", str(server_data))
@@ -121,8 +140,13 @@ def test_serve_answers_and_stops_with_its_worker(tmp_path: Path) -> None:
     port = _free_port()
     log = tmp_path / "serve.log"
     with log.open("wb") as handle:
-        server = subprocess.Popen([*DPTUNE, "serve", "--port", str(port)], cwd=tmp_path, env=_env(data_dir),
-                                  stdout=handle, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [*DPTUNE, "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=_env(data_dir),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

@@ -70,13 +70,17 @@ def client(ft_settings: Settings, database: Database) -> Iterator[TestClient]:
 
 def _trials(database: Database, job_id: str) -> list[TrialRecord]:
     with database.reading() as session:
-        return list(session.scalars(select(TrialRecord).where(TrialRecord.job_id == job_id)
-                                    .order_by(TrialRecord.trial_index)).all())
+        return list(
+            session.scalars(
+                select(TrialRecord).where(TrialRecord.job_id == job_id).order_by(TrialRecord.trial_index)
+            ).all()
+        )
 
 
 def _upload(client: TestClient | httpx.Client) -> str:
-    response = client.post("/v1/datasets", files={"file": ("tiny.csv", tiny_csv_bytes(), "text/csv")},
-                           data={"label": "outcome"})
+    response = client.post(
+        "/v1/datasets", files={"file": ("tiny.csv", tiny_csv_bytes(), "text/csv")}, data={"label": "outcome"}
+    )
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 
@@ -92,8 +96,9 @@ def _running(database: Database, job_id: str, index: int | None = None) -> bool:
     return any(t.status == "running" and (index is None or t.trial_index == index) for t in _trials(database, job_id))
 
 
-def test_dropped_database_connections_lose_nothing(client: TestClient, database: Database,
-                                                   worker: WorkerProcess) -> None:
+def test_dropped_database_connections_lose_nothing(
+    client: TestClient, database: Database, worker: WorkerProcess
+) -> None:
     """The worker's connections are terminated every 0.3 s while its trials run: heartbeats, result writes
     and claims meet dead connections, and the worker reconnects (pre-ping, write retries). Every result
     arrives, once."""
@@ -109,9 +114,13 @@ def test_dropped_database_connections_lose_nothing(client: TestClient, database:
             while not done.is_set():
                 trial_running = _running(database, job_id)
                 with admin.engine.begin() as connection:
-                    killed = connection.execute(text(
-                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE application_name = :name"), {"name": f"dptune worker {WORKER}"}).scalar_one()
+                    killed = connection.execute(
+                        text(
+                            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE application_name = :name"
+                        ),
+                        {"name": f"dptune worker {WORKER}"},
+                    ).scalar_one()
                 terminated += int(killed)
                 during_trials += int(killed) if trial_running else 0
                 done.wait(0.3)
@@ -121,8 +130,11 @@ def test_dropped_database_connections_lose_nothing(client: TestClient, database:
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
     try:
-        _wait_for(lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] not in ("queued", "running"),
-                  JOB_SECONDS, f"job not done:\n{worker.tail()}")
+        _wait_for(
+            lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] not in ("queued", "running"),
+            JOB_SECONDS,
+            f"job not done:\n{worker.tail()}",
+        )
     finally:
         done.set()
         thread.join(timeout=10)
@@ -149,9 +161,22 @@ class ApiProcess:
         self.url = f"http://127.0.0.1:{port}"
         with log.open("ab") as handle:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", "from app.cli import main; raise SystemExit(main())", "serve", "--no-worker",
-                 "--host", "127.0.0.1", "--port", str(port)], cwd=REPO, env=env, stdout=handle,
-                stderr=subprocess.STDOUT)
+                [
+                    sys.executable,
+                    "-c",
+                    "from app.cli import main; raise SystemExit(main())",
+                    "serve",
+                    "--no-worker",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+            )
 
     def wait_healthy(self) -> None:
         def healthy() -> bool:
@@ -168,8 +193,9 @@ class ApiProcess:
             self.process.wait(timeout=30)
 
 
-def test_api_restarted_while_jobs_run(ft_settings: Settings, database: Database, worker: WorkerProcess,
-                                      tmp_path: Path) -> None:
+def test_api_restarted_while_jobs_run(
+    ft_settings: Settings, database: Database, worker: WorkerProcess, tmp_path: Path
+) -> None:
     """The API is stateless: killed (SIGKILL) mid-trial and started again, it serves the same jobs, which went
     on in the worker meanwhile."""
     port, log = _free_port(), tmp_path / "api.log"
@@ -179,22 +205,35 @@ def test_api_restarted_while_jobs_run(ft_settings: Settings, database: Database,
         api.wait_healthy()
         with httpx.Client(base_url=api.url, headers=bearer(key), timeout=30) as http:
             dataset_id = _upload(http)
-            budgets = {http.post("/v1/jobs", json=tiny_job(dataset_id, trials=n, model=MODEL)).json()["id"]: n
-                       for n in (2, 1)}
+            budgets = {
+                http.post("/v1/jobs", json=tiny_job(dataset_id, trials=n, model=MODEL)).json()["id"]: n
+                for n in (2, 1)
+            }
             jobs = list(budgets)
         _wait_for(lambda: _running(database, jobs[0]), JOB_SECONDS, f"no trial ran:\n{worker.tail()}")
         api.kill()
         # With the API down, the worker goes on: the running trial finishes and is written.
-        _wait_for(lambda: any(t.status == "succeeded" for t in _trials(database, jobs[0])), JOB_SECONDS,
-                  f"nothing finished while the API was down:\n{worker.tail()}")
+        _wait_for(
+            lambda: any(t.status == "succeeded" for t in _trials(database, jobs[0])),
+            JOB_SECONDS,
+            f"nothing finished while the API was down:\n{worker.tail()}",
+        )
         api = ApiProcess(ft_settings, port, log)
         api.wait_healthy()
         with httpx.Client(base_url=api.url, headers=bearer(key), timeout=30) as http:
-            _wait_for(lambda: all(http.get(f"/v1/jobs/{j}").json()["status"] == "succeeded" for j in jobs),
-                      JOB_SECONDS, f"jobs not done:\n{worker.tail()}")
+            _wait_for(
+                lambda: all(http.get(f"/v1/jobs/{j}").json()["status"] == "succeeded" for j in jobs),
+                JOB_SECONDS,
+                f"jobs not done:\n{worker.tail()}",
+            )
             for job_id, n in budgets.items():
                 assert http.get(f"/v1/jobs/{job_id}").json()["progress"] == {
-                    "done": n, "running": 0, "total": n, "failed": 0, "baseline_done": True}
+                    "done": n,
+                    "running": 0,
+                    "total": n,
+                    "failed": 0,
+                    "baseline_done": True,
+                }
                 assert http.get(f"/v1/jobs/{job_id}/recommendation").status_code == 200
     finally:
         api.kill()
@@ -222,8 +261,7 @@ def test_cancel_while_a_trial_runs(client: TestClient, database: Database, worke
     assert client.get(f"/v1/jobs/{job_id}/recommendation").json()["index"] == 0
     # The worker is free for the next job.
     next_job = client.post("/v1/jobs", json=tiny_job(dataset_id, trials=1)).json()["id"]
-    _wait_for(lambda: client.get(f"/v1/jobs/{next_job}").json()["status"] == "succeeded", JOB_SECONDS,
-              worker.tail())
+    _wait_for(lambda: client.get(f"/v1/jobs/{next_job}").json()["status"] == "succeeded", JOB_SECONDS, worker.tail())
     _assert_exact_budget(database, next_job, 1)
     time.sleep(0.5)
     assert [(t.trial_index, t.status) for t in _trials(database, job_id)] == [(0, "succeeded"), (1, "cancelled")]

@@ -41,12 +41,18 @@ def _unzipped(response: object, folder: Path) -> Path:
 
 
 def test_a_target_epsilon_job_ends_with_a_confirmed_recommendation_and_its_model(
-        client: TestClient, settings: Settings, tmp_path: Path) -> None:
+    client: TestClient, settings: Settings, tmp_path: Path
+) -> None:
     import tensorflow as tf
 
     dataset = upload_tiny(client)
-    body = tiny_job(str(dataset["id"]), search={"method": "bayes", "trials": 2, "initial_points": 2},
-                    target_epsilon=TARGET_EPSILON, confirm_repeats=2, **FAST)
+    body = tiny_job(
+        str(dataset["id"]),
+        search={"method": "bayes", "trials": 2, "initial_points": 2},
+        target_epsilon=TARGET_EPSILON,
+        confirm_repeats=2,
+        **FAST,
+    )
     job = client.post("/v1/jobs", json=body).json()
     assert job["guarantee"]["target_epsilon"] == TARGET_EPSILON and job["stage"] == "baseline"
     run_worker_until_done(client, settings, job["id"])
@@ -96,10 +102,12 @@ class RecordingExecutor(EngineExecutor):
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_proxy_job_reads_the_private_data_once_by_the_final_training(
-        client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     private = upload_tiny(client)
-    proxy = client.post("/v1/datasets", files={"file": ("proxy.csv", tiny_csv_bytes(seed=1), "text/csv")},
-                        data={"label": "outcome"}).json()
+    proxy = client.post(
+        "/v1/datasets", files={"file": ("proxy.csv", tiny_csv_bytes(seed=1), "text/csv")}, data={"label": "outcome"}
+    ).json()
     private_file = settings.data_dir / "datasets" / f"{private['id']}.csv"
     reads: list[tuple[str | None, Path]] = []
     original = executor_module.read_table
@@ -109,8 +117,13 @@ def test_a_proxy_job_reads_the_private_data_once_by_the_final_training(
         return original(path, *args)
 
     monkeypatch.setattr(executor_module, "read_table", counting_read_table)
-    body = tiny_job(str(private["id"]), search={"method": "random", "trials": 2}, tune_dataset_id=proxy["id"],
-                    confirm_repeats=2, **FAST)
+    body = tiny_job(
+        str(private["id"]),
+        search={"method": "random", "trials": 2},
+        tune_dataset_id=proxy["id"],
+        confirm_repeats=2,
+        **FAST,
+    )
     job = client.post("/v1/jobs", json=body).json()
     assert job["tune_dataset_id"] == proxy["id"]
     run_worker_until_done(client, settings, job["id"], executor=RecordingExecutor(settings))
@@ -118,8 +131,11 @@ def test_a_proxy_job_reads_the_private_data_once_by_the_final_training(
 
     private_reads = [kind for kind, path in reads if path.resolve() == private_file.resolve()]
     assert private_reads == ["final"]
-    assert {kind for kind, path in reads if path.resolve() != private_file.resolve()} <= {"baseline", "trial",
-                                                                                           "confirm"}
+    assert {kind for kind, path in reads if path.resolve() != private_file.resolve()} <= {
+        "baseline",
+        "trial",
+        "confirm",
+    }
     folder = _unzipped(client.get(f"/v1/jobs/{job['id']}/model"), tmp_path / "model")
     statement = json.loads((folder / "privacy.json").read_text())
     assert statement["tuned_on"] == "proxy" and statement["tuning_cost"] == TUNING_COST_PROXY

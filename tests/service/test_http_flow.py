@@ -24,7 +24,12 @@ def test_upload_job_poll_recommendation(client: TestClient, settings: Settings, 
     job = created.json()
     assert created.headers["location"] == f"/v1/jobs/{job['id']}"
     assert job["status"] == "queued" and job["progress"] == {
-        "done": 0, "running": 0, "total": 3, "failed": 0, "baseline_done": False}
+        "done": 0,
+        "running": 0,
+        "total": 3,
+        "failed": 0,
+        "baseline_done": False,
+    }
 
     early = client.get(f"/v1/jobs/{job['id']}/recommendation")
     assert_error_shape(early, 409)

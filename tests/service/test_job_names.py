@@ -51,18 +51,22 @@ def test_name_and_tags_are_stored_shown_and_filtered(client: TestClient, setting
     assert client.get("/v1/jobs", params={"tag": "covid"}, headers=other).json()["total"] == 0
 
 
-@pytest.mark.parametrize(("fields", "location"), [
-    ({"name": "x" * 201}, ["body", "name"]),
-    ({"name": ""}, ["body", "name"]),
-    ({"tags": [f"t{i}" for i in range(21)]}, ["body", "tags"]),
-    ({"tags": ["x" * 51]}, ["body", "tags", "0"]),
-    ({"tags": ["ok", "two  spaces"]}, ["body", "tags", "1"]),
-    ({"tags": [" padded"]}, ["body", "tags", "0"]),
-    ({"tags": ["semi;colon"]}, ["body", "tags", "0"]),
-    ({"tags": "covid"}, ["body", "tags"]),
-])
-def test_bad_names_and_tags_are_refused(client: TestClient, fields: dict[str, object],
-                                        location: list[object]) -> None:
+@pytest.mark.parametrize(
+    ("fields", "location"),
+    [
+        ({"name": "x" * 201}, ["body", "name"]),
+        ({"name": ""}, ["body", "name"]),
+        ({"tags": [f"t{i}" for i in range(21)]}, ["body", "tags"]),
+        ({"tags": ["x" * 51]}, ["body", "tags", "0"]),
+        ({"tags": ["ok", "two  spaces"]}, ["body", "tags", "1"]),
+        ({"tags": [" padded"]}, ["body", "tags", "0"]),
+        ({"tags": ["semi;colon"]}, ["body", "tags", "0"]),
+        ({"tags": "covid"}, ["body", "tags"]),
+    ],
+)
+def test_bad_names_and_tags_are_refused(
+    client: TestClient, fields: dict[str, object], location: list[object]
+) -> None:
     dataset = str(upload_tiny(client)["id"])
     error = assert_error_shape(client.post("/v1/jobs", json=tiny_job(dataset, **fields)), 422)
     assert location in [e["loc"] for e in error["details"]["errors"]], error  # type: ignore[index]

@@ -35,8 +35,14 @@ print(json.dumps({"import": after_import, "create_app": after_create, "started":
 def test_the_api_loads_no_tensorflow_rdkit_sklearn_matplotlib_or_scipy(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("DPTUNE_")}
     env["PYTHONPATH"] = str(REPO)  # this checkout's code
-    done = subprocess.run([sys.executable, "-c", _PROBE, str(tmp_path / "data"), ",".join(NOT_AT_START)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(tmp_path / "data"), ",".join(NOT_AT_START)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["health"] == 200

@@ -27,8 +27,13 @@ from tests.service.conftest import (
 )
 from tests.service.helpers import upload_tiny
 
-LIMITS = {"max_rows": 150, "max_columns": 8, "max_trials_per_job": 5, "max_active_jobs_per_owner": 2,
-          "max_json_bytes": 2048}
+LIMITS = {
+    "max_rows": 150,
+    "max_columns": 8,
+    "max_trials_per_job": 5,
+    "max_active_jobs_per_owner": 2,
+    "max_json_bytes": 2048,
+}
 
 
 @pytest.fixture
@@ -63,8 +68,14 @@ def test_rows_and_columns(limited: tuple[TestClient, Settings], database: Databa
         error = assert_error_shape(response, 422)
         assert error["code"] == code and error["details"] == {"count": count, "max": limit}, file[0]
     _nothing_stored(database, settings)
-    assert client.post("/v1/datasets", files={"file": ("ok.csv", tiny_csv_bytes(rows=150), "text/csv")},
-                       data={"label": "outcome"}).status_code == 201
+    assert (
+        client.post(
+            "/v1/datasets",
+            files={"file": ("ok.csv", tiny_csv_bytes(rows=150), "text/csv")},
+            data={"label": "outcome"},
+        ).status_code
+        == 201
+    )
 
 
 def test_trials_per_job(limited: tuple[TestClient, Settings], database: Database) -> None:
@@ -90,8 +101,12 @@ def test_active_jobs_per_owner(limited: tuple[TestClient, Settings], database: D
     assert error["code"] == "too_many_active_jobs" and error["details"] == {"active": 2, "max": 2}
     # Another owner has its own allowance.
     other = bearer(create_api_key(settings, owner="other"))
-    theirs = client.post("/v1/datasets", files={"file": ("t.csv", tiny_csv_bytes(rows=120), "text/csv")},
-                         data={"label": "outcome"}, headers=other).json()
+    theirs = client.post(
+        "/v1/datasets",
+        files={"file": ("t.csv", tiny_csv_bytes(rows=120), "text/csv")},
+        data={"label": "outcome"},
+        headers=other,
+    ).json()
     assert client.post("/v1/jobs", json=tiny_job(theirs["id"]), headers=other).status_code == 202
     # A finished (here: cancelled) job frees its place.
     assert client.post(f"/v1/jobs/{first['id']}/cancel").status_code == 200
@@ -100,8 +115,9 @@ def test_active_jobs_per_owner(limited: tuple[TestClient, Settings], database: D
     assert second["status"] == "queued"
 
 
-def test_active_jobs_limit_holds_under_concurrent_posts(limited: tuple[TestClient, Settings],
-                                                        database: Database) -> None:
+def test_active_jobs_limit_holds_under_concurrent_posts(
+    limited: tuple[TestClient, Settings], database: Database
+) -> None:
     client, _ = limited
     dataset_id = str(upload_tiny(client, rows=120)["id"])
     statuses: list[int] = []

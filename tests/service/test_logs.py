@@ -68,19 +68,31 @@ def test_logs_are_json_with_request_ids_and_no_data_values(settings: Settings, l
             request_ids.append(response.headers["x-request-id"])
             return response
 
-        good = call("POST", "/v1/datasets", files={"file": ("patients.csv", _csv_with_secrets(), "text/csv")},
-                    data={"label": "outcome"})
+        good = call(
+            "POST",
+            "/v1/datasets",
+            files={"file": ("patients.csv", _csv_with_secrets(), "text/csv")},
+            data={"label": "outcome"},
+        )
         assert good.status_code == 201, good.text  # type: ignore[attr-defined]
         dataset_id = good.json()["id"]  # type: ignore[attr-defined]
         # Rejections whose causes are the secret values: the messages name columns and rows, not values.
         numeric = tiny_frame(100)
         numeric["income"] = numeric["income"].astype(object)
         numeric.loc[3, "income"] = SECRET_TEXT
-        bad = call("POST", "/v1/datasets", files={"file": ("bad.csv", numeric.to_csv(index=False).encode(),
-                                                           "text/csv")}, data={"label": "outcome"})
+        bad = call(
+            "POST",
+            "/v1/datasets",
+            files={"file": ("bad.csv", numeric.to_csv(index=False).encode(), "text/csv")},
+            data={"label": "outcome"},
+        )
         assert bad.status_code == 422 and SECRET_TEXT not in bad.text  # type: ignore[attr-defined]
-        call("POST", "/v1/datasets", files={"file": ("p.csv", _csv_with_secrets(), "text/csv")},
-             data={"label": SECRET_TEXT})
+        call(
+            "POST",
+            "/v1/datasets",
+            files={"file": ("p.csv", _csv_with_secrets(), "text/csv")},
+            data={"label": SECRET_TEXT},
+        )
         call("POST", "/v1/jobs", json=tiny_job(dataset_id, split={"kind": "kmeans", "columns": [SECRET_TEXT]}))
         assert call("GET", "/v1/boom").status_code == 500  # type: ignore[attr-defined]
         # A real job: the engine prepares the data and trains one trial, logging as it goes.
@@ -88,8 +100,10 @@ def test_logs_are_json_with_request_ids_and_no_data_values(settings: Settings, l
         run_worker_until_done(client, settings, job["id"])
         assert call("GET", f"/v1/jobs/{job['id']}").json()["status"] == "succeeded"  # type: ignore[attr-defined]
         # A client's own request id is kept; a malformed one is replaced.
-        assert client.get("/v1/health", headers={"X-Request-ID": "client-id-42"}).headers["x-request-id"] == \
-            "client-id-42"
+        assert (
+            client.get("/v1/health", headers={"X-Request-ID": "client-id-42"}).headers["x-request-id"]
+            == "client-id-42"
+        )
         replaced = client.get("/v1/health", headers={"X-Request-ID": "bad id\twith spaces"}).headers["x-request-id"]
         assert replaced != "bad id\twith spaces" and len(replaced) == 32
         request_ids += ["client-id-42", replaced]

@@ -28,8 +28,13 @@ from tests.service.helpers import make_baseline, make_measurement, run_worker_un
 from tests.service.test_queue import FakeExecutor
 from workers.executor import EngineExecutor
 
-CUSTOM = {"privacy_game": "membership", "repeats": 3, "reference_models": 8, "audit_reference_models": 32,
-          "allow_weak_baseline": True}
+CUSTOM = {
+    "privacy_game": "membership",
+    "repeats": 3,
+    "reference_models": 8,
+    "audit_reference_models": 32,
+    "allow_weak_baseline": True,
+}
 
 
 def _dataset(client: TestClient) -> str:
@@ -51,7 +56,10 @@ def test_job_create_takes_every_measurement_and_guarantee_field() -> None:
         for name, spec_field in spec.model_fields.items():
             field = JobCreate.model_fields[name]
             assert (field.default, field.description, field.metadata) == (
-                spec_field.default, spec_field.description, spec_field.metadata)
+                spec_field.default,
+                spec_field.description,
+                spec_field.metadata,
+            )
     assert JobCreate(dataset_id="d", **CUSTOM).measurement() == MeasurementSpec(**CUSTOM)
     guarantee = {"max_epsilon": 4.0, "target_epsilon": 2.0, "confirm_repeats": 5, "max_utility_loss": 0.1}
     assert JobCreate(dataset_id="d", **guarantee).guarantee() == GuaranteeSpec(**guarantee)
@@ -76,10 +84,18 @@ def test_a_job_from_before_measurement_reads_as_the_defaults(client: TestClient,
     assert client.get(f"/v1/jobs/{job_id}").json()["measurement"] == MeasurementSpec().model_dump()
 
 
-@pytest.mark.parametrize("field, value", [
-    ("repeats", 0), ("repeats", 21), ("reference_models", 1), ("reference_models", 65),
-    ("audit_reference_models", 129), ("privacy_game", "shadow"), ("allow_weak_baseline", "perhaps"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("repeats", 0),
+        ("repeats", 21),
+        ("reference_models", 1),
+        ("reference_models", 65),
+        ("audit_reference_models", 129),
+        ("privacy_game", "shadow"),
+        ("allow_weak_baseline", "perhaps"),
+    ],
+)
 def test_measurement_bounds_are_the_apis_422(client: TestClient, field: str, value: object) -> None:
     response = client.post("/v1/jobs", json=tiny_job(_dataset(client), **{field: value}))
     error = assert_error_shape(response, 422)
@@ -112,18 +128,34 @@ def test_every_unit_carries_the_jobs_measurement(client: TestClient, settings: S
     assert result["measurement"] == CUSTOM and result["splits"]["members"] == 100
 
 
-@pytest.mark.parametrize("error, code, message", [
-    (TuningError("baseline_not_learning", "the baseline does not learn: validation ROC-AUC 0.51; train longer",
-                 {"utility_validation": 0.51}),
-     "baseline_not_learning", "the baseline does not learn: validation ROC-AUC 0.51; train longer"),
-    (TuningError("no_external_set", "the column split has no external rows"),
-     "no_external_set", "the column split has no external rows"),
-    (DatasetError("split_too_small", "the test part has 3 rows"), "split_too_small",
-     "the baseline failed: the test part has 3 rows"),
-    (RuntimeError("out of memory"), "baseline_failed", "the baseline failed: RuntimeError: out of memory"),
-])
-def test_a_refused_baseline_fails_the_job_with_its_code(client: TestClient, settings: Settings, error: Exception,
-                                                        code: str, message: str) -> None:
+@pytest.mark.parametrize(
+    "error, code, message",
+    [
+        (
+            TuningError(
+                "baseline_not_learning",
+                "the baseline does not learn: validation ROC-AUC 0.51; train longer",
+                {"utility_validation": 0.51},
+            ),
+            "baseline_not_learning",
+            "the baseline does not learn: validation ROC-AUC 0.51; train longer",
+        ),
+        (
+            TuningError("no_external_set", "the column split has no external rows"),
+            "no_external_set",
+            "the column split has no external rows",
+        ),
+        (
+            DatasetError("split_too_small", "the test part has 3 rows"),
+            "split_too_small",
+            "the baseline failed: the test part has 3 rows",
+        ),
+        (RuntimeError("out of memory"), "baseline_failed", "the baseline failed: RuntimeError: out of memory"),
+    ],
+)
+def test_a_refused_baseline_fails_the_job_with_its_code(
+    client: TestClient, settings: Settings, error: Exception, code: str, message: str
+) -> None:
     job_id = client.post("/v1/jobs", json=tiny_job(_dataset(client))).json()["id"]
     run_worker_until_done(client, settings, job_id, executor=FakeExecutor(fail_baseline=error))
     job = client.get(f"/v1/jobs/{job_id}").json()
@@ -159,8 +191,9 @@ class StubEngine:
         module.trial_seed = engine_trial_seed  # type: ignore[attr-defined]
         return module
 
-    def space_for(self, search: SearchSpec, guarantee: GuaranteeSpec, spec: object, n_members: int,
-                  delta: float) -> object:
+    def space_for(
+        self, search: SearchSpec, guarantee: GuaranteeSpec, spec: object, n_members: int, delta: float
+    ) -> object:
         """The engine's own (pure, no training): a budget max_noise cannot meet raises here."""
         self.calls.append(("space_for", guarantee))
         return engine_space_for(search, guarantee, ModelSpec(), n_members, delta)
@@ -168,8 +201,9 @@ class StubEngine:
     def check_game(self, data: object, measurement: MeasurementSpec) -> None:
         self.calls.append(("check_game", measurement))
 
-    def run_baseline(self, data: object, spec: object, measurement: MeasurementSpec, seed: int = 0,
-                     delta: float | None = None) -> Baseline:
+    def run_baseline(
+        self, data: object, spec: object, measurement: MeasurementSpec, seed: int = 0, delta: float | None = None
+    ) -> Baseline:
         self.calls.append(("run_baseline", measurement))
         self.baseline_delta = delta
         return self.baseline
@@ -179,8 +213,17 @@ class StubEngine:
         if not baseline.learns and not measurement.allow_weak_baseline:
             raise TuningError("baseline_not_learning", "the baseline does not learn", {})
 
-    def run_trial(self, data: object, spec: object, clip: float, noise: float, *, delta: float,
-                  measurement: MeasurementSpec, seed: int = 0) -> object:
+    def run_trial(
+        self,
+        data: object,
+        spec: object,
+        clip: float,
+        noise: float,
+        *,
+        delta: float,
+        measurement: MeasurementSpec,
+        seed: int = 0,
+    ) -> object:
         self.calls.append(("run_trial", measurement))
         self.trial_seed = seed
         return make_measurement(clip, noise, delta=delta, measurement=measurement)
@@ -204,8 +247,19 @@ def _engine_executor(monkeypatch: pytest.MonkeyPatch, stub: StubEngine) -> Engin
 
 def _unit(kind: str, measurement: MeasurementSpec, **fields: Any) -> WorkUnit:
     ref = DatasetRef(dataset_id="d", storage_key="k", sha256="s", label="y", smiles_column=None)
-    return WorkUnit(kind=kind, job_id="j", lease_token="t", attempt=1, dataset=ref, split={"kind": "random"},
-                    model={}, seed=0, requested_delta=None, measurement=measurement, **fields)
+    return WorkUnit(
+        kind=kind,
+        job_id="j",
+        lease_token="t",
+        attempt=1,
+        dataset=ref,
+        split={"kind": "random"},
+        model={},
+        seed=0,
+        requested_delta=None,
+        measurement=measurement,
+        **fields,
+    )
 
 
 def test_the_executor_runs_the_baseline_between_the_engines_checks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -242,7 +296,7 @@ def test_the_executor_passes_the_measurement_to_trials(monkeypatch: pytest.Monke
     spec = MeasurementSpec(repeats=3, reference_models=6)
     stub = StubEngine(make_baseline())
     measured = _engine_executor(monkeypatch, stub).run_trial(
-        _unit("trial", spec, delta=1e-5, trial_index=2, clip=1.0, noise=0.5))
+        _unit("trial", spec, delta=1e-5, trial_index=2, clip=1.0, noise=0.5)
+    )
     assert stub.calls == [("run_trial", spec)] and measured.measurement.repeats == 3
     assert stub.trial_seed == engine_trial_seed(0, 2) != 0  # trial i trains from trial_seed(seed, i), as in tune()
-

@@ -26,8 +26,11 @@ def scrape(client: TestClient) -> Samples:
     response = client.get("/metrics", headers={"Authorization": ""})  # no key: operators scrape without one
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
@@ -75,8 +78,10 @@ def test_metrics_follow_a_job(client: TestClient, settings: Settings, database: 
     client.get("/no/such/path")
     after = scrape(client)
     # The worker's polls (jobs_done) and the call above count on the template; no raw path is a label.
-    assert value(after, "dptune_http_requests_total", **job_route) > value(before, "dptune_http_requests_total",
-                                                                             **job_route) + 1
+    assert (
+        value(after, "dptune_http_requests_total", **job_route)
+        > value(before, "dptune_http_requests_total", **job_route) + 1
+    )
     assert value(after, "dptune_http_requests_total", route="/v1/jobs/{job_id}", method="GET", status="4xx") == 2
     assert value(after, "dptune_http_requests_total", route="unmatched", method="GET", status="4xx") == 1
     assert not any(job["id"] in labels_value for (_, labels) in after for _, labels_value in labels)
@@ -84,8 +89,9 @@ def test_metrics_follow_a_job(client: TestClient, settings: Settings, database: 
 
     with database.reading() as session:
         jobs = dict(session.execute(select(JobRecord.status, func.count()).group_by(JobRecord.status)).all())
-        succeeded = session.execute(select(TrialRecord.started_at, TrialRecord.finished_at)
-                                    .where(TrialRecord.status == "succeeded")).all()
+        succeeded = session.execute(
+            select(TrialRecord.started_at, TrialRecord.finished_at).where(TrialRecord.status == "succeeded")
+        ).all()
     for status in ("queued", "running", "succeeded", "failed", "cancelled"):
         assert value(after, "dptune_jobs", status=status) == jobs.get(status, 0)
     assert jobs == {"succeeded": 1}
@@ -123,7 +129,7 @@ def test_trial_histogram_buckets_and_failures(client: TestClient, settings: Sett
     assert value(samples, "dptune_trial_failures_total") == 1
     assert value(samples, "dptune_trial_seconds_count") == 2
     assert math.isclose(value(samples, "dptune_trial_seconds_sum"), 46.75, abs_tol=1e-3)
-    cumulative = {bound: value(samples, "dptune_trial_seconds_bucket", le=repr(bound))
-                  for bound in TRIAL_SECONDS_BUCKETS}
+    cumulative = {
+        bound: value(samples, "dptune_trial_seconds_bucket", le=repr(bound)) for bound in TRIAL_SECONDS_BUCKETS
+    }
     assert [cumulative[bound] for bound in (1.0, 2.0, 30.0, 60.0, 7200.0)] == [0, 1, 1, 2, 2]
-

@@ -34,10 +34,12 @@ def _is_known_sqlite_difference(diff: object) -> bool:
 def _schema_differences(database: Database) -> list[object]:
     """What autogenerate would write to bring the database to the models (types and server defaults too)."""
     with database.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True,
-                                                               "compare_server_default": True})
-        return [d for d in compare_metadata(context, Base.metadata)
-                if not (database.is_sqlite and _is_known_sqlite_difference(d))]
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "compare_server_default": True})
+        return [
+            d
+            for d in compare_metadata(context, Base.metadata)
+            if not (database.is_sqlite and _is_known_sqlite_difference(d))
+        ]
 
 
 def _tables(database: Database) -> set[str]:
@@ -89,7 +91,6 @@ def test_rows_from_before_measurement_v2_are_brought_to_it(new_database_settings
 
     from app.jobs import service
     from app.jobs.models import JobRecord
-
     from tests.service.helpers import upgrade_to
 
     database = Database(new_database_settings)
@@ -98,21 +99,31 @@ def test_rows_from_before_measurement_v2_are_brought_to_it(new_database_settings
         old_baseline = json.dumps({"utility_test": 0.9, "attack_accuracy": 0.6, "attack": {}})
         old_split = json.dumps({"kind": "kmeans", "columns": ["a"], "test_fraction": 0.2})
         with database.engine.begin() as connection:
-            connection.execute(text(
-                "INSERT INTO datasets (id, owner_id, name, source, file_format, storage_key, size_bytes, sha256, "
-                "label, rows, columns, class_counts, default_split, created_at) VALUES ('d', 'local', 'd', 'upload', "
-                "'csv', 'datasets/d.csv', 1, 'x', 'y', 1, '[\"a\", \"y\"]', '{}', :split, '2026-01-01 00:00:00')"),
-                {"split": json.dumps({"kind": "random", "members": 0.5, "test": 0.25, "nonmembers": 0.25})})
+            connection.execute(
+                text(
+                    "INSERT INTO datasets (id, owner_id, name, source, file_format, storage_key, size_bytes, sha256, "
+                    "label, rows, columns, class_counts, default_split, created_at) VALUES ('d', 'local', 'd', 'upload', "
+                    "'csv', 'datasets/d.csv', 1, 'x', 'y', 1, '[\"a\", \"y\"]', '{}', :split, '2026-01-01 00:00:00')"
+                ),
+                {"split": json.dumps({"kind": "random", "members": 0.5, "test": 0.25, "nonmembers": 0.25})},
+            )
             for job_id, status in (("done", "succeeded"), ("busy", "running")):
-                connection.execute(text(
-                    "INSERT INTO jobs (id, dataset_id, owner_id, status, split, model, search, tradeoff, seed, budget, "
-                    "parallelism, trials_version, baseline_attempts, baseline, delta, created_at) VALUES (:id, 'd', "
-                    "'local', :status, :split, '{}', '{\"trials\": 2}', 0.5, 0, 2, 1, 0, 1, :baseline, 0.001, "
-                    "'2026-01-01 00:00:00')"), {"id": job_id, "status": status, "split": old_split,
-                                                "baseline": old_baseline})
-                connection.execute(text(
-                    "INSERT INTO trials (job_id, trial_index, status, clip, noise, measurement, attempts, started_at) "
-                    "VALUES (:id, 0, 'succeeded', 1.0, 1.0, '{}', 1, '2026-01-01 00:00:00')"), {"id": job_id})
+                connection.execute(
+                    text(
+                        "INSERT INTO jobs (id, dataset_id, owner_id, status, split, model, search, tradeoff, seed, budget, "
+                        "parallelism, trials_version, baseline_attempts, baseline, delta, created_at) VALUES (:id, 'd', "
+                        "'local', :status, :split, '{}', '{\"trials\": 2}', 0.5, 0, 2, 1, 0, 1, :baseline, 0.001, "
+                        "'2026-01-01 00:00:00')"
+                    ),
+                    {"id": job_id, "status": status, "split": old_split, "baseline": old_baseline},
+                )
+                connection.execute(
+                    text(
+                        "INSERT INTO trials (job_id, trial_index, status, clip, noise, measurement, attempts, started_at) "
+                        "VALUES (:id, 0, 'succeeded', 1.0, 1.0, '{}', 1, '2026-01-01 00:00:00')"
+                    ),
+                    {"id": job_id},
+                )
         assert upgrade_schema(database) == HEAD
         with database.session(write=False) as session:
             done, busy = session.get(JobRecord, "done"), session.get(JobRecord, "busy")
@@ -150,34 +161,59 @@ def test_jobs_from_before_recommendation_v2_read_as_no_guarantee_jobs(new_databa
     try:
         upgrade_to(database, "0003")
         baseline = make_baseline().model_dump_json()
-        preparation = json.dumps({"rows_used": 400, "split_sizes": {"members": 100, "holdout": 100,
-                                                                      "validation": 50, "test": 50, "external": None}})
+        preparation = json.dumps(
+            {
+                "rows_used": 400,
+                "split_sizes": {"members": 100, "holdout": 100, "validation": 50, "test": 50, "external": None},
+            }
+        )
         with database.engine.begin() as connection:
-            connection.execute(text(
-                "INSERT INTO datasets (id, owner_id, name, source, file_format, storage_key, size_bytes, sha256, "
-                "label, rows, columns, class_counts, created_at) VALUES ('d', 'local', 'd', 'upload', 'csv', "
-                "'datasets/d.csv', 1, 'x', 'y', 1, '[\"a\", \"y\"]', '{}', '2026-01-01 00:00:00')"))
+            connection.execute(
+                text(
+                    "INSERT INTO datasets (id, owner_id, name, source, file_format, storage_key, size_bytes, sha256, "
+                    "label, rows, columns, class_counts, created_at) VALUES ('d', 'local', 'd', 'upload', 'csv', "
+                    "'datasets/d.csv', 1, 'x', 'y', 1, '[\"a\", \"y\"]', '{}', '2026-01-01 00:00:00')"
+                )
+            )
             for job_id, status in (("done", "succeeded"), ("busy", "running")):
-                connection.execute(text(
-                    "INSERT INTO jobs (id, dataset_id, owner_id, status, split, model, search, tradeoff, seed, "
-                    "budget, parallelism, trials_version, baseline_attempts, baseline, delta, preparation, "
-                    "created_at, started_at, baseline_finished_at, finished_at) VALUES (:id, 'd', 'local', :status, "
-                    "'{\"kind\": \"random\"}', '{\"epochs\": 1, \"batch_size\": 16}', "
-                    "'{\"method\": \"random\", \"trials\": 2}', 0.5, 0, 2, 1, 2, 1, :baseline, 0.01, "
-                    ":preparation, '2026-01-01 00:00:00', '2026-01-01 00:00:00', '2026-01-01 00:00:01', :finished)"),
-                    {"id": job_id, "status": status, "baseline": baseline, "preparation": preparation,
-                     "finished": "2026-01-01 00:01:00" if status == "succeeded" else None})
+                connection.execute(
+                    text(
+                        "INSERT INTO jobs (id, dataset_id, owner_id, status, split, model, search, tradeoff, seed, "
+                        "budget, parallelism, trials_version, baseline_attempts, baseline, delta, preparation, "
+                        "created_at, started_at, baseline_finished_at, finished_at) VALUES (:id, 'd', 'local', :status, "
+                        '\'{"kind": "random"}\', \'{"epochs": 1, "batch_size": 16}\', '
+                        '\'{"method": "random", "trials": 2}\', 0.5, 0, 2, 1, 2, 1, :baseline, 0.01, '
+                        ":preparation, '2026-01-01 00:00:00', '2026-01-01 00:00:00', '2026-01-01 00:00:01', :finished)"
+                    ),
+                    {
+                        "id": job_id,
+                        "status": status,
+                        "baseline": baseline,
+                        "preparation": preparation,
+                        "finished": "2026-01-01 00:01:00" if status == "succeeded" else None,
+                    },
+                )
                 for index, noise in enumerate((0.0, 1.0)):
-                    connection.execute(text(
-                        "INSERT INTO trials (job_id, trial_index, status, clip, noise, measurement, objective, "
-                        "attempts, started_at, finished_at) VALUES (:id, :index, 'succeeded', 1.0, :noise, "
-                        ":measurement, 0.0, 1, '2026-01-01 00:00:02', '2026-01-01 00:00:03')"),
-                        {"id": job_id, "index": index, "noise": noise,
-                         "measurement": make_measurement(1.0, noise).model_dump_json()})
-            connection.execute(text(
-                "INSERT INTO recommendations (job_id, tradeoff, trial_index, recommendation, pareto_front, "
-                "created_at) VALUES ('done', 0.5, 0, '{\"index\": 0, \"notes\": []}', '[0]', "
-                "'2026-01-01 00:01:00')"))
+                    connection.execute(
+                        text(
+                            "INSERT INTO trials (job_id, trial_index, status, clip, noise, measurement, objective, "
+                            "attempts, started_at, finished_at) VALUES (:id, :index, 'succeeded', 1.0, :noise, "
+                            ":measurement, 0.0, 1, '2026-01-01 00:00:02', '2026-01-01 00:00:03')"
+                        ),
+                        {
+                            "id": job_id,
+                            "index": index,
+                            "noise": noise,
+                            "measurement": make_measurement(1.0, noise).model_dump_json(),
+                        },
+                    )
+            connection.execute(
+                text(
+                    "INSERT INTO recommendations (job_id, tradeoff, trial_index, recommendation, pareto_front, "
+                    "created_at) VALUES ('done', 0.5, 0, '{\"index\": 0, \"notes\": []}', '[0]', "
+                    "'2026-01-01 00:01:00')"
+                )
+            )
         assert upgrade_schema(database) == HEAD
         with database.session(write=False) as session:
             done, busy = session.get(JobRecord, "done"), session.get(JobRecord, "busy")
@@ -197,9 +233,16 @@ def test_jobs_from_before_recommendation_v2_read_as_no_guarantee_jobs(new_databa
             config.attributes["connection"] = connection
             command.downgrade(config, "0003")
         with database.engine.connect() as connection:
-            columns = {row[1] if database.is_sqlite else row[0] for row in connection.execute(text(
-                "PRAGMA table_info(jobs)" if database.is_sqlite else
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs'"))}
+            columns = {
+                row[1] if database.is_sqlite else row[0]
+                for row in connection.execute(
+                    text(
+                        "PRAGMA table_info(jobs)"
+                        if database.is_sqlite
+                        else "SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs'"
+                    )
+                )
+            }
             assert "guarantee" not in columns and "tune_dataset_id" not in columns and "stage" not in columns
             assert connection.execute(text("SELECT COUNT(*) FROM trials")).scalar_one() == 4  # nothing cascaded
         assert upgrade_schema(database) == HEAD
@@ -223,15 +266,21 @@ def test_job_names_and_tags_upgrade_and_downgrade(new_database_settings: Setting
     try:
         upgrade_to(database, "0004")
         with database.engine.begin() as connection:
-            connection.execute(text(
-                "INSERT INTO datasets (id, owner_id, name, source, file_format, storage_key, size_bytes, sha256, "
-                "label, rows, columns, class_counts, created_at) VALUES ('d', 'local', 'd', 'upload', 'csv', "
-                "'datasets/d.csv', 1, 'x', 'y', 1, '[\"a\", \"y\"]', '{}', '2026-01-01 00:00:00')"))
-            connection.execute(text(
-                "INSERT INTO jobs (id, dataset_id, owner_id, status, split, model, search, tradeoff, seed, budget, "
-                "parallelism, trials_version, baseline_attempts, finish_attempts, stage, created_at) VALUES ('old', "
-                "'d', 'local', 'queued', '{\"kind\": \"random\"}', '{}', '{\"trials\": 2}', 0.5, 0, 2, 1, 0, 0, 0, "
-                "'baseline', '2026-01-01 00:00:00')"))
+            connection.execute(
+                text(
+                    "INSERT INTO datasets (id, owner_id, name, source, file_format, storage_key, size_bytes, sha256, "
+                    "label, rows, columns, class_counts, created_at) VALUES ('d', 'local', 'd', 'upload', 'csv', "
+                    "'datasets/d.csv', 1, 'x', 'y', 1, '[\"a\", \"y\"]', '{}', '2026-01-01 00:00:00')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO jobs (id, dataset_id, owner_id, status, split, model, search, tradeoff, seed, budget, "
+                    "parallelism, trials_version, baseline_attempts, finish_attempts, stage, created_at) VALUES ('old', "
+                    "'d', 'local', 'queued', '{\"kind\": \"random\"}', '{}', '{\"trials\": 2}', 0.5, 0, 2, 1, 0, 0, 0, "
+                    "'baseline', '2026-01-01 00:00:00')"
+                )
+            )
         assert upgrade_schema(database) == HEAD
         with database.transaction() as session:
             job = session.get(JobRecord, "old")

@@ -24,15 +24,23 @@ def test_service_matches_tune(client: TestClient, settings: Settings) -> None:
     search = {"method": "bayes", "trials": 3, "initial_points": 2}  # the third point comes from the GP
     # The tiny model at seed 3 fails the baseline gate; both sides are told to tune anyway (the flag's path too).
     fast = {"reference_models": 2, "audit_reference_models": 2, "allow_weak_baseline": True}
-    job = client.post("/v1/jobs", json=tiny_job(str(dataset["id"]), search=search, tradeoff=0.4, seed=3,
-                                                confirm_repeats=2, **fast)).json()
+    job = client.post(
+        "/v1/jobs", json=tiny_job(str(dataset["id"]), search=search, tradeoff=0.4, seed=3, confirm_repeats=2, **fast)
+    ).json()
     run_worker_until_done(client, settings, job["id"])
     served = client.get(f"/v1/jobs/{job['id']}/result").json()
 
     frame = read_table(settings.data_dir / "datasets" / f"{dataset['id']}.csv")
     data, _ = prepare_dataset(frame, label="outcome", split=RandomSplit(), seed=3)
-    local = tune(data, ModelSpec(**TINY_MODEL), SearchSpec(**search), tradeoff=0.4, seed=3,
-                 measurement=MeasurementSpec(**fast), guarantee=GuaranteeSpec(confirm_repeats=2))
+    local = tune(
+        data,
+        ModelSpec(**TINY_MODEL),
+        SearchSpec(**search),
+        tradeoff=0.4,
+        seed=3,
+        measurement=MeasurementSpec(**fast),
+        guarantee=GuaranteeSpec(confirm_repeats=2),
+    )
 
     assert served["baseline"]["utility_test"] == pytest.approx(local.baseline.utility_test, abs=1e-9)
     assert served["baseline"]["attack_accuracy"] == pytest.approx(local.baseline.attack_accuracy, abs=1e-9)

@@ -13,8 +13,15 @@ from workers.executor import PreparedCache
 def _prepared() -> tuple[PreparedData, PreparationReport]:
     x, y = np.zeros((4, 2), dtype=np.float32), np.array([0, 1, 0, 1])
     data = PreparedData(x, y, x, y, x, y, x, y, None, None, n_classes=2)
-    report = PreparationReport(rows_in=12, rows_used=12, split_sizes=data.split_sizes(), class_counts={},
-                               class_names=["0", "1"], n_features=2, split=RandomSplit())
+    report = PreparationReport(
+        rows_in=12,
+        rows_used=12,
+        split_sizes=data.split_sizes(),
+        class_counts={},
+        class_names=["0", "1"],
+        n_features=2,
+        split=RandomSplit(),
+    )
     return data, report
 
 

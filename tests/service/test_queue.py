@@ -19,7 +19,13 @@ from app.settings import Settings
 from app.tuning.results import MeasurementSpec
 from tests.service.conftest import row_counts, tiny_job
 from tests.service.helpers import (
-    fake_confirmation, fake_statement, jobs_done, make_baseline, make_measurement, run_worker_until_done, upload_tiny,
+    fake_confirmation,
+    fake_statement,
+    jobs_done,
+    make_baseline,
+    make_measurement,
+    run_worker_until_done,
+    upload_tiny,
 )
 from workers.executor import BaselineOutcome, ConfirmOutcome, FinalOutcome, TrialOutcome
 from workers.worker import Worker, WorkerInterrupted
@@ -31,8 +37,13 @@ class FakeExecutor:
     """Instant, deterministic results: utility falls with noise, attack accuracy too. Records the measurement
     spec each unit carried, and the kinds of the units it ran."""
 
-    def __init__(self, fail_baseline: Exception | None = None, fail_trials: dict[int, BaseException] | None = None,
-                 gate: threading.Event | None = None, fail_finish: dict[str, BaseException] | None = None) -> None:
+    def __init__(
+        self,
+        fail_baseline: Exception | None = None,
+        fail_trials: dict[int, BaseException] | None = None,
+        gate: threading.Event | None = None,
+        fail_finish: dict[str, BaseException] | None = None,
+    ) -> None:
         self.fail_baseline = fail_baseline
         self.fail_trials = fail_trials or {}
         self.fail_finish = fail_finish or {}
@@ -46,8 +57,9 @@ class FakeExecutor:
         self.measurements.append(unit.measurement)
         if self.fail_baseline is not None:
             raise self.fail_baseline
-        return BaselineOutcome(baseline=make_baseline(), delta=0.01,
-                               preparation={"rows_used": 200, "split_sizes": SPLIT_SIZES})
+        return BaselineOutcome(
+            baseline=make_baseline(), delta=0.01, preparation={"rows_used": 200, "split_sizes": SPLIT_SIZES}
+        )
 
     def run_trial(self, unit: WorkUnit) -> TrialOutcome:
         assert unit.trial_index is not None and unit.clip is not None and unit.noise is not None
@@ -64,8 +76,11 @@ class FakeExecutor:
     def run_confirm(self, unit: WorkUnit) -> ConfirmOutcome:
         self._finishing(unit)
         assert unit.clip is not None and unit.noise is not None and unit.baseline is not None
-        measured = make_measurement(unit.clip, unit.noise, measurement=unit.measurement.model_copy(
-            update={"repeats": unit.guarantee.confirm_repeats}))
+        measured = make_measurement(
+            unit.clip,
+            unit.noise,
+            measurement=unit.measurement.model_copy(update={"repeats": unit.guarantee.confirm_repeats}),
+        )
         return ConfirmOutcome(measured, fake_confirmation(measured, unit.baseline, unit.tradeoff))
 
     def run_final(self, unit: WorkUnit) -> FinalOutcome:
@@ -93,12 +108,16 @@ def _new_job(client: TestClient, **overrides: object) -> str:
 
 def _trials(database: Database, job_id: str) -> list[TrialRecord]:
     with database.reading() as session:
-        return list(session.scalars(select(TrialRecord).where(TrialRecord.job_id == job_id)
-                                    .order_by(TrialRecord.trial_index)).all())
+        return list(
+            session.scalars(
+                select(TrialRecord).where(TrialRecord.job_id == job_id).order_by(TrialRecord.trial_index)
+            ).all()
+        )
 
 
-def _worker(database: Database, settings: Settings, executor: FakeExecutor, name: str,
-            offset: timedelta = timedelta(0)) -> Worker:
+def _worker(
+    database: Database, settings: Settings, executor: FakeExecutor, name: str, offset: timedelta = timedelta(0)
+) -> Worker:
     return Worker(database, settings, executor, worker_id=name, clock=lambda: utcnow() + offset)
 
 
@@ -131,8 +150,9 @@ def test_a_dead_workers_trial_is_run_again_once(client: TestClient, settings: Se
     assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded"
 
 
-def test_parallelism_caps_running_trials_and_points_differ(client: TestClient, settings: Settings,
-                                                          database: Database) -> None:
+def test_parallelism_caps_running_trials_and_points_differ(
+    client: TestClient, settings: Settings, database: Database
+) -> None:
     _new_job(client, search={"method": "bayes", "trials": 4, "parallelism": 2, "initial_points": 2})
     worker = _worker(database, settings, FakeExecutor(), "w")
     assert worker.run_one()  # baseline
@@ -154,8 +174,9 @@ def test_a_job_is_finalised_exactly_once(client: TestClient, settings: Settings,
     assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded"
 
 
-def test_two_threads_finish_a_parallel_job_with_exact_budget(client: TestClient, settings: Settings,
-                                                             database: Database) -> None:
+def test_two_threads_finish_a_parallel_job_with_exact_budget(
+    client: TestClient, settings: Settings, database: Database
+) -> None:
     job_id = _new_job(client, search={"method": "random", "trials": 6, "parallelism": 2})
     done = jobs_done(client, job_id)
     workers = [_worker(Database(settings), settings, FakeExecutor(), f"t{i}") for i in range(2)]
@@ -193,11 +214,14 @@ def test_a_failed_baseline_fails_the_job(client: TestClient, settings: Settings)
     error = DatasetError("split_too_small", "the test part has 3 rows and 1 class(es)")
     run_worker_until_done(client, settings, job_id, executor=FakeExecutor(fail_baseline=error))
     job = client.get(f"/v1/jobs/{job_id}").json()
-    assert job["status"] == "failed" and job["error"] == "the baseline failed: the test part has 3 rows and 1 class(es)"
+    assert (
+        job["status"] == "failed" and job["error"] == "the baseline failed: the test part has 3 rows and 1 class(es)"
+    )
 
 
-def test_cancel_while_a_trial_runs_keeps_finished_trials(client: TestClient, settings: Settings,
-                                                         database: Database) -> None:
+def test_cancel_while_a_trial_runs_keeps_finished_trials(
+    client: TestClient, settings: Settings, database: Database
+) -> None:
     job_id = _new_job(client, search={"method": "random", "trials": 4})
     worker = _worker(database, settings, FakeExecutor(), "w")
     assert worker.run_one() and worker.run_one()  # baseline and trial 0
@@ -213,8 +237,9 @@ def test_cancel_while_a_trial_runs_keeps_finished_trials(client: TestClient, set
     assert recommendation["index"] == 0 and recommendation["job_status"] == "cancelled"
 
 
-def test_release_on_stop_hands_the_trial_over_at_once(client: TestClient, settings: Settings,
-                                                      database: Database) -> None:
+def test_release_on_stop_hands_the_trial_over_at_once(
+    client: TestClient, settings: Settings, database: Database
+) -> None:
     job_id = _new_job(client, search={"method": "random", "trials": 2})
     stopping = _worker(database, settings, FakeExecutor(fail_trials={0: WorkerInterrupted("SIGTERM")}), "stopping")
     assert stopping.run_one()
@@ -237,8 +262,9 @@ def test_time_budget_ends_the_job(client: TestClient, settings: Settings, databa
     assert job["progress"]["done"] == job["progress"]["total"] == len(_trials(database, job_id)) >= 1
 
 
-def test_the_grid_without_a_guarantee_starts_at_noise_0(client: TestClient, settings: Settings,
-                                                      database: Database) -> None:
+def test_the_grid_without_a_guarantee_starts_at_noise_0(
+    client: TestClient, settings: Settings, database: Database
+) -> None:
     search = {"method": "grid", "trials": 50, "max_clip": 1.0, "max_noise": 1.0, "grid_step": 0.5, "min_clip": 0.5}
     job_id = _new_job(client, search=search, max_epsilon=None)
     assert client.get(f"/v1/jobs/{job_id}").json()["progress"]["total"] == 2  # budget() caps at the grid
@@ -261,8 +287,9 @@ def test_grid_exhaustion_ends_the_job(client: TestClient, settings: Settings, da
     assert client.get(f"/v1/jobs/{job_id}/result").json()["stop_reason"] is None  # not the trial budget
 
 
-def test_a_unit_that_keeps_killing_workers_is_given_up(client: TestClient, settings: Settings,
-                                                       database: Database) -> None:
+def test_a_unit_that_keeps_killing_workers_is_given_up(
+    client: TestClient, settings: Settings, database: Database
+) -> None:
     job_id = _new_job(client, search={"method": "random", "trials": 1})
     executor = FakeExecutor()
     assert _worker(database, settings, executor, "w").run_one()

@@ -36,8 +36,12 @@ def test_the_guarantee_is_stored_echoed_and_validated(client: TestClient) -> Non
     dataset_id = str(job["dataset_id"])
     default = client.post("/v1/jobs", json=tiny_job(dataset_id)).json()
     assert default["guarantee"] == GuaranteeSpec().model_dump() and default["guarantee"]["max_epsilon"] == 10
-    for field, value in (("target_epsilon", 0), ("max_epsilon", 101), ("confirm_repeats", 1),
-                         ("max_utility_loss", 1.5)):
+    for field, value in (
+        ("target_epsilon", 0),
+        ("max_epsilon", 101),
+        ("confirm_repeats", 1),
+        ("max_utility_loss", 1.5),
+    ):
         error = assert_error_shape(client.post("/v1/jobs", json=tiny_job(dataset_id, **{field: value})), 422)
         assert error["code"] == "validation_error" and field in error["message"]
     crossed = client.post("/v1/jobs", json=tiny_job(dataset_id, max_epsilon=2, target_epsilon=3))
@@ -52,20 +56,28 @@ def test_a_proxy_must_be_the_owners_and_fit_the_split(client: TestClient, settin
         return client.post("/v1/jobs", json=tiny_job(private, tune_dataset_id=proxy, **overrides))
 
     assert assert_error_shape(create("0" * 36), 404)["code"] == "dataset_not_found"
-    bobs = client.post("/v1/datasets", files={"file": ("b.csv", tiny_csv_bytes(), "text/csv")},
-                       data={"label": "outcome"}, headers=bearer(create_api_key(settings, owner="bob"))).json()
+    bobs = client.post(
+        "/v1/datasets",
+        files={"file": ("b.csv", tiny_csv_bytes(), "text/csv")},
+        data={"label": "outcome"},
+        headers=bearer(create_api_key(settings, owner="bob")),
+    ).json()
     other = create(bobs["id"])
     assert assert_error_shape(other, 404)["code"] == "dataset_not_found"
     assert other.json() == client.post("/v1/jobs", json=tiny_job(bobs["id"])).json()  # type: ignore[attr-defined]
     assert assert_error_shape(create(private), 422)["code"] == "proxy_is_private"
-    relabelled = client.post("/v1/datasets", files={"file": ("p.csv", tiny_csv_bytes(seed=1), "text/csv")},
-                             data={"label": "smoker"}).json()
+    relabelled = client.post(
+        "/v1/datasets", files={"file": ("p.csv", tiny_csv_bytes(seed=1), "text/csv")}, data={"label": "smoker"}
+    ).json()
     mismatch = assert_error_shape(create(relabelled["id"]), 422)
-    assert mismatch["code"] == "proxy_label_mismatch" and mismatch["details"] == {"label": "outcome",
-                                                                                   "proxy_label": "smoker"}
+    assert mismatch["code"] == "proxy_label_mismatch" and mismatch["details"] == {
+        "label": "outcome",
+        "proxy_label": "smoker",
+    }
     narrow = tiny_frame(seed=2).drop(columns=["income"]).to_csv(index=False).encode()
-    proxy = client.post("/v1/datasets", files={"file": ("n.csv", narrow, "text/csv")},
-                        data={"label": "outcome"}).json()
+    proxy = client.post(
+        "/v1/datasets", files={"file": ("n.csv", narrow, "text/csv")}, data={"label": "outcome"}
+    ).json()
     missing = create(proxy["id"], split={"kind": "kmeans", "columns": ["age", "income"]})
     error = assert_error_shape(missing, 422)
     assert error["code"] == "proxy_missing_column" and error["details"]["columns"] == ["income"]
@@ -91,8 +103,9 @@ def test_a_job_passes_through_confirm_and_final(client: TestClient, settings: Se
     assert recommendation["confirmation"]["repeats"] == 3 and recommendation["repeats"] == 3
     assert recommendation["training"]["epsilon"] == 1.0  # the final model's statement (the fake's)
     result = client.get(f"/v1/jobs/{job_id}/result").json()
-    assert result["recommendation"] == {k: v for k, v in recommendation.items()
-                                        if k not in ("job_id", "job_status", "pareto_front")}
+    assert result["recommendation"] == {
+        k: v for k, v in recommendation.items() if k not in ("job_id", "job_status", "pareto_front")
+    }
     assert result["final_model"]["tuned_on"] == "private" and result["stop_reason"] == "budget"
     # Another trade-off: the trials re-chosen, not confirmed.
     other = client.get(f"/v1/jobs/{job_id}/recommendation", params={"tradeoff": 0.9}).json()
@@ -103,7 +116,8 @@ def test_a_job_passes_through_confirm_and_final(client: TestClient, settings: Se
 
 
 def test_a_dead_workers_confirmation_is_run_again_and_its_late_result_refused(
-        client: TestClient, settings: Settings, database: Database) -> None:
+    client: TestClient, settings: Settings, database: Database
+) -> None:
     job_id = str(_job(client)["id"])
     executor = FakeExecutor()
     dead = _worker(database, settings, executor, "dead")
@@ -124,8 +138,9 @@ def test_a_dead_workers_confirmation_is_run_again_and_its_late_result_refused(
 
 
 @pytest.mark.parametrize("kind", ["confirm", "final"])
-def test_a_failing_finishing_unit_fails_the_job_with_its_code(client: TestClient, settings: Settings,
-                                                              kind: str) -> None:
+def test_a_failing_finishing_unit_fails_the_job_with_its_code(
+    client: TestClient, settings: Settings, kind: str
+) -> None:
     job_id = str(_job(client)["id"])
     run_worker_until_done(client, settings, job_id, executor=FakeExecutor(fail_finish={kind: RuntimeError("oom")}))
     job = client.get(f"/v1/jobs/{job_id}").json()
@@ -133,8 +148,9 @@ def test_a_failing_finishing_unit_fails_the_job_with_its_code(client: TestClient
     assert job["error"] == f"the {kind} stage failed: RuntimeError: oom"
 
 
-def test_a_finishing_unit_that_keeps_killing_workers_is_given_up(client: TestClient, settings: Settings,
-                                                                  database: Database) -> None:
+def test_a_finishing_unit_that_keeps_killing_workers_is_given_up(
+    client: TestClient, settings: Settings, database: Database
+) -> None:
     job_id = str(_job(client)["id"])
     executor = FakeExecutor()
     worker = _worker(database, settings, executor, "w")
@@ -151,7 +167,8 @@ def test_a_finishing_unit_that_keeps_killing_workers_is_given_up(client: TestCli
 
 
 def test_no_trial_meeting_max_utility_loss_succeeds_without_a_recommendation(
-        client: TestClient, settings: Settings) -> None:
+    client: TestClient, settings: Settings
+) -> None:
     """The fake's utility falls with noise and max_epsilon 10 keeps noise above 0.39, while clip (at most 1)
     adds at most 0.001: every trial loses some validation AUC, so max_utility_loss 0 cannot be met."""
     job_id = str(_job(client, max_utility_loss=0.0)["id"])

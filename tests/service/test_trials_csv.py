@@ -63,15 +63,24 @@ def test_trials_as_csv_by_header_and_by_query(client: TestClient, settings: Sett
     assert len(rows) == len(trials) == 3
     expected = [flatten(trial) for trial in trials]
     assert reader.fieldnames == list(expected[0])  # every field, in the model's order
-    assert {"index", "attempts", "started_at", "games.membership.attacks.rmia.auc.value",
-            "repeat_values.0.utility_test"} <= set(reader.fieldnames or [])
-    for row, values in zip(rows, expected):
+    assert {
+        "index",
+        "attempts",
+        "started_at",
+        "games.membership.attacks.rmia.auc.value",
+        "repeat_values.0.utility_test",
+    } <= set(reader.fieldnames or [])
+    for row, values in zip(rows, expected, strict=True):
         mismatched = {name: (row[name], value) for name, value in values.items() if not same(row[name], value)}
         assert not mismatched, mismatched
 
     # ?format=json wins over the header; an unknown format is refused.
-    assert client.get(f"/v1/jobs/{job['id']}/trials", params={"format": "json"},
-                      headers={"Accept": "text/csv"}).json()["total"] == 3
+    assert (
+        client.get(f"/v1/jobs/{job['id']}/trials", params={"format": "json"}, headers={"Accept": "text/csv"}).json()[
+            "total"
+        ]
+        == 3
+    )
     assert_error_shape(client.get(f"/v1/jobs/{job['id']}/trials", params={"format": "xlsx"}), 422)
     assert_error_shape(client.get("/v1/jobs/no-such-job/trials", params={"format": "csv"}), 404)
 

@@ -42,12 +42,16 @@ class WorkerProcess:
             **extra_env,
         }
         with self.log.open("wb") as handle:
-            self.process = subprocess.Popen([sys.executable, "-m", "workers"], cwd=REPO, env=env,
-                                            stdout=handle, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "workers"], cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT
+            )
 
     def wait_started(self) -> None:
-        _wait_for(lambda: f"worker {self.name} started" in self.log.read_text(errors="replace"), STARTUP_SECONDS,
-                  f"{self.name} did not start:\n{self.tail()}")
+        _wait_for(
+            lambda: f"worker {self.name} started" in self.log.read_text(errors="replace"),
+            STARTUP_SECONDS,
+            f"{self.name} did not start:\n{self.tail()}",
+        )
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]
@@ -83,8 +87,11 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
 
 def _trials(database: Database, job_id: str) -> list[TrialRecord]:
     with database.reading() as session:
-        return list(session.scalars(select(TrialRecord).where(TrialRecord.job_id == job_id)
-                                    .order_by(TrialRecord.trial_index)).all())
+        return list(
+            session.scalars(
+                select(TrialRecord).where(TrialRecord.job_id == job_id).order_by(TrialRecord.trial_index)
+            ).all()
+        )
 
 
 def _status(client: TestClient, job_id: str) -> str:
@@ -93,16 +100,22 @@ def _status(client: TestClient, job_id: str) -> str:
 
 @pytest.mark.slow  # two worker processes train a job: about 31 s
 @pytest.mark.parametrize("backend", ["postgresql"])
-def test_two_workers_share_one_job(client: TestClient, settings: Settings, database: Database,
-                                   spawn: Callable[..., WorkerProcess]) -> None:
+def test_two_workers_share_one_job(
+    client: TestClient, settings: Settings, database: Database, spawn: Callable[..., WorkerProcess]
+) -> None:
     dataset = upload_tiny(client)
     first = spawn("w1", settings, DPTUNE_STOP_GRACE_SECONDS="60")
     second = spawn("w2", settings)
     first.wait_started()
     second.wait_started()
-    job_id = client.post("/v1/jobs", json=tiny_job(str(dataset["id"]), trials=4,
-                                                   search={"method": "bayes", "trials": 4, "parallelism": 2,
-                                                           "initial_points": 2})).json()["id"]
+    job_id = client.post(
+        "/v1/jobs",
+        json=tiny_job(
+            str(dataset["id"]),
+            trials=4,
+            search={"method": "bayes", "trials": 4, "parallelism": 2, "initial_points": 2},
+        ),
+    ).json()["id"]
 
     # Both workers run trials at once (parallelism 2).
     def both_busy() -> bool:
@@ -127,15 +140,19 @@ def test_two_workers_share_one_job(client: TestClient, settings: Settings, datab
 
 @pytest.mark.slow  # worker processes, one killed mid-trial: about 40 s
 @pytest.mark.parametrize("backend", ["postgresql"])
-def test_a_worker_killed_mid_trial_loses_nothing(client: TestClient, settings: Settings, database: Database,
-                                                 spawn: Callable[..., WorkerProcess]) -> None:
+def test_a_worker_killed_mid_trial_loses_nothing(
+    client: TestClient, settings: Settings, database: Database, spawn: Callable[..., WorkerProcess]
+) -> None:
     dataset = upload_tiny(client)
     model = {"hidden": [8], "epochs": 10, "batch_size": 16, "learning_rate": 0.05}  # slow enough to kill
     victim = spawn("victim", settings)
     victim.wait_started()
-    job_id = client.post("/v1/jobs", json=tiny_job(str(dataset["id"]), trials=3, model=model,
-                                                   search={"method": "bayes", "trials": 3,
-                                                           "initial_points": 2})).json()["id"]
+    job_id = client.post(
+        "/v1/jobs",
+        json=tiny_job(
+            str(dataset["id"]), trials=3, model=model, search={"method": "bayes", "trials": 3, "initial_points": 2}
+        ),
+    ).json()["id"]
 
     def victim_mid_trial() -> bool:
         return any(t.worker == "victim" and t.status == "running" for t in _trials(database, job_id))
@@ -146,8 +163,11 @@ def test_a_worker_killed_mid_trial_loses_nothing(client: TestClient, settings: S
     victim.process.wait(timeout=30)
 
     rescuer = spawn("rescuer", settings)
-    _wait_for(lambda: _status(client, job_id) == "succeeded", JOB_SECONDS + STARTUP_SECONDS,
-              f"job not done:\n{rescuer.tail()}")
+    _wait_for(
+        lambda: _status(client, job_id) == "succeeded",
+        JOB_SECONDS + STARTUP_SECONDS,
+        f"job not done:\n{rescuer.tail()}",
+    )
     trials = _trials(database, job_id)
     assert [t.trial_index for t in trials] == [0, 1, 2]  # the budget, each index once
     assert all(t.status == "succeeded" for t in trials)

@@ -46,7 +46,9 @@ def design_guarantee():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def design_profile():  # type: ignore[no-untyped-def]
-    return privacy_loss_distribution.from_gaussian_mechanism(1.51, sampling_prob=Q, use_connect_dots=True).self_compose(T)
+    return privacy_loss_distribution.from_gaussian_mechanism(
+        1.51, sampling_prob=Q, use_connect_dots=True
+    ).self_compose(T)
 
 
 def test_steps_and_sampling_rate() -> None:
@@ -110,6 +112,7 @@ def test_single_gaussian_matches_gaussian_dp(z: float) -> None:
     for fpr, bound in g.tpr_bounds.items():
         assert bound == pytest.approx(norm.cdf(norm.ppf(fpr) + mu), abs=0.005)
     assert g.attack_accuracy_bound == pytest.approx(norm.cdf(mu / 2), abs=1e-3)
+
     # epsilon of mu-GDP at delta: solve delta = Phi(-eps/mu + mu/2) - e^eps Phi(-eps/mu - mu/2)
     def gdp_delta(eps: float) -> float:
         return norm.cdf(-eps / mu + mu / 2) - math.exp(eps) * norm.cdf(-eps / mu - mu / 2)
@@ -128,7 +131,11 @@ def test_no_noise_gives_none_everywhere() -> None:
 def test_epsilon_matches_tensorflow_privacys_statement(noise: float) -> None:
     n, batch, epochs, delta = 1000, 50, 5, 1e-3  # n divisible by batch: both count 100 steps
     statement = compute_dp_sgd_privacy_statement(
-        number_of_examples=n, batch_size=batch, num_epochs=epochs, noise_multiplier=noise, delta=delta,
+        number_of_examples=n,
+        batch_size=batch,
+        num_epochs=epochs,
+        noise_multiplier=noise,
+        delta=delta,
         used_microbatching=False,
     )
     match = re.search(r"Epsilon assuming Poisson sampling \(\*\):\s+([0-9.]+)", statement)
@@ -146,5 +153,7 @@ def test_epsilon_matches_tensorflow_privacys_statement(noise: float) -> None:
 
 def test_epsilon_decreases_with_noise() -> None:
     kwargs = dict(sampling_rate=0.03, steps=300, delta=1e-4)
-    assert (dp_sgd_guarantee(noise_multiplier=0.8, **kwargs).epsilon  # type: ignore[arg-type]
-            > dp_sgd_guarantee(noise_multiplier=2.0, **kwargs).epsilon)  # type: ignore[arg-type]
+    assert (
+        dp_sgd_guarantee(noise_multiplier=0.8, **kwargs).epsilon  # type: ignore[arg-type]
+        > dp_sgd_guarantee(noise_multiplier=2.0, **kwargs).epsilon
+    )  # type: ignore[arg-type]

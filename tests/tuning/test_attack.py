@@ -119,7 +119,9 @@ def test_attack_scores_counts_decisions() -> None:
     result = attack_scores(truth, scores, decided)
     assert result.accuracy.value == pytest.approx(0.75)
     assert (result.accuracy.low, result.accuracy.high) == pytest.approx(clopper_pearson(6, 8))
-    assert result.auc.value == pytest.approx(roc_auc_score(truth, scores))  # 14 of 16 pairs (0.7 and 0.2 lose to 0.75)
+    assert result.auc.value == pytest.approx(
+        roc_auc_score(truth, scores)
+    )  # 14 of 16 pairs (0.7 and 0.2 lose to 0.75)
     assert result.auc.value == pytest.approx(14 / 16)
 
 
@@ -128,8 +130,12 @@ def test_label_only_floor_is_half_the_total_variation_above_guessing() -> None:
     assert label_only_attack_accuracy(same, same[::-1], 2) == pytest.approx(0.5)
     assert label_only_attack_accuracy(np.zeros(5, int), np.ones(7, int), 2) == pytest.approx(1.0)
     # 10 % against 40 % positives: TV 0.3. Three classes: TV = (0.5 + 0.5) / 2 = 0.5.
-    assert label_only_attack_accuracy(np.repeat([0, 1], [90, 10]), np.repeat([0, 1], [60, 40]), 2) == pytest.approx(0.65)
-    assert label_only_attack_accuracy(np.repeat([0, 1], [50, 50]), np.repeat([1, 2], [50, 50]), 3) == pytest.approx(0.75)
+    assert label_only_attack_accuracy(np.repeat([0, 1], [90, 10]), np.repeat([0, 1], [60, 40]), 2) == pytest.approx(
+        0.65
+    )
+    assert label_only_attack_accuracy(np.repeat([0, 1], [50, 50]), np.repeat([1, 2], [50, 50]), 3) == pytest.approx(
+        0.75
+    )
 
 
 # --- calibrated -------------------------------------------------------------------------------------------------
@@ -142,7 +148,9 @@ def test_rmia_scores_by_hand() -> None:
     population_target = np.array([0.5, 0.75, 0.125])
     population_references = np.array([[0.5, 0.375, 0.25], [0.5, 0.375, 0.25]])  # ratio(z) = 1, 2, 0.5
     # gamma 1: x1 dominates z with ratio(z) <= 2 (all three); x2 those with ratio(z) <= 0.5 (one, a tie).
-    np.testing.assert_allclose(rmia_scores(target, references, population_target, population_references), [1.0, 1 / 3])
+    np.testing.assert_allclose(
+        rmia_scores(target, references, population_target, population_references), [1.0, 1 / 3]
+    )
     # gamma 2: ratio(z) <= ratio(x) / 2, i.e. <= 1 (two) and <= 0.25 (none).
     np.testing.assert_allclose(
         rmia_scores(target, references, population_target, population_references, gamma=2.0), [2 / 3, 0.0]
@@ -204,7 +212,7 @@ def _id_features(ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _memoriser(x: np.ndarray, y: np.ndarray, seed: int):  # type: ignore[no-untyped-def]
     """Probability 1 of the true label on its training rows, 1/2 on everything else."""
-    seen = dict(zip(x[:, 0].astype(int).tolist(), y.tolist()))
+    seen = dict(zip(x[:, 0].astype(int).tolist(), y.tolist(), strict=True))
 
     def predict(rows: np.ndarray) -> np.ndarray:
         out = np.full((len(rows), 2), 0.5)
@@ -238,10 +246,20 @@ def _game(train_like, seed: int = 0):  # type: ignore[no-untyped-def]
     y_members, y_holdout, y_population = (rng.integers(0, 2, len(x)) for x in (x_members, x_holdout, x_population))
     target = train_like(x_members, y_members, 12345)
     return membership_game(
-        target_members=target(x_members), target_holdout=target(x_holdout), target_population=target(x_population),
-        x_members=x_members, y_members=y_members, x_holdout=x_holdout, y_holdout=y_holdout,
-        x_population=x_population, y_population=y_population, n_classes=2, train_like=train_like,
-        reference_models=4, delta=1e-5, seed=seed,
+        target_members=target(x_members),
+        target_holdout=target(x_holdout),
+        target_population=target(x_population),
+        x_members=x_members,
+        y_members=y_members,
+        x_holdout=x_holdout,
+        y_holdout=y_holdout,
+        x_population=x_population,
+        y_population=y_population,
+        n_classes=2,
+        train_like=train_like,
+        reference_models=4,
+        delta=1e-5,
+        seed=seed,
     )
 
 

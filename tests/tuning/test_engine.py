@@ -35,12 +35,24 @@ FAST = MeasurementSpec(reference_models=2, audit_reference_models=2)
 
 def test_tiny_tuning_run_writes_every_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
     seen = []
-    result = tune(_data(), SPEC, SearchSpec(trials=2, initial_points=2), measurement=FAST, tradeoff=0.5, seed=0,
-                  on_trial=lambda trial, best, budget: seen.append((trial.index, best.index, budget)))
+    result = tune(
+        _data(),
+        SPEC,
+        SearchSpec(trials=2, initial_points=2),
+        measurement=FAST,
+        tradeoff=0.5,
+        seed=0,
+        on_trial=lambda trial, best, budget: seen.append((trial.index, best.index, budget)),
+    )
     assert [s[0] for s in seen] == [0, 1] and all(s[2] == 2 for s in seen)
     assert result.delta == pytest.approx(min(1e-5, 1 / 1200))
-    assert result.splits.model_dump() == {"members": 120, "holdout": 120, "validation": 120, "test": 120,
-                                          "external": 120}
+    assert result.splits.model_dump() == {
+        "members": 120,
+        "holdout": 120,
+        "validation": 120,
+        "test": 120,
+        "external": 120,
+    }
     for item in [result.baseline, *result.trials]:
         membership = item.games.membership
         assert set(membership.attacks) == {"rf", "nn", "loss", "rmia"}
@@ -60,19 +72,25 @@ def test_tiny_tuning_run_writes_every_key(tmp_path) -> None:  # type: ignore[no-
             assert 0.5 <= trial.attack_accuracy_bound <= 1.0
     # The default guarantee (max_epsilon 10): no trial and no recommendation without noise or above the budget.
     assert result.mode == "budget" and result.search_space.min_noise > 0
-    assert all(t.noise >= result.search_space.min_noise and t.epsilon is not None and t.epsilon <= 10.0
-               for t in result.trials)
+    assert all(
+        t.noise >= result.search_space.min_noise and t.epsilon is not None and t.epsilon <= 10.0
+        for t in result.trials
+    )
     rec = result.recommendation
     assert rec is not None and rec.noise > 0 and rec.epsilon is not None and rec.epsilon <= 10.0
     assert rec.index in {t.index for t in result.trials}  # two trials: too few for a model, the best observed
     assert rec.selection.method == "best_observed"
     assert rec.index == max(result.trials, key=lambda t: (t.objective, -t.index)).index
     assert rec.confirmation is not None and rec.confirmation.repeats == 3 and rec.repeats == 3
+
     # The Pareto front on (higher validation utility, lower attack accuracy): never empty when a trial
     # succeeded, no member beaten on both by another trial, every other trial beaten by one.
     def beats(b, a) -> bool:  # type: ignore[no-untyped-def]
-        return (b.utility_validation >= a.utility_validation and b.attack_accuracy <= a.attack_accuracy
-                and (b.utility_validation > a.utility_validation or b.attack_accuracy < a.attack_accuracy))
+        return (
+            b.utility_validation >= a.utility_validation
+            and b.attack_accuracy <= a.attack_accuracy
+            and (b.utility_validation > a.utility_validation or b.attack_accuracy < a.attack_accuracy)
+        )
 
     assert result.pareto_front and set(result.pareto_front) <= {t.index for t in result.trials}
     for trial in result.trials:
@@ -84,8 +102,17 @@ def test_tiny_tuning_run_writes_every_key(tmp_path) -> None:  # type: ignore[no-
     again = TuningResult.model_validate(raw)
     assert again.recommendation == result.recommendation and again.recommendation.training.model == SPEC
     trial = raw["trials"][0]
-    for key in ("attack_accuracy", "epsilon", "epsilon_rdp", "epsilon_lower_bound", "delta",
-                "attack_accuracy_bound", "repeats", "objective", "objective_se"):
+    for key in (
+        "attack_accuracy",
+        "epsilon",
+        "epsilon_rdp",
+        "epsilon_lower_bound",
+        "delta",
+        "attack_accuracy_bound",
+        "repeats",
+        "objective",
+        "objective_se",
+    ):
         assert key in trial
     assert {"value", "low", "high"} <= set(trial["games"]["membership"]["attacks"]["rmia"]["tpr_at_1pct_fpr"])
     assert {"attack_accuracy", "reference_attack_accuracy"} <= set(trial["games"]["population"])
@@ -111,13 +138,24 @@ def test_a_model_that_never_saw_the_members_scores_chance() -> None:
     def train_like(x, y, seed):  # type: ignore[no-untyped-def]
         return train(spec, x, y, 2, None, seed).predict_proba
 
-    probabilities = {name: outsider.predict_proba(getattr(data, f"x_{name}"))
-                     for name in ("members", "holdout", "validation")}
+    probabilities = {
+        name: outsider.predict_proba(getattr(data, f"x_{name}")) for name in ("members", "holdout", "validation")
+    }
     game = membership_game(
-        target_members=probabilities["members"], target_holdout=probabilities["holdout"],
-        target_population=probabilities["validation"], x_members=data.x_members, y_members=data.y_members,
-        x_holdout=data.x_holdout, y_holdout=data.y_holdout, x_population=data.x_validation,
-        y_population=data.y_validation, n_classes=2, train_like=train_like, reference_models=4, delta=1e-5, seed=0,
+        target_members=probabilities["members"],
+        target_holdout=probabilities["holdout"],
+        target_population=probabilities["validation"],
+        x_members=data.x_members,
+        y_members=data.y_members,
+        x_holdout=data.x_holdout,
+        y_holdout=data.y_holdout,
+        x_population=data.x_validation,
+        y_population=data.y_validation,
+        n_classes=2,
+        train_like=train_like,
+        reference_models=4,
+        delta=1e-5,
+        seed=0,
     )
     for name in ("rmia", "loss"):
         auc = game.attacks[name].auc
@@ -157,8 +195,17 @@ def test_a_baseline_that_does_not_learn_is_not_tuned_unless_allowed() -> None:
     data = _data(external=False)
     rng = np.random.default_rng(0)
     noise_labels = PreparedData(
-        data.x_members, rng.integers(0, 2, 120), data.x_holdout, rng.integers(0, 2, 120),
-        data.x_validation, rng.integers(0, 2, 120), data.x_test, rng.integers(0, 2, 120), None, None, n_classes=2,
+        data.x_members,
+        rng.integers(0, 2, 120),
+        data.x_holdout,
+        rng.integers(0, 2, 120),
+        data.x_validation,
+        rng.integers(0, 2, 120),
+        data.x_test,
+        rng.integers(0, 2, 120),
+        None,
+        None,
+        n_classes=2,
     )
     baseline = run_baseline(noise_labels, SPEC, FAST, seed=0)
     assert not baseline.learns and "includes chance" in baseline.weak_reasons[0]
@@ -177,8 +224,19 @@ def test_too_few_rare_class_records_fail_the_gate_and_population_needs_an_extern
     data = _data(external=False)
     few = np.zeros(120, dtype=np.int64)
     few[:10] = 1  # 10 positives in validation
-    thin = PreparedData(data.x_members, data.y_members, data.x_holdout, data.y_holdout, data.x_validation, few,
-                        data.x_test, data.y_test, None, None, n_classes=2)
+    thin = PreparedData(
+        data.x_members,
+        data.y_members,
+        data.x_holdout,
+        data.y_holdout,
+        data.x_validation,
+        few,
+        data.x_test,
+        data.y_test,
+        None,
+        None,
+        n_classes=2,
+    )
     baseline = run_baseline(thin, SPEC, FAST, seed=0)
     assert not baseline.learns and any("validation split holds 10" in r for r in baseline.weak_reasons)
     with pytest.raises(TuningError) as failure:
@@ -193,9 +251,15 @@ def test_a_test_auc_below_chance_is_named_as_such() -> None:
     data = _data(external=False)
 
     def utility(value: float, low: float, high: float) -> Utility:
-        return Utility(utility_members=0.9, utility_holdout=value, utility_validation=value, utility_test=value,
-                       utility_external=None, utility_test_interval=Estimate(value=value, low=low, high=high),
-                       accuracy_test=0.5)
+        return Utility(
+            utility_members=0.9,
+            utility_holdout=value,
+            utility_validation=value,
+            utility_test=value,
+            utility_external=None,
+            utility_test_interval=Estimate(value=value, low=low, high=high),
+            accuracy_test=0.5,
+        )
 
     assert weak_baseline_reasons(utility(0.80, 0.72, 0.88), data) == []
     [below] = weak_baseline_reasons(utility(0.35, 0.28, 0.42), data)

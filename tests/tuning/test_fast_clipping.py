@@ -32,7 +32,7 @@ def _one_step_update(trained, weights, x, y) -> np.ndarray:  # type: ignore[no-u
     trained.model.train_on_batch(x, label_tensor(y, 2))
     after = trained.model.get_weights()
     # With SGD at learning rate 1 the update is minus the privatised mean gradient.
-    return np.concatenate([(b - a).ravel() for a, b in zip(weights, after)])
+    return np.concatenate([(b - a).ravel() for a, b in zip(weights, after, strict=True)])
 
 
 def _manual_clipped_mean_gradient(model: tf.keras.Model, x: np.ndarray, y: np.ndarray, clip: float) -> np.ndarray:
@@ -85,8 +85,13 @@ def test_single_pass_is_chosen_for_dense_stacks_and_ghost_otherwise() -> None:
     dense = build_model(SPEC.model_copy(update={"dropout": 0.1}), 6, 2, DPParams(clip=1.0, noise=1.0))
     assert dense.clipping == "single_pass"
     conv = tf.keras.Sequential(
-        [tf.keras.Input(shape=(6,)), tf.keras.layers.Reshape((6, 1)), tf.keras.layers.Conv1D(2, 3),
-         tf.keras.layers.Flatten(), tf.keras.layers.Dense(1)]
+        [
+            tf.keras.Input(shape=(6,)),
+            tf.keras.layers.Reshape((6, 1)),
+            tf.keras.layers.Conv1D(2, 3),
+            tf.keras.layers.Flatten(),
+            tf.keras.layers.Dense(1),
+        ]
     )
     other = build_model(SPEC.model_copy(update={"keras_json": conv.to_json()}), 6, 2, DPParams(clip=1.0, noise=1.0))
     assert other.clipping in {"ghost", "per_example"}

@@ -10,13 +10,17 @@ import pytest
 from app.tuning import engine
 from app.tuning.accounting import dp_sgd_guarantee
 from app.tuning.final_model import (
-    final_training, save_final_model, tf_privacy_statement, train_final,
+    final_training,
+    save_final_model,
+    tf_privacy_statement,
+    train_final,
 )
 from app.tuning.recommendation import training_config
 from app.tuning.results import GuaranteeSpec, MeasurementSpec
 from app.tuning.search import SearchSpec
 from app.tuning.train import DPParams, export_model, train
 from tests.tuning.test_engine import SPEC, _data
+
 
 def tf_privacy_poisson_epsilon(statement: str) -> float:
     """The 'Epsilon assuming Poisson sampling' figure of a TF Privacy statement."""
@@ -30,8 +34,13 @@ FAST = MeasurementSpec(reference_models=2, audit_reference_models=2, allow_weak_
 
 
 def test_target_epsilon_tuning_calibrates_every_trial_and_confirms_the_choice() -> None:
-    result = engine.tune(_data(), SPEC, SearchSpec(trials=3, initial_points=2), measurement=FAST,
-                         guarantee=GuaranteeSpec(target_epsilon=1.0, confirm_repeats=2))
+    result = engine.tune(
+        _data(),
+        SPEC,
+        SearchSpec(trials=3, initial_points=2),
+        measurement=FAST,
+        guarantee=GuaranteeSpec(target_epsilon=1.0, confirm_repeats=2),
+    )
     assert result.mode == "target_epsilon" and result.search_space.fixed_noise is not None
     for trial in [*result.trials, result.recommendation]:
         assert trial is not None and trial.epsilon is not None and 0.99 <= trial.epsilon <= 1.0
@@ -57,8 +66,13 @@ def test_a_failed_trial_is_recorded_and_the_search_goes_on(monkeypatch: pytest.M
         return real(*args, **kwargs)
 
     monkeypatch.setattr(engine, "run_trial", flaky)
-    result = engine.tune(_data(), SPEC, SearchSpec(trials=3, initial_points=2), measurement=FAST,
-                         guarantee=GuaranteeSpec(confirm_repeats=2))
+    result = engine.tune(
+        _data(),
+        SPEC,
+        SearchSpec(trials=3, initial_points=2),
+        measurement=FAST,
+        guarantee=GuaranteeSpec(confirm_repeats=2),
+    )
     assert [f.index for f in result.failed_trials] == [0] and "diverged" in result.failed_trials[0].error
     assert [t.index for t in result.trials] == [1, 2]
     assert result.recommendation is not None and result.recommendation.index in (1, 2)
@@ -79,8 +93,22 @@ def test_the_exported_model_loads_without_dptune_and_predicts_the_trained_probab
     np.testing.assert_allclose(exported(data.x_test).numpy()[:, 0], expected, atol=1e-5)
     written = json.loads((tmp_path / "privacy.json").read_text())
     assert written["epsilon"] == statement.epsilon == config.epsilon and written["tuned_on"] == "private"
-    for key in ("delta", "accountant", "steps", "sampling_rate", "clip", "noise", "n", "epochs", "batch_size",
-                "learning_rate", "model", "tuning_cost", "seed_source", "rng"):
+    for key in (
+        "delta",
+        "accountant",
+        "steps",
+        "sampling_rate",
+        "clip",
+        "noise",
+        "n",
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "model",
+        "tuning_cost",
+        "seed_source",
+        "rng",
+    ):
         assert key in written
 
 
@@ -88,8 +116,9 @@ def test_the_statement_agrees_with_tensorflow_privacys() -> None:
     # TF Privacy counts ceil(epochs * n / batch) steps; dptune epochs * ceil(n / batch), never fewer.
     config = training_config(SPEC.model_copy(update={"epochs": 10, "batch_size": 32}), 1.0, 1.1, 1206, 1e-5)
     theirs = tf_privacy_poisson_epsilon(tf_privacy_statement(config))
-    same_steps = dp_sgd_guarantee(sampling_rate=config.sampling_rate, noise_multiplier=1.1,
-                                  steps=math.ceil(10 * 1206 / 32), delta=1e-5).epsilon
+    same_steps = dp_sgd_guarantee(
+        sampling_rate=config.sampling_rate, noise_multiplier=1.1, steps=math.ceil(10 * 1206 / 32), delta=1e-5
+    ).epsilon
     assert same_steps == pytest.approx(theirs, rel=0.01)
     assert config.epsilon is not None and config.epsilon >= theirs - 1e-3
 

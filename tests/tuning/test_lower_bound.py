@@ -31,7 +31,7 @@ def test_perfect_separation_has_a_closed_form() -> None:
 def test_bounds_are_the_clopper_pearson_ends_of_each_rate() -> None:
     tp, fp, n = np.array([400, 300, 60]), np.array([50, 10, 5]), 500
     bounds = epsilon_bounds(tp, fp, n, n, DELTA)
-    for k, (t, f) in enumerate(zip(tp, fp)):
+    for k, (t, f) in enumerate(zip(tp, fp, strict=True)):
         tpr_low = binomtest(int(t), n).proportion_ci(0.95, method="exact").low
         fpr_high = binomtest(int(f), n).proportion_ci(0.95, method="exact").high
         direct = math.log((tpr_low - DELTA) / fpr_high)
@@ -46,9 +46,10 @@ def test_no_advantage_proves_nothing() -> None:
     bounds = epsilon_bounds(tp, tp, n, n, DELTA)  # TPR = FPR at every threshold
     np.testing.assert_array_equal(bounds, 0.0)
     # Fewer records prove less from the same rates.
-    assert epsilon_bounds(np.array([90]), np.array([10]), 100, 100, DELTA)[0] < epsilon_bounds(
-        np.array([900]), np.array([100]), 1000, 1000, DELTA
-    )[0]
+    assert (
+        epsilon_bounds(np.array([90]), np.array([10]), 100, 100, DELTA)[0]
+        < epsilon_bounds(np.array([900]), np.array([100]), 1000, 1000, DELTA)[0]
+    )
 
 
 def _halves(n_per_side: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

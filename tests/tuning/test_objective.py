@@ -1,16 +1,20 @@
 import pytest
 
+from app.tuning.model_spec import ModelSpec
 from app.tuning.objective import objective, pareto_front, score
 from app.tuning.recommendation import build_recommendation, choose, training_config
-from app.tuning.model_spec import ModelSpec
 from app.tuning.results import GuaranteeSpec
 from app.tuning.search import SearchSpace
-from tests.factories import baseline as _baseline, measurement as _measurement, point
+from tests.factories import baseline as _baseline
+from tests.factories import measurement as _measurement
 
 SPACE = SearchSpace(min_clip=0.1, max_clip=10.0, min_noise=0.0, max_noise=10.0)
 
 
-def recommend(trials, base, tradeoff, guarantee=GuaranteeSpec()):  # type: ignore[no-untyped-def]
+DEFAULT_GUARANTEE = GuaranteeSpec()
+
+
+def recommend(trials, base, tradeoff, guarantee=DEFAULT_GUARANTEE):  # type: ignore[no-untyped-def]
     """Choose among the trials and build the (unconfirmed) recommendation, as the service does for another t."""
     choice = choose(trials, base, tradeoff, SPACE, guarantee)
     if choice.trial is None:
@@ -93,11 +97,19 @@ def test_population_game_recommendation_states_the_shift_the_control_reaches() -
     from tests.factories import attack, games
 
     base = _baseline(0.9, 0.7).model_copy(update={"privacy_game": "population"})
-    population = PopulationGame(attack_accuracy=0.62, attacks={"rf": attack(0.62)}, reference_attack_accuracy=0.60,
-                                reference_attacks={"rf": attack(0.60)}, shift=0.10, membership=0.02, members=100)
+    population = PopulationGame(
+        attack_accuracy=0.62,
+        attacks={"rf": attack(0.62)},
+        reference_attack_accuracy=0.60,
+        reference_attacks={"rf": attack(0.60)},
+        shift=0.10,
+        membership=0.02,
+        members=100,
+    )
     g = games(0.51).model_copy(update={"population": population})
-    trial = score(_measurement(0.85, 0.62).model_copy(update={"privacy_game": "population", "games": g}),
-                  base, 0.5, 0)
+    trial = score(
+        _measurement(0.85, 0.62).model_copy(update={"privacy_game": "population", "games": g}), base, 0.5, 0
+    )
     [note] = [n for n in recommend([trial], base, 0.5).notes if "control model" in n]
     assert "0.600" in note and "+0.020" in note and "0.510" in note
 
@@ -140,17 +152,21 @@ def _with_calibrated_tpr(games, low: float):  # type: ignore[no-untyped-def]
     from app.tuning.results import Estimate
 
     rmia = games.membership.attacks["rmia"].model_copy(
-        update={"tpr_at_1pct_fpr": Estimate(value=low + 0.01, low=low, high=low + 0.02)})
+        update={"tpr_at_1pct_fpr": Estimate(value=low + 0.01, low=low, high=low + 0.02)}
+    )
     membership = games.membership.model_copy(update={"attacks": {**games.membership.attacks, "rmia": rmia}})
     return games.model_copy(update={"membership": membership})
 
 
-@pytest.mark.parametrize(("base_low", "rec_low", "verdict"), [
-    (0.03, 0.004, "within the noise of guessing"),  # leak removed
-    (0.03, 0.02, "still finds more members than guessing"),  # leak left
-    (0.008, 0.004, "finds no membership leak"),  # nothing to remove
-    (0.008, 0.02, "still finds more members than guessing"),  # the recommended model's own figure decides
-])
+@pytest.mark.parametrize(
+    ("base_low", "rec_low", "verdict"),
+    [
+        (0.03, 0.004, "within the noise of guessing"),  # leak removed
+        (0.03, 0.02, "still finds more members than guessing"),  # leak left
+        (0.008, 0.004, "finds no membership leak"),  # nothing to remove
+        (0.008, 0.02, "still finds more members than guessing"),  # the recommended model's own figure decides
+    ],
+)
 def test_the_membership_reading_says_whether_dp_removed_a_leak(base_low: float, rec_low: float, verdict: str) -> None:
     base = _baseline(0.9, 0.6)
     base = base.model_copy(update={"games": _with_calibrated_tpr(base.games, base_low)})
@@ -166,12 +182,20 @@ def test_the_population_reading_says_dp_does_not_remove_a_population_difference(
     from tests.factories import attack
 
     def with_population(accuracy: float, control: float):  # type: ignore[no-untyped-def]
-        return PopulationGame(attack_accuracy=accuracy, attacks={"rf": attack(accuracy)},
-                              reference_attack_accuracy=control, reference_attacks={"rf": attack(control)},
-                              shift=control - 0.5, membership=accuracy - control, members=100)
+        return PopulationGame(
+            attack_accuracy=accuracy,
+            attacks={"rf": attack(accuracy)},
+            reference_attack_accuracy=control,
+            reference_attacks={"rf": attack(control)},
+            shift=control - 0.5,
+            membership=accuracy - control,
+            members=100,
+        )
 
     base = _baseline(0.9, 0.6)
-    base = base.model_copy(update={"games": base.games.model_copy(update={"population": with_population(0.61, 0.58)})})
+    base = base.model_copy(
+        update={"games": base.games.model_copy(update={"population": with_population(0.61, 0.58)})}
+    )
     measured = _measurement(0.85, 0.52)
     g = measured.games.model_copy(update={"population": with_population(0.59, 0.585)})
     trial = score(measured.model_copy(update={"games": g}), base, 0.5, 0)
@@ -179,17 +203,29 @@ def test_the_population_reading_says_dp_does_not_remove_a_population_difference(
     assert "0.610 on the baseline and 0.590 on the recommended model" in note and "reaches 0.585" in note
     assert "noise does not remove it" in note
     # Without an external set there is no population game to read.
-    assert not any(n.startswith("Population game") for n in recommend([score(measured, base, 0.5, 0)], base, 0.5).notes)
+    assert not any(
+        n.startswith("Population game") for n in recommend([score(measured, base, 0.5, 0)], base, 0.5).notes
+    )
 
 
 def test_a_recommended_model_no_better_than_chance_is_flagged_first() -> None:
     from app.tuning.results import Estimate
 
     base = _baseline(0.9, 0.6)
-    useless = score(_measurement(0.55, 0.5).model_copy(
-        update={"utility_test_interval": Estimate(value=0.45, low=0.36, high=0.54)}), base, 0.5, 0)
-    useful = score(_measurement(0.8, 0.5).model_copy(
-        update={"utility_test_interval": Estimate(value=0.8, low=0.72, high=0.88)}), base, 0.5, 0)
+    useless = score(
+        _measurement(0.55, 0.5).model_copy(
+            update={"utility_test_interval": Estimate(value=0.45, low=0.36, high=0.54)}
+        ),
+        base,
+        0.5,
+        0,
+    )
+    useful = score(
+        _measurement(0.8, 0.5).model_copy(update={"utility_test_interval": Estimate(value=0.8, low=0.72, high=0.88)}),
+        base,
+        0.5,
+        0,
+    )
     notes = recommend([useless], base, 0.5).notes
     assert notes[0].startswith("The recommended model's test ROC-AUC is 0.450 (95 % interval 0.360-0.540)")
     assert not any("chance (0.5): no configuration" in n for n in recommend([useful], base, 0.5).notes)

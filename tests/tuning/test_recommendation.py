@@ -13,7 +13,8 @@ from app.tuning.objective import score
 from app.tuning.recommendation import choose, mean_interval
 from app.tuning.results import GuaranteeSpec
 from app.tuning.search import Observation, SearchSpace, SearchSpec, posterior_at, search_space
-from tests.factories import baseline as _baseline, measurement as _measurement
+from tests.factories import baseline as _baseline
+from tests.factories import measurement as _measurement
 
 # The demo's shape: 1,206 members, batch 32, 10 epochs.
 RATE, STEPS, DELTA = sampling_rate(1206, 32), dp_sgd_steps(1206, 32, 10), 1e-5
@@ -31,20 +32,25 @@ def test_calibrated_noise_meets_the_target_epsilon_within_one_percent_and_never_
 
 def test_the_budget_sets_the_noise_floor_and_target_mode_fixes_the_noise() -> None:
     search = SearchSpec()
-    budget = search_space(search, max_epsilon=10.0, target_epsilon=None, sampling_rate=RATE, steps=STEPS,
-                          delta=DELTA)
-    assert budget.min_noise == pytest.approx(noise_for_epsilon(epsilon=10.0, sampling_rate=RATE, steps=STEPS,
-                                                               delta=DELTA))
+    budget = search_space(search, max_epsilon=10.0, target_epsilon=None, sampling_rate=RATE, steps=STEPS, delta=DELTA)
+    assert budget.min_noise == pytest.approx(
+        noise_for_epsilon(epsilon=10.0, sampling_rate=RATE, steps=STEPS, delta=DELTA)
+    )
     assert 0.3 < budget.min_noise < 1.0 and budget.fixed_noise is None
-    target = search_space(search, max_epsilon=10.0, target_epsilon=1.0, sampling_rate=RATE, steps=STEPS,
-                          delta=DELTA)
+    target = search_space(search, max_epsilon=10.0, target_epsilon=1.0, sampling_rate=RATE, steps=STEPS, delta=DELTA)
     assert target.fixed_noise is not None and target.fixed_noise > budget.min_noise
     assert len(target.dimensions()) == 1  # only clip is searched
     none = search_space(search, max_epsilon=None, target_epsilon=None, sampling_rate=RATE, steps=STEPS, delta=DELTA)
     assert none.min_noise == 0.0
     with pytest.raises(TuningError) as error:
-        search_space(SearchSpec(max_noise=0.5), max_epsilon=1.0, target_epsilon=None, sampling_rate=RATE,
-                     steps=STEPS, delta=DELTA)
+        search_space(
+            SearchSpec(max_noise=0.5),
+            max_epsilon=1.0,
+            target_epsilon=None,
+            sampling_rate=RATE,
+            steps=STEPS,
+            delta=DELTA,
+        )
     assert error.value.code == "max_noise_below_budget" and "raise max_noise" in error.value.message
 
 
@@ -72,8 +78,10 @@ def test_the_choice_is_the_best_posterior_mean_not_a_lucky_draw() -> None:
     lucky = 3  # clip 0.35, truly 0.03 below the peak, drawn just above every other draw
     draws[lucky] = max(draws) + 0.005
     # Objective = draw: at t = 0.5 and the baseline's attack accuracy, o = 0.5 (u - 0.9).
-    trials = [score(_measurement(0.9 + 2 * d, 0.7, clip=float(c), noise=2.0, epsilon=1.0), base, 0.5, i)
-              for i, (c, d) in enumerate(zip(clips, draws))]
+    trials = [
+        score(_measurement(0.9 + 2 * d, 0.7, clip=float(c), noise=2.0, epsilon=1.0), base, 0.5, i)
+        for i, (c, d) in enumerate(zip(clips, draws, strict=True))
+    ]
     assert max(trials, key=lambda t: t.objective).index == lucky
     choice = choose(trials, base, 0.5, FIXED, GuaranteeSpec(target_epsilon=1.0))
     assert choice.trial is not None and choice.selection is not None
@@ -87,8 +95,10 @@ def test_within_one_standard_error_the_lowest_epsilon_wins() -> None:
     space = SearchSpace(min_clip=0.1, max_clip=10.0, min_noise=0.6, max_noise=10.0)
     # A flat objective (differences far below one SE) over points of different noise, hence epsilon.
     points = [(0.5, 0.7, 9.0), (1.0, 2.0, 2.5), (2.0, 4.0, 1.1), (4.0, 8.0, 0.5), (8.0, 1.0, 4.0)]
-    trials = [score(_measurement(0.85 + 0.0005 * i, 0.6, clip=c, noise=z, epsilon=e), base, 0.5, i)
-              for i, (c, z, e) in enumerate(points)]
+    trials = [
+        score(_measurement(0.85 + 0.0005 * i, 0.6, clip=c, noise=z, epsilon=e), base, 0.5, i)
+        for i, (c, z, e) in enumerate(points)
+    ]
     choice = choose(trials, base, 0.5, space, GuaranteeSpec())
     assert choice.selection is not None and choice.trial is not None
     assert choice.selection.best_posterior_index in choice.selection.within_one_se
@@ -100,8 +110,10 @@ def test_within_one_standard_error_the_lowest_epsilon_wins() -> None:
 
 def test_max_utility_loss_that_no_point_meets_gives_no_recommendation_and_the_best_figures() -> None:
     base = _baseline(0.9, 0.7)
-    trials = [score(_measurement(u, 0.55, epsilon=e), base, 0.5, i)
-              for i, (u, e) in enumerate([(0.80, 2.0), (0.85, 3.0), (0.89, 50.0)])]
+    trials = [
+        score(_measurement(u, 0.55, epsilon=e), base, 0.5, i)
+        for i, (u, e) in enumerate([(0.80, 2.0), (0.85, 3.0), (0.89, 50.0)])
+    ]
     choice = choose(trials, base, 0.5, FIXED, GuaranteeSpec(max_utility_loss=0.02))
     assert choice.trial is None and choice.reason is not None
     # Trial 2 loses least but breaks the budget; trial 1 is the best feasible one (loss 0.05).
@@ -120,7 +132,11 @@ def test_the_gp_never_assumes_less_noise_than_measured() -> None:
 def test_confirmation_intervals_are_student_t_over_the_repeats() -> None:
     estimate = mean_interval([1.0, 2.0, 3.0])
     half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)
-    assert estimate.value == 2.0 and estimate.low == pytest.approx(2.0 - half) and estimate.high == pytest.approx(2.0 + half)
+    assert (
+        estimate.value == 2.0
+        and estimate.low == pytest.approx(2.0 - half)
+        and estimate.high == pytest.approx(2.0 + half)
+    )
     assert mean_interval([0.9, 0.99, 1.0], (0.0, 1.0)).high == 1.0
     single = mean_interval([0.7])
     assert single.low == single.high == 0.7

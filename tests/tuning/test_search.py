@@ -4,14 +4,20 @@ import pytest
 from pydantic import ValidationError
 
 from app.tuning.search import (
-    Observation, SearchSpace, SearchSpec, grid_points, random_points, search_step, suggest,
+    Observation,
+    SearchSpace,
+    SearchSpec,
+    grid_points,
+    random_points,
+    search_step,
+    suggest,
 )
 
 NO_GUARANTEE = SearchSpace(min_clip=0.1, max_clip=10.0, min_noise=0.0, max_noise=10.0)
 
 
 def _bowl(point: tuple[float, float], top: tuple[float, float] = (2.0, 6.0)) -> float:
-    return -math.dist(point, top) ** 2
+    return -(math.dist(point, top) ** 2)
 
 
 def test_default_grid_is_the_studys_400_points() -> None:
@@ -63,13 +69,24 @@ def test_search_step_stops_for_budget_time_and_an_exhausted_grid() -> None:
     step = search_step(timed, NO_GUARANTEE, done, [], seed=0, elapsed_seconds=4.9)
     assert step.stop is None and step.point == random_points(NO_GUARANTEE, 3, seed=0)[2]
     grid = SearchSpec(method="grid", max_clip=1.1, max_noise=1.0, grid_step=0.5)
-    assert search_step(grid, SearchSpace(min_clip=0.1, max_clip=1.1, min_noise=0.0, max_noise=1.0),
-                       [Observation((0.1, 0.0), 0.0)] * 4, [], seed=0, elapsed_seconds=0).stop == "budget"
+    assert (
+        search_step(
+            grid,
+            SearchSpace(min_clip=0.1, max_clip=1.1, min_noise=0.0, max_noise=1.0),
+            [Observation((0.1, 0.0), 0.0)] * 4,
+            [],
+            seed=0,
+            elapsed_seconds=0,
+        ).stop
+        == "budget"
+    )
     # A noise floor of 0.6 leaves one noise level: 2 of the budget's 4 points exist.
     floored = SearchSpace(min_clip=0.1, max_clip=1.1, min_noise=0.6, max_noise=1.0)
     assert len(grid_points(grid, floored)) == 2
-    assert search_step(grid, floored, [Observation((0.1, 0.6), 0.0)] * 2, [], seed=0,
-                       elapsed_seconds=0).stop == "grid_exhausted"
+    assert (
+        search_step(grid, floored, [Observation((0.1, 0.6), 0.0)] * 2, [], seed=0, elapsed_seconds=0).stop
+        == "grid_exhausted"
+    )
 
 
 def test_a_failed_trial_enters_the_search_at_the_worst_objective_seen() -> None:
@@ -120,8 +137,15 @@ def test_constant_liar_spreads_parallel_suggestions() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [{"trials": 0}, {"max_clip": 0}, {"min_clip": 5, "max_clip": 1}, {"trials": None}, {"method": "anneal"},
-     {"max_noise": -1}, {"max_clip": float("nan")}],
+    [
+        {"trials": 0},
+        {"max_clip": 0},
+        {"min_clip": 5, "max_clip": 1},
+        {"trials": None},
+        {"method": "anneal"},
+        {"max_noise": -1},
+        {"max_clip": float("nan")},
+    ],
 )
 def test_invalid_search_specs_are_rejected(bad: dict) -> None:
     with pytest.raises(ValidationError):

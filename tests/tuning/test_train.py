@@ -31,7 +31,7 @@ def test_poisson_batches_keep_empty_draws_as_noise_only_steps() -> None:
     assert empty > 0
     assert len(skipped) == len(kept) - empty
     assert all(len(b) > 0 for b in skipped)
-    for a, b in zip([b for b in kept if len(b)], skipped):  # the same draws, the empty ones left out
+    for a, b in zip([b for b in kept if len(b)], skipped, strict=True):  # the same draws, the empty ones left out
         np.testing.assert_array_equal(a, b)
     x = np.arange(10, dtype=np.float32).reshape(5, 2)
     y = np.arange(5, dtype=np.float32).reshape(5, 1)
@@ -46,7 +46,7 @@ def test_poisson_dataset_yields_the_sampled_rows() -> None:
     expected = list(poisson_batches(20, 5, 2, np.random.default_rng(3)))
     got = list(poisson_dataset(x, y, 5, 2, np.random.default_rng(3)).as_numpy_iterator())
     assert len(got) == len(expected)
-    for idx, (xb, yb) in zip(expected, got):
+    for idx, (xb, yb) in zip(expected, got, strict=True):
         np.testing.assert_array_equal(yb.ravel(), idx)
         np.testing.assert_array_equal(xb, x[idx])
 
