@@ -112,6 +112,7 @@ def _use_real_ids(case: Any, world: World) -> None:
             case.path_parameters[name] = choices[digest[1] % len(choices)]
 
 
+@pytest.mark.slow  # every operation fuzzed: about 28 s
 @schema.parametrize()
 @settings(
     max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)

@@ -96,6 +96,7 @@ def _running(database: Database, job_id: str, index: int | None = None) -> bool:
     return any(t.status == "running" and (index is None or t.trial_index == index) for t in _trials(database, job_id))
 
 
+@pytest.mark.slow  # about 25 s
 def test_dropped_database_connections_lose_nothing(
     client: TestClient, database: Database, worker: WorkerProcess
 ) -> None:
@@ -193,6 +194,7 @@ class ApiProcess:
             self.process.wait(timeout=30)
 
 
+@pytest.mark.slow  # about 38 s
 def test_api_restarted_while_jobs_run(
     ft_settings: Settings, database: Database, worker: WorkerProcess, tmp_path: Path
 ) -> None:
@@ -241,6 +243,7 @@ def test_api_restarted_while_jobs_run(
         assert all(t.attempts == 1 for t in _assert_exact_budget(database, job_id, n))
 
 
+@pytest.mark.slow  # about 28 s
 def test_cancel_while_a_trial_runs(client: TestClient, database: Database, worker: WorkerProcess) -> None:
     """The running trial is marked cancelled at once; the worker's result for it, arriving later, is refused;
     no trial starts after; finished trials stay, with a recommendation; the worker takes the next job."""
