@@ -8,10 +8,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
-from pydantic import TypeAdapter
-
 from app.datasets.features import PreparationReport, prepare_dataset
-from app.datasets.splits import SplitSpec
+from app.datasets.splits import SPLIT_ADAPTER
 from app.datasets.storage import stored_path
 from app.datasets.tables import read_table
 from app.jobs.final_models import publish_model
@@ -23,7 +21,6 @@ from app.tuning.search import SearchSpec
 
 logger = logging.getLogger("dptune.worker")
 
-SPLIT_ADAPTER: TypeAdapter[SplitSpec] = TypeAdapter(SplitSpec)
 PreparedKey = tuple[str, str, str | None, str, int]
 
 __all__ = [

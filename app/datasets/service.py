@@ -11,7 +11,6 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
 from app.core.errors import DomainError, not_found
@@ -22,7 +21,7 @@ from app.datasets.errors import DatasetError
 from app.datasets.features import check_splittable
 from app.datasets.models import DatasetRecord
 from app.datasets.schemas import BuiltinDatasetCreate, DatasetRead
-from app.datasets.splits import SplitSpec
+from app.datasets.splits import SPLIT_ADAPTER
 from app.datasets.storage import file_sha256, new_temp_path, promote, remove_stored, remove_temp, storage_key
 from app.datasets.tables import TableSummary, check_flat_schema, read_table, table_format, validate_table
 from app.datasets.upload import ReceivedUpload, too_large
@@ -34,7 +33,6 @@ from app.settings import Settings
 
 logger = logging.getLogger("dptune.datasets")
 
-SPLIT_ADAPTER: TypeAdapter[SplitSpec] = TypeAdapter(SplitSpec)
 MAX_NAME_CHARS = 255
 # Bytes of a CSV read to count its header's columns before the whole file is parsed.
 HEADER_PROBE_BYTES = 1 << 20

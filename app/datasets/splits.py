@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from app.datasets.butina import STUDY_GROUP_FRACTIONS, butina_groups
 from app.datasets.errors import DatasetError
@@ -155,6 +155,8 @@ class ButinaSplit(_MemberSide):
 
 
 SplitSpec = Annotated[RandomSplit | KMeansSplit | ColumnSplit | ButinaSplit, Field(discriminator="kind")]
+# Reads and writes a SplitSpec as stored JSON (data sets' default split, jobs' split, work units).
+SPLIT_ADAPTER: TypeAdapter[SplitSpec] = TypeAdapter(SplitSpec)
 
 
 def parse_split_option(text: str) -> SplitSpec:

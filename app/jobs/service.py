@@ -6,7 +6,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
 from app.core.errors import DomainError, not_found
@@ -14,7 +13,7 @@ from app.core.pagination import Page, PageParams
 from app.datasets import repository as dataset_repository
 from app.datasets.errors import DatasetError
 from app.datasets.models import DatasetRecord
-from app.datasets.splits import ButinaSplit, ColumnSplit, KMeansSplit, RandomSplit, SplitSpec
+from app.datasets.splits import SPLIT_ADAPTER, ButinaSplit, ColumnSplit, KMeansSplit, RandomSplit, SplitSpec
 from app.db import utcnow
 from app.jobs import queue, repository
 from app.jobs.final_models import model_dir
@@ -38,7 +37,6 @@ from app.tuning.results import (
 from app.tuning.search import SearchSpec
 from app.tuning.trials_csv import trials_csv as trials_csv_text
 
-SPLIT_ADAPTER: TypeAdapter[SplitSpec] = TypeAdapter(SplitSpec)
 SHOWN_FAILURES = 20
 
 
