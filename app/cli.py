@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the commands import these lazily, so `dptune --help` loads no TensorFlow
+    from pydantic import ValidationError
+
     from app.tuning.model_spec import ModelSpec
     from app.tuning.prepared import PreparedData
     from app.tuning.recommendation import TuneSource
@@ -482,6 +484,13 @@ def _run_demo(args: argparse.Namespace) -> int:
     return _tune_and_report(data, spec, _search_spec(args), args, info)
 
 
+def _option_error(exc: ValidationError) -> ValueError:
+    """A spec's first validation error, named by the CLI option it came from (--max-epsilon: ...)."""
+    error = exc.errors()[0]
+    where = f"--{str(error['loc'][0]).replace('_', '-')}: " if error["loc"] else ""
+    return ValueError(f"{where}{error['msg']}")
+
+
 def _guarantee_spec(args: argparse.Namespace) -> GuaranteeSpec:
     from pydantic import ValidationError
 
@@ -495,9 +504,7 @@ def _guarantee_spec(args: argparse.Namespace) -> GuaranteeSpec:
             max_utility_loss=args.max_utility_loss,
         )
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = f"--{str(error['loc'][0]).replace('_', '-')}: " if error["loc"] else ""
-        raise ValueError(f"{where}{error['msg']}") from None
+        raise _option_error(exc) from None
 
 
 def _measurement_spec(args: argparse.Namespace) -> MeasurementSpec:
@@ -514,8 +521,7 @@ def _measurement_spec(args: argparse.Namespace) -> MeasurementSpec:
             allow_weak_baseline=args.allow_weak_baseline,
         )
     except ValidationError as exc:
-        error = exc.errors()[0]
-        raise ValueError(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}") from None
+        raise _option_error(exc) from None
 
 
 def _tune_and_report(

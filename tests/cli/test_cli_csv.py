@@ -7,7 +7,7 @@ import json
 import pytest
 
 from app import cli
-from tests.cli.test_cli_guarantee import _table
+from tests.cli.test_cli_guarantee import TINY_TUNE_OPTIONS, _table
 from tests.service.test_trials_csv import flatten, same
 
 
@@ -20,19 +20,8 @@ def test_tune_writes_the_trials_as_csv(tmp_path) -> None:  # type: ignore[no-unt
             str(data),
             "--label",
             "y",
-            "--trials",
-            "2",
-            "--hidden",
-            "8",
+            *TINY_TUNE_OPTIONS,
             "--epochs",
-            "2",
-            "--learning-rate",
-            "0.1",
-            "--reference-models",
-            "2",
-            "--audit-reference-models",
-            "2",
-            "--confirm-repeats",
             "2",
             "--json",
             str(out),

@@ -9,6 +9,13 @@ import pytest
 
 from app import cli
 
+# The smallest `dptune tune` that measures everything: 2 trials of an [8] network, 2 reference models, 2
+# confirmation repeats (shared by the CLI tests that run a real tune).
+TINY_TUNE_OPTIONS = [
+    "--trials", "2", "--hidden", "8", "--learning-rate", "0.1", "--reference-models", "2",
+    "--audit-reference-models", "2", "--confirm-repeats", "2",
+]  # fmt: skip
+
 
 def _table(path, seed: int, rows: int = 500):  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(seed)
@@ -61,20 +68,9 @@ def test_tune_on_a_proxy_reads_the_private_data_once_for_the_final_model(tmp_pat
             str(model_dir),
             "--target-epsilon",
             "2",
-            "--trials",
-            "2",
-            "--hidden",
-            "8",
+            *TINY_TUNE_OPTIONS,
             "--epochs",
             "3",
-            "--learning-rate",
-            "0.1",
-            "--reference-models",
-            "2",
-            "--audit-reference-models",
-            "2",
-            "--confirm-repeats",
-            "2",
             "--json",
             str(out),
         ]

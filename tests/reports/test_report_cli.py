@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app import cli
-from tests.cli.test_cli_guarantee import _table
+from tests.cli.test_cli_guarantee import TINY_TUNE_OPTIONS, _table
 
 
 def test_tune_writes_the_report_and_report_redraws_it_from_the_json(
@@ -22,20 +22,9 @@ def test_tune_writes_the_report_and_report_redraws_it_from_the_json(
             str(data),
             "--label",
             "y",
-            "--trials",
-            "2",
-            "--hidden",
-            "8",
+            *TINY_TUNE_OPTIONS,
             "--epochs",
             "3",
-            "--learning-rate",
-            "0.1",
-            "--reference-models",
-            "2",
-            "--audit-reference-models",
-            "2",
-            "--confirm-repeats",
-            "2",
             "--json",
             str(result),
             "--report",
