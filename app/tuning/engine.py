@@ -19,7 +19,7 @@ from app.tuning.accounting import default_delta as default_delta
 from app.tuning.accounting import dp_sgd_guarantee, dp_sgd_steps, sampling_rate
 from app.tuning.attacks.games import (
     Predict,
-    TrainLike,
+    TrainReferences,
     label_only_attack_accuracy,
     membership_game,
     population_game,
@@ -53,7 +53,7 @@ from app.tuning.results import (
     Utility,
 )
 from app.tuning.search import SearchSpec, search_step
-from app.tuning.train import DPParams, train
+from app.tuning.train import DPParams, train, train_many
 from app.tuning.utility import accuracy, roc_auc
 
 # The baseline gate: validation and test need this many records of the rarer class for an AUC to mean much.
@@ -127,12 +127,15 @@ def _rare_class_count(y: npt.NDArray[np.int64], n_classes: int) -> int:
     return int(counts[counts > 0].min()) if counts.any() else 0
 
 
-def _trainer(spec: ModelSpec, n_classes: int, dp: DPParams | None) -> TrainLike:
-    def train_like(x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], seed: int) -> Predict:
-        model = train(spec, x, y, n_classes, dp, seed)
-        return model.predict_proba
+def _reference_trainer(spec: ModelSpec, n_classes: int, dp: DPParams | None) -> TrainReferences:
+    """The K reference models of a game, trained in one computation (train_many)."""
 
-    return train_like
+    def train_references(
+        x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], rows: list[npt.NDArray[np.int64]], seeds: list[int]
+    ) -> list[Predict]:
+        return [model.predict_proba for model in train_many(spec, x, y, n_classes, dp, seeds, rows=rows)]
+
+    return train_references
 
 
 def _measure_once(
@@ -168,7 +171,7 @@ def _measure_once(
         x_population=data.x_validation,
         y_population=data.y_validation,
         n_classes=data.n_classes,
-        train_like=_trainer(spec, data.n_classes, dp),
+        train_references=_reference_trainer(spec, data.n_classes, dp),
         reference_models=reference_models,
         delta=delta,
         seed=seed,

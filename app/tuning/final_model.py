@@ -19,13 +19,11 @@ from app.tuning.results import GuaranteeSpec, PrivacyStatement, TrainingConfig
 if TYPE_CHECKING:  # train imports TensorFlow when a model is trained, not when this module is imported
     import tensorflow as tf
 
+    from app.tuning.dense_loop import NoiseSource
+
 MODEL_FILE = "model.keras"
 STATEMENT_FILE = "privacy.json"
 SEED_SOURCE = "secrets.randbits(31) (the operating system's CSPRNG)"
-NOISE_RNG = (
-    "TensorFlow's stateless Philox generator (tf.random.stateless_normal), seeded from seed_source: "
-    "exact Gaussian draws, but not a cryptographically secure generator"
-)
 
 
 def final_training(
@@ -64,24 +62,33 @@ def tf_privacy_statement(config: TrainingConfig) -> str:
 
 
 def train_final(
-    data: PreparedData, spec: ModelSpec, config: TrainingConfig, tuned_on: TuneSource, seed: int | None = None
+    data: PreparedData,
+    spec: ModelSpec,
+    config: TrainingConfig,
+    tuned_on: TuneSource,
+    seed: int | None = None,
+    noise_source: NoiseSource = "secure",
 ) -> tuple[tf.keras.Model, PrivacyStatement]:
     """Train once on the members with DP-SGD at `config`; returns a plain Keras model (probabilities out, no
-    dptune classes needed to load it) and its privacy statement. `seed` is for tests only."""
+    dptune classes needed to load it) and its privacy statement. `seed` is for tests only. The noise comes from
+    the secure source by default (dense_loop.NOISE_SOURCES); a user's Keras model has only the fast one."""
+    from app.tuning.dense_loop import NOISE_SOURCES
     from app.tuning.train import DPParams, export_model, train
 
     if len(data.y_members) != config.n:
         raise ValueError(f"the configuration is for {config.n} records, the data has {len(data.y_members)}")
     seed_source = SEED_SOURCE if seed is None else "given by the caller (tests only)"
     seed = secrets.randbits(31) if seed is None else seed
-    trained = train(spec, data.x_members, data.y_members, data.n_classes, DPParams(config.clip, config.noise), seed)
+    dp = DPParams(config.clip, config.noise)
+    trained = train(spec, data.x_members, data.y_members, data.n_classes, dp, seed, noise_source=noise_source)
     model = export_model(trained, spec, data.n_features)
     statement = PrivacyStatement(
         **config.model_dump(),
         tuning_cost=TUNING_COST_PROXY if tuned_on == "proxy" else TUNING_COST_PRIVATE,
         tuned_on=tuned_on,
         seed_source=seed_source,
-        rng=NOISE_RNG,
+        noise_source=trained.noise_source,
+        rng=NOISE_SOURCES[trained.noise_source],
         tf_privacy_statement=tf_privacy_statement(config),
     )
     return model, statement

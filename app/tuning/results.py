@@ -306,6 +306,11 @@ class PrivacyStatement(TrainingConfig):
     tuning_cost: str = Field(description="Whether the search on the data is covered by epsilon.")
     tuned_on: Literal["private", "proxy"] = Field(description="Where the search, baseline and attacks ran.")
     seed_source: str = Field(description="Where the final training's seed came from.")
+    noise_source: Literal["fast", "secure"] = Field(
+        default="fast",
+        description="fast: noise keyed from the training seed (reproducible); secure: keyed from os.urandom, each "
+        "coordinate a sum of four draws (as Opacus' secure_mode). `rng` says what either means.",
+    )
     rng: str = Field(description="The generator the DP noise was drawn with.")
     tf_privacy_statement: str = Field(
         description="TensorFlow Privacy's compute_dp_sgd_privacy_statement for "

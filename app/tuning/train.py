@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -17,6 +17,7 @@ from tensorflow_privacy.privacy.keras_models.dp_keras_model import DPModel, DPSe
 from tensorflow_privacy.privacy.optimizers import dp_optimizer_keras  # noqa: E402
 
 from app.tuning.accounting import dp_sgd_steps, sampling_rate  # noqa: E402
+from app.tuning.dense_loop import DenseTrainer, NoiseSource, poisson_steps  # noqa: E402
 from app.tuning.model_spec import ModelSpec, ModelSpecError, check_keras_json  # noqa: E402
 from app.tuning.single_pass_clipping import SinglePassDPSequential, supports_single_pass  # noqa: E402
 
@@ -39,21 +40,22 @@ class DPParams:
     noise: float
 
 
+Outputs = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
+
+
 @dataclass
 class TrainedModel:
-    model: tf.keras.Model
+    outputs: Outputs  # the last layer's values: logits when from_logits, else probabilities
+    weights: list[npt.NDArray[np.float32]]  # in Keras' get_weights() order
     from_logits: bool
     n_classes: int
     clipping: str  # "none" (baseline), "single_pass", "ghost" or "per_example"
     steps: int
+    noise_source: str = "fast"  # dense_loop.NOISE_SOURCES' key; Keras paths draw with TensorFlow's global seed
 
     def predict_proba(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
         """Class probabilities, shape (n, n_classes) (two columns for binary)."""
-        # Direct calls in chunks: Model.predict builds a data adapter and traces a function per model,
-        # which costs more than the forward pass on data of this size.
-        out = np.concatenate(
-            [self.model(x[i : i + 8192], training=False).numpy() for i in range(0, len(x), 8192)]
-        ).astype(np.float64)
+        out = self.outputs(x).astype(np.float64)
         if out.shape[1] == 1:
             p = expit(out[:, 0]) if self.from_logits else out[:, 0]  # expit: no overflow on huge logits
             p = np.clip(p, 0.0, 1.0)
@@ -63,6 +65,26 @@ class TrainedModel:
             out = np.exp(out)
         probabilities: npt.NDArray[np.float64] = out / out.sum(axis=1, keepdims=True)
         return probabilities
+
+
+@dataclass
+class KerasBuild:
+    """A compiled Keras model and how it clips."""
+
+    model: tf.keras.Model
+    from_logits: bool
+    n_classes: int
+    clipping: str
+
+
+def keras_outputs(model: tf.keras.Model) -> Outputs:
+    def outputs(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        # Direct calls in chunks: Model.predict builds a data adapter and traces a function per model,
+        # which costs more than the forward pass on data of this size.
+        chunks = [model(x[i : i + 8192], training=False).numpy() for i in range(0, len(x), 8192)]
+        return np.concatenate(chunks) if chunks else np.zeros((0, model.output_shape[-1]), np.float32)
+
+    return outputs
 
 
 def output_units(n_classes: int) -> int:
@@ -123,8 +145,8 @@ CLIPPING_METHODS = ("single_pass", "ghost", "per_example")
 
 def build_model(
     spec: ModelSpec, n_features: int, n_classes: int, dp: DPParams | None, *, clipping: str | None = None
-) -> TrainedModel:
-    """A compiled model. DP clipping, fastest first: single pass for Dense stacks (single_pass_clipping.py),
+) -> KerasBuild:
+    """A compiled Keras model (for a user's keras_json; the built-in MLP trains in dense_loop.py). DP clipping, fastest first: single pass for Dense stacks (single_pass_clipping.py),
     TF Privacy's fast ("ghost") clipping when every trainable layer is in its registry, and the DP Keras
     optimizer (per-example gradients) otherwise. `clipping` forces one method (tests and benchmarks)."""
     if clipping is not None and clipping not in CLIPPING_METHODS:
@@ -173,7 +195,7 @@ def build_model(
         model, optimizer = plain, _optimizer(spec, dp)
         loss = _loss(n_classes, from_logits, per_example=True)
     model.compile(optimizer=optimizer, loss=loss)
-    return TrainedModel(model=model, from_logits=from_logits, n_classes=n_classes, clipping=method, steps=0)
+    return KerasBuild(model=model, from_logits=from_logits, n_classes=n_classes, clipping=method)
 
 
 def label_tensor(y: npt.NDArray[np.int64], n_classes: int) -> npt.NDArray[np.float32] | npt.NDArray[np.int64]:
@@ -186,13 +208,9 @@ def label_tensor(y: npt.NDArray[np.int64], n_classes: int) -> npt.NDArray[np.flo
 def poisson_batches(
     n: int, batch_size: int, epochs: int, rng: np.random.Generator, *, keep_empty: bool = True
 ) -> Iterator[npt.NDArray[np.int64]]:
-    """Index batches where every example joins each step independently with probability batch_size/n, the
-    sampling the accountant assumes, for dp_sgd_steps(n, batch_size, epochs) steps. An empty draw is kept
-    (a noise-only step); `keep_empty=False` skips it, for TF Privacy's own clipping, which divides by the
-    realised batch size (the chance of an empty draw is about e^-batch_size)."""
-    rate = sampling_rate(n, batch_size)
-    for _ in range(dp_sgd_steps(n, batch_size, epochs)):
-        idx = np.flatnonzero(rng.random(n) < rate)
+    """dense_loop.poisson_steps' batches; `keep_empty=False` skips empty draws, for TF Privacy's own clipping,
+    which divides by the realised batch size (the chance of an empty draw is about e^-batch_size)."""
+    for idx in poisson_steps(n, batch_size, epochs, rng):
         if idx.size or keep_empty:
             yield idx
 
@@ -232,52 +250,6 @@ def poisson_dataset(
     return tf.data.Dataset.from_tensor_slices(bounds).enumerate().map(gather).prefetch(2)
 
 
-@dataclass
-class _CompiledTrainer:
-    """A DP model compiled (and, after its first fit, traced) once per worker process, reused across trials."""
-
-    trained: TrainedModel
-    optimizer_start: list[npt.NDArray[np.float32]]
-
-
-_COMPILED: dict[tuple[str, int, int], _CompiledTrainer] = {}  # at most one entry: the last job's model
-
-
-def _initial_weights(spec: ModelSpec, n_features: int, n_classes: int, seed: int) -> list[npt.NDArray[np.float32]]:
-    """The weights a fresh build draws for this seed (the same ops after the same seeding)."""
-    tf.keras.utils.set_random_seed(seed)
-    layers, _ = _mlp_layers(spec, n_features, n_classes)
-    weights: list[npt.NDArray[np.float32]] = tf.keras.Sequential(layers).get_weights()
-    return weights
-
-
-def _reusable(spec: ModelSpec, dp: DPParams | None) -> bool:
-    """The built-in MLP without dropout: its step depends only on weights, optimizer state and the (clip,
-    noise) variables, all reset per trial. Dropout's random state would carry over between trials, making a
-    trial's result depend on the ones before it, so models with dropout are rebuilt each time."""
-    return dp is not None and spec.keras_json is None and spec.dropout == 0
-
-
-def _dp_model_for_trial(spec: ModelSpec, n_features: int, n_classes: int, dp: DPParams, seed: int) -> TrainedModel:
-    key = (spec.model_dump_json(), n_features, n_classes)
-    cached = _COMPILED.get(key)
-    if cached is None:
-        _COMPILED.clear()
-        tf.keras.backend.clear_session()
-        trained = build_model(spec, n_features, n_classes, dp)
-        assert trained.clipping == "single_pass"  # _reusable admits only the built-in MLP without dropout
-        optimizer = trained.model.optimizer
-        optimizer.build(trained.model.trainable_variables)
-        cached = _CompiledTrainer(trained, [v.numpy() for v in optimizer.variables])
-        _COMPILED[key] = cached
-    model = cached.trained.model
-    model.set_weights(_initial_weights(spec, n_features, n_classes, seed))
-    for variable, start in zip(model.optimizer.variables, cached.optimizer_start, strict=True):
-        variable.assign(start)
-    tf.keras.utils.set_random_seed(seed)
-    return cached.trained
-
-
 def train(
     spec: ModelSpec,
     x: npt.NDArray[np.float32],
@@ -285,33 +257,91 @@ def train(
     n_classes: int,
     dp: DPParams | None,
     seed: int,
+    noise_source: NoiseSource = "fast",
 ) -> TrainedModel:
-    """Train from a seeded initialisation. Baseline: shuffled fixed-size batches (Keras fit).
-    DP: Poisson-sampled batches, so the accounted epsilon applies."""
-    labels = label_tensor(y, n_classes)
-    if _reusable(spec, dp):
-        assert dp is not None
-        trained = _dp_model_for_trial(spec, x.shape[1], n_classes, dp, seed)
-    else:
-        tf.keras.backend.clear_session()
-        tf.keras.utils.set_random_seed(seed)
-        trained = build_model(spec, x.shape[1], n_classes, dp)
-    if dp is None:
-        trained.model.fit(x, labels, batch_size=spec.batch_size, epochs=spec.epochs, shuffle=True, verbose=0)
-        trained.steps = dp_sgd_steps(len(x), spec.batch_size, spec.epochs)
-        return trained
-    noise = None
-    single_pass = isinstance(trained.model, SinglePassDPSequential)
-    if single_pass:
-        trained.model.set_privacy(dp.clip, dp.noise, sampling_rate(len(x), spec.batch_size) * len(x))
-        if dp.noise > 0:
-            noise = (trained.model.noise_size(), dp.noise * dp.clip)
-    dataset = poisson_dataset(
-        x, labels, spec.batch_size, spec.epochs, np.random.default_rng(seed), noise, keep_empty=single_pass
+    """Train from a seeded initialisation. Baseline: shuffled fixed-size batches. DP: Poisson-sampled batches,
+    so the accounted epsilon applies. The built-in MLP trains in the compiled loop (dense_loop.py)."""
+    if spec.keras_json is None:
+        return train_many(spec, x, y, n_classes, dp, [seed], noise_source=noise_source)[0]
+    return _train_keras(spec, x, y, n_classes, dp, seed)
+
+
+def train_many(
+    spec: ModelSpec,
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int64],
+    n_classes: int,
+    dp: DPParams | None,
+    seeds: list[int],
+    *,
+    rows: list[npt.NDArray[np.int64]] | None = None,
+    noise_source: NoiseSource = "fast",
+) -> list[TrainedModel]:
+    """K models of one spec and one (clip, noise), model k on x[rows[k]] (all of x if rows is None) from
+    seeds[k]. The built-in MLP trains all K in one computation; a user's Keras model one after the other."""
+    if spec.keras_json is not None:
+        subsets = rows if rows is not None else [np.arange(len(x))] * len(seeds)
+        return [_train_keras(spec, x[r], y[r], n_classes, dp, s) for r, s in zip(subsets, seeds, strict=True)]
+    trainer = DenseTrainer(
+        spec,
+        x,
+        y,
+        n_classes,
+        seeds,
+        rows=rows,
+        clip=None if dp is None else [dp.clip] * len(seeds),
+        noise=None if dp is None else [dp.noise] * len(seeds),
+        noise_source=noise_source,
     )
-    trained.model.fit(dataset, epochs=1, verbose=0)
-    trained.steps = dp_sgd_steps(len(x), spec.batch_size, spec.epochs)
-    return trained
+    return [
+        TrainedModel(
+            outputs=weights.logits,
+            weights=weights.arrays,
+            from_logits=True,
+            n_classes=n_classes,
+            clipping="none" if dp is None else "single_pass",
+            steps=trainer.steps,
+            noise_source=noise_source,
+        )
+        for weights in trainer.train()
+    ]
+
+
+def _train_keras(
+    spec: ModelSpec,
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int64],
+    n_classes: int,
+    dp: DPParams | None,
+    seed: int,
+) -> TrainedModel:
+    """A user's Keras model: Keras fit for the baseline, TF Privacy's or single-pass clipping for DP-SGD."""
+    labels = label_tensor(y, n_classes)
+    tf.keras.backend.clear_session()
+    tf.keras.utils.set_random_seed(seed)
+    built = build_model(spec, x.shape[1], n_classes, dp)
+    model = built.model
+    if dp is None:
+        model.fit(x, labels, batch_size=spec.batch_size, epochs=spec.epochs, shuffle=True, verbose=0)
+    else:
+        noise = None
+        single_pass = isinstance(model, SinglePassDPSequential)
+        if single_pass:
+            model.set_privacy(dp.clip, dp.noise, sampling_rate(len(x), spec.batch_size) * len(x))
+            if dp.noise > 0:
+                noise = (model.noise_size(), dp.noise * dp.clip)
+        dataset = poisson_dataset(
+            x, labels, spec.batch_size, spec.epochs, np.random.default_rng(seed), noise, keep_empty=single_pass
+        )
+        model.fit(dataset, epochs=1, verbose=0)
+    return TrainedModel(
+        outputs=keras_outputs(model),
+        weights=model.get_weights(),
+        from_logits=built.from_logits,
+        n_classes=n_classes,
+        clipping=built.clipping,
+        steps=dp_sgd_steps(len(x), spec.batch_size, spec.epochs),
+    )
 
 
 def export_model(trained: TrainedModel, spec: ModelSpec, n_features: int) -> tf.keras.Model:
@@ -322,7 +352,7 @@ def export_model(trained: TrainedModel, spec: ModelSpec, n_features: int) -> tf.
         plain: tf.keras.Model = tf.keras.Sequential(layers)
     else:
         plain, from_logits = _user_model(spec, n_features, trained.n_classes)
-    plain.set_weights(trained.model.get_weights())
+    plain.set_weights(trained.weights)
     if from_logits:
         activation = "sigmoid" if trained.n_classes == 2 else "softmax"
         plain = tf.keras.Model(

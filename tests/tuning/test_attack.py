@@ -13,6 +13,7 @@ from app.tuning.attacks.games import (
     cross_fitted_decisions,
     label_only_attack_accuracy,
     membership_game,
+    one_at_a_time,
 )
 from app.tuning.attacks.statistics import (
     attack_scores,
@@ -256,7 +257,7 @@ def _game(train_like, seed: int = 0):  # type: ignore[no-untyped-def]
         x_population=x_population,
         y_population=y_population,
         n_classes=2,
-        train_like=train_like,
+        train_references=one_at_a_time(train_like),
         reference_models=4,
         delta=1e-5,
         seed=seed,

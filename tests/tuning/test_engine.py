@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from app.tuning.attacks.games import membership_game
+from app.tuning.attacks.games import membership_game, one_at_a_time
 from app.tuning.engine import check_baseline, run_baseline, run_trial, tune
 from app.tuning.errors import TuningError
 from app.tuning.model_spec import ModelSpec
@@ -152,7 +152,7 @@ def test_a_model_that_never_saw_the_members_scores_chance() -> None:
         x_population=data.x_validation,
         y_population=data.y_validation,
         n_classes=2,
-        train_like=train_like,
+        train_references=one_at_a_time(train_like),
         reference_models=4,
         delta=1e-5,
         seed=0,

@@ -85,7 +85,8 @@ def test_the_exported_model_loads_without_dptune_and_predicts_the_trained_probab
     trained = train(SPEC, data.x_members, data.y_members, 2, DPParams(1.0, 1.0), seed=5)
     expected = trained.predict_proba(data.x_test)[:, 1]
     config = training_config(SPEC, 1.0, 1.0, 120, 1e-5)
-    model, statement = train_final(data, SPEC, config, "private", seed=5)
+    model, statement = train_final(data, SPEC, config, "private", seed=5, noise_source="fast")
+    assert statement.noise_source == "fast"
     save_final_model(tmp_path, model, statement)
     loaded = tf.keras.models.load_model(tmp_path / "model.keras")
     np.testing.assert_allclose(loaded.predict(data.x_test, verbose=0)[:, 0], expected, atol=1e-5)
@@ -107,6 +108,7 @@ def test_the_exported_model_loads_without_dptune_and_predicts_the_trained_probab
         "model",
         "tuning_cost",
         "seed_source",
+        "noise_source",
         "rng",
     ):
         assert key in written
@@ -131,3 +133,13 @@ def test_the_final_training_on_other_data_is_calibrated_again() -> None:
     assert budget.epsilon is not None and budget.epsilon <= 2.0 and budget.noise > 0.5
     same = final_training(tuned, GuaranteeSpec(), SPEC, 120, 1e-5)
     assert same == tuned
+
+
+def test_the_final_model_draws_secure_noise_by_default_and_says_so() -> None:
+    data = _data()
+    config = training_config(SPEC, 1.0, 1.0, 120, 1e-5)
+    first, statement = train_final(data, SPEC, config, "private", seed=5)
+    second, _ = train_final(data, SPEC, config, "private", seed=5)
+    assert statement.noise_source == "secure" and "os.urandom" in statement.rng
+    # The same seed, yet other noise: the secure source is keyed from the OS, not from the seed.
+    assert not np.allclose(first(data.x_test).numpy(), second(data.x_test).numpy())

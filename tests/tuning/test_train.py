@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from app.tuning.accounting import dp_sgd_steps
 from app.tuning.model_spec import ModelSpec
-from app.tuning.train import DPParams, build_model, label_tensor, poisson_batches, poisson_dataset, train
+from app.tuning.train import DPParams, build_model, label_tensor, poisson_batches, poisson_dataset
 
 LR = 0.1
 EXPECTED_BATCH = 8.0  # what set_privacy is told: deliberately not the realised 4
@@ -116,25 +116,3 @@ def test_an_empty_batch_draws_noise_of_std_z_c_over_the_expected_batch() -> None
     moved = np.concatenate([w.ravel() for w in trained.model.get_weights()])
     assert np.all(moved != 0)
     assert float(np.std(moved)) == pytest.approx(LR * noise * clip / EXPECTED_BATCH, rel=0.15)
-
-
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_a_reused_compiled_model_gives_the_result_of_a_fresh_one(optimizer: str) -> None:
-    """Workers reuse one traced DP model across trials; a trial's result must not depend on the trials before it."""
-    from app.tuning import train as train_module
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(200, 5)).astype(np.float32)
-    y = (x[:, 0] + 0.3 * rng.normal(size=200) > 0).astype(np.int64)
-    spec = ModelSpec(hidden=[8], optimizer=optimizer, epochs=2, batch_size=16)
-    train_module._COMPILED.clear()
-    fresh = train(spec, x, y, 2, DPParams(clip=1.0, noise=0.7), seed=3).predict_proba(x)
-    first = train(spec, x, y, 2, DPParams(clip=1.0, noise=0.7), seed=3)
-    assert len(train_module._COMPILED) == 1 and first.clipping == "single_pass"
-    assert float(first.model.dp.expected_batch.numpy()) == pytest.approx(16.0)  # q n = batch_size
-    np.testing.assert_array_equal(first.predict_proba(x), fresh)
-    other = train(spec, x, y, 2, DPParams(clip=0.2, noise=3.0), seed=4).predict_proba(x)
-    assert not np.allclose(other, fresh)
-    again = train(spec, x, y, 2, DPParams(clip=1.0, noise=0.7), seed=3)
-    assert again.model is first.model  # compiled once
-    np.testing.assert_array_equal(again.predict_proba(x), fresh)

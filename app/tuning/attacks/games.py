@@ -24,6 +24,23 @@ from app.tuning.results import CALIBRATED_ATTACK, AttackScores, MembershipGame, 
 Predict = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float64]]
 # Trains a model like the target on (x, y) with the given seed and returns a function x -> probabilities.
 TrainLike = Callable[[npt.NDArray[np.float32], npt.NDArray[np.int64], int], Predict]
+# Reference models: (pool x, pool y, each model's rows of the pool, each model's seed) -> their predictions.
+TrainReferences = Callable[
+    [npt.NDArray[np.float32], npt.NDArray[np.int64], list[npt.NDArray[np.int64]], list[int]], list[Predict]
+]
+
+
+def one_at_a_time(train_like: TrainLike) -> TrainReferences:
+    """Reference models trained one after the other by a single-model trainer."""
+
+    def train_references(
+        x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], rows: list[npt.NDArray[np.int64]], seeds: list[int]
+    ) -> list[Predict]:
+        return [train_like(x[r], y[r], seed) for r, seed in zip(rows, seeds, strict=True)]
+
+    return train_references
+
+
 LABEL_FREE_ATTACKS = ("loss", CALIBRATED_ATTACK)
 # Bins of the calibrated attack's score histogram: 2 x 20 counts per game, a few hundred bytes per trial.
 SCORE_BINS = 20
@@ -109,7 +126,7 @@ def membership_game(
     x_population: npt.NDArray[np.float32],
     y_population: npt.NDArray[np.int64],
     n_classes: int,
-    train_like: TrainLike,
+    train_references: TrainReferences,
     reference_models: int,
     delta: float,
     seed: int,
@@ -129,17 +146,18 @@ def membership_game(
     size = len(y_members)
     game_x = np.vstack([x_members[games.member_rows], x_holdout[games.nonmember_rows]])
     started = time.perf_counter()
-    references, population_references = [], []
+    model_rows, seeds = [], []
     permutation = np.arange(len(pool_y))
     for k in range(reference_models):
         if k % 2 == 0:
             permutation = rng.permutation(len(pool_y))
-            rows = permutation[:size]
+            model_rows.append(permutation[:size])
         else:
-            rows = permutation[size : 2 * size] if 2 * size <= len(pool_y) else permutation[-size:]
-        predict = train_like(pool_x[rows], pool_y[rows], int(rng.integers(0, 2**31 - 1)))
-        references.append(true_label_probability(predict(game_x), labels))
-        population_references.append(true_label_probability(predict(x_population), y_population))
+            model_rows.append(permutation[size : 2 * size] if 2 * size <= len(pool_y) else permutation[-size:])
+        seeds.append(int(rng.integers(0, 2**31 - 1)))
+    predictors = train_references(pool_x, pool_y, model_rows, seeds) if reference_models else []
+    references = [true_label_probability(predict(game_x), labels) for predict in predictors]
+    population_references = [true_label_probability(predict(x_population), y_population) for predict in predictors]
     scores[CALIBRATED_ATTACK] = rmia_scores(
         true_label_probability(proba, labels),
         np.array(references),
