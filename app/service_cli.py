@@ -24,6 +24,7 @@ CHILD_EXIT_SLACK_SECONDS = 15.0
 SUPERVISE_SECONDS = 1.0
 RESTART_PAUSE_SECONDS = 5.0
 MAX_RESTART_PAUSE_SECONDS = 60.0
+MAX_NICENESS = 19  # the lowest priority on Linux and macOS
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:  # Any: app.cli's parser class
@@ -222,7 +223,11 @@ def serve_command(args: argparse.Namespace) -> int:
         _announce_local_key(database, settings, args.host, args.port)
     finally:
         database.dispose()
-    supervisor = None if args.no_worker else WorkerSupervisor(settings.stop_grace_seconds + CHILD_EXIT_SLACK_SECONDS)
+    supervisor = (
+        None
+        if args.no_worker
+        else WorkerSupervisor(settings.stop_grace_seconds + CHILD_EXIT_SLACK_SECONDS, settings.worker_niceness)
+    )
     if supervisor is not None:
         supervisor.start()
     try:
@@ -272,8 +277,9 @@ class WorkerSupervisor:
     """Keeps `dptune serve`'s one worker process alive: restarts it (with growing pauses) if it dies, and
     stops it with the server. A restarted worker's unfinished trial is re-run once its lease expires."""
 
-    def __init__(self, stop_timeout: float) -> None:
+    def __init__(self, stop_timeout: float, niceness: int = 0) -> None:
         self.stop_timeout = stop_timeout
+        self.niceness = niceness
         self.child: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -287,8 +293,12 @@ class WorkerSupervisor:
         # Its own session, so a terminal's Ctrl+C reaches only the server, which then stops the worker once.
         with self._lock:
             self.child = subprocess.Popen(
-                [sys.executable, "-m", "workers", "--parent-pid", str(os.getpid())], start_new_session=True
+                [sys.executable, "-m", "workers", "--parent-pid", str(os.getpid())],
+                start_new_session=True,
             )
+            # Set from here rather than in a preexec_fn, which is unsafe in a process with threads.
+            if self.niceness:
+                _lower_priority(self.child.pid, self.niceness)
         logger.info("started worker process %d", self.child.pid)
 
     def _watch(self) -> None:
@@ -318,3 +328,13 @@ class WorkerSupervisor:
             logger.warning("worker process %d did not stop in %.0f s; killing it", child.pid, self.stop_timeout)
             child.kill()
             child.wait()
+
+
+def _lower_priority(pid: int, niceness: int) -> None:
+    """Raise a process's nice value by `niceness` above this one's, so that it takes only the CPU this process
+    leaves (training yields to API requests). Best effort: a failure is logged, the worker runs anyway."""
+    try:
+        target = min(os.getpriority(os.PRIO_PROCESS, 0) + niceness, MAX_NICENESS)
+        os.setpriority(os.PRIO_PROCESS, pid, target)
+    except OSError as exc:
+        logger.warning("could not lower the priority of worker process %d: %s", pid, exc)

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
         "unit for this long, then releases it to another worker.",
     )
     tf_threads: int | None = Field(default=None, ge=1, description="TensorFlow threads per worker process.")
+    worker_niceness: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="How much lower than the API's the OS priority of the worker `dptune serve` starts is (added "
+        "to its nice value), so that training yields the CPU to API requests; 0 keeps the API's priority.",
+    )
     prepared_cache_size: int = Field(default=2, ge=0, description="Prepared data sets a worker keeps in memory.")
     worker_id: str = Field(default="", description="Name of this worker in the trials table; default host-pid.")
 

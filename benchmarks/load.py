@@ -3,6 +3,7 @@ concurrent clients, on loopback only. Records errors and latency percentiles and
 docs/results/load.json (keys errors, p50_ms, p99_ms, and more).
 
     .venv/bin/python benchmarks/load.py [--requests 2000] [--concurrency 50] [--out docs/results/load.json]
+        [--if-none-match]
 
 What it does, from an empty temp folder, as a user would:
 1. starts `dptune serve` on 127.0.0.1 (the embedded default: SQLite, the API, and one worker process), and
@@ -13,8 +14,12 @@ What it does, from an empty temp folder, as a user would:
    generator itself costs little CPU on the machine it shares with the server), timing each to the last
    byte of its response;
 4. cancels the job and stops the server (SIGINT), then writes the figures: client latency, the time the
-   app itself spent per request (from the server's access log), the CPU seconds each process used, and the
-   load average before and after.
+   app itself spent per request (from the server's access log), the CPU seconds each process used (and the
+   API's per request), the worker's nice value, and the load average before and after.
+
+With --if-none-match each client polls as a real poller does: it sends the ETag of its last job poll in
+If-None-Match, and a 304 counts as an answer. Its figures are those of conditional GETs: report them apart
+from a run without it.
 
 It stops by itself: every request has a 30 s timeout and the whole run a deadline (--deadline, 600 s).
 """
@@ -99,11 +104,13 @@ class Connection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def get(self, path: str) -> int:
+    async def get(self, path: str, if_none_match: str | None = None) -> tuple[int, str | None]:
+        """The status and the ETag of the answer."""
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
         assert self.reader is not None
-        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n".encode() + self.auth + b"\r\n")
+        conditional = f"If-None-Match: {if_none_match}\r\n".encode() if if_none_match else b""
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n".encode() + self.auth + conditional + b"\r\n")
         await self.writer.drain()
         status_line = await self.reader.readline()
         if not status_line:
@@ -111,16 +118,19 @@ class Connection:
         status = int(status_line.split()[1])
         length = 0
         keep_alive = True
+        etag = None
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.decode("latin-1").partition(":")
             if name.lower() == "content-length":
                 length = int(value.strip())
             elif name.lower() == "connection" and value.strip().lower() == "close":
                 keep_alive = False
+            elif name.lower() == "etag":
+                etag = value.strip()
         await self.reader.readexactly(length)
         if not keep_alive:
             await self.close()
-        return status
+        return status, etag
 
     async def close(self) -> None:
         if self.writer is not None:
@@ -133,9 +143,10 @@ class Connection:
 
 
 async def run_load(
-    port: int, key: str, paths: list[tuple[str, str]], concurrency: int, deadline: float
+    port: int, key: str, paths: list[tuple[str, str]], concurrency: int, deadline: float, if_none_match: bool = False
 ) -> list[dict[str, Any]]:
-    """Send every (kind, path) once, `concurrency` at a time, each connection one request after another."""
+    """Send every (kind, path) once, `concurrency` at a time, each connection one request after another; with
+    `if_none_match`, a connection sends the ETag it last got for a path (a 304 is then an answer too)."""
     queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
     for item in paths:
         queue.put_nowait(item)
@@ -143,13 +154,17 @@ async def run_load(
 
     async def client() -> None:
         connection = Connection(port, key)
+        etags: dict[str, str] = {}
         try:
             while not queue.empty() and time.monotonic() < deadline:
                 kind, path = queue.get_nowait()
                 started = time.perf_counter()
                 try:
-                    status = await asyncio.wait_for(connection.get(path), REQUEST_TIMEOUT)
-                    error = None if status == 200 else f"HTTP {status}"
+                    sent = etags.get(path) if if_none_match else None
+                    status, etag = await asyncio.wait_for(connection.get(path, sent), REQUEST_TIMEOUT)
+                    error = None if status == 200 or (status == 304 and sent) else f"HTTP {status}"
+                    if etag:
+                        etags[path] = etag
                 except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
                     status, error = 0, type(exc).__name__
                     await connection.close()
@@ -224,6 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=None, help="PostgreSQL instead of the embedded SQLite")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "load.json")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(
+        "--if-none-match",
+        action="store_true",
+        help="conditional GETs: each client sends the ETag it last got for a path, as a real poller does",
+    )
     args = parser.parse_args(argv)
     run_deadline = time.monotonic() + args.deadline
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dptune-load-"))
@@ -273,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         paths = [(kind, path) for kind, path, _ in rng.choices(mix, weights=[w for *_, w in mix], k=args.requests)]
         worker_pids = children(server.pid)
+        worker_nice = [os.getpriority(os.PRIO_PROCESS, p) for p in worker_pids]
         cpu_before = {
             "api": cpu_seconds(server.pid),
             "worker": sum(cpu_seconds(p) for p in worker_pids),
@@ -280,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         load_before = loadavg()
         wall_start, epoch_start = time.perf_counter(), time.time()
-        results = asyncio.run(run_load(args.port, key, paths, args.concurrency, run_deadline))
+        results = asyncio.run(run_load(args.port, key, paths, args.concurrency, run_deadline, args.if_none_match))
         wall = time.perf_counter() - wall_start
         load_after = loadavg()
         cpu_after = {
@@ -307,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         by_kind[r["kind"]].append(r["ms"])
     in_app = server_side_ms(workdir / "serve.log", epoch_start)
+    cpu_used = {k: round(cpu_after[k] - cpu_before[k], 2) for k in cpu_before}
     summary: dict[str, Any] = {
         "errors": len(errors),
         "p50_ms": round(percentile(latencies, 50), 1),
@@ -318,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         "requests_per_second": round(len(results) / wall, 1) if wall else None,
         "mean_ms": round(statistics.fmean(latencies), 1) if latencies else None,
         "max_ms": round(max(latencies), 1) if latencies else None,
+        "if_none_match": args.if_none_match,
+        "statuses": {str(k): v for k, v in sorted(_count(r["status"] for r in results).items())},
         "by_endpoint": {
             kind: {"count": len(v), "p50_ms": round(percentile(v, 50), 1), "p99_ms": round(percentile(v, 99), 1)}
             for kind, v in sorted(by_kind.items())
@@ -328,7 +352,10 @@ def main(argv: list[str] | None = None) -> int:
             "p50": round(percentile(in_app, 50), 2),
             "p99": round(percentile(in_app, 99), 2),
         },
-        "cpu_seconds_during_load": {k: round(cpu_after[k] - cpu_before[k], 2) for k in cpu_before},
+        "cpu_seconds_during_load": cpu_used,
+        # The API process's CPU over the run, per request answered: what one GET costs it, all layers included.
+        "api_cpu_ms_per_request": round(cpu_used["api"] * 1000 / len(results), 2) if results else None,
+        "worker_nice": worker_nice,
         "load_average": {
             "before_server_start": load_before_start,
             "before_load": load_before,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import unauthorized
 from app.api.middleware import PRINCIPAL_SCOPE_KEY
@@ -19,6 +20,7 @@ from app.owners.service import Principal
 from app.settings import Settings
 
 _READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+T = TypeVar("T")
 
 
 # The trivial dependencies are `async def`: FastAPI runs a plain `def` dependency in the thread pool, a hop that
@@ -51,6 +53,18 @@ def get_session(request: Request) -> Iterator[Session]:
     finally:
         session.close()
     run_session_hooks(session, "after_commit")
+
+
+async def in_read_session(database: Database, work: Callable[[Session], T]) -> T:
+    """`work(session)` in a read transaction, in one hop to the thread pool. For the hot read routes: a sync
+    endpoint with SessionDep takes three hops (the session's start, the endpoint, the session's end), each a
+    few tenths of a millisecond of CPU, more than the work of a small read."""
+
+    def run() -> T:
+        with database.reading() as session:
+            return work(session)
+
+    return await run_in_threadpool(run)
 
 
 # scope="function": the commit runs before the response goes out, so a failed commit is an error response.

@@ -8,10 +8,11 @@ with BEGIN IMMEDIATE (app.db), which serialises claims across processes with the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import JSON, ColumnElement, Text, and_, bindparam, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.jobs.models import (
@@ -41,6 +42,82 @@ def get_job(session: Session, job_id: str, owner_id: str | None = None) -> JobRe
     if job is None or (owner_id is not None and job.owner_id != owner_id):
         return None
     return job
+
+
+# Never in a tag (TAG_PATTERN allows no newline): joins a job's tags into one column of a query.
+_TAG_SEPARATOR = "\n"
+# Columns no API view shows: the leases, which every heartbeat renews.
+_LEASE_COLUMNS = frozenset(
+    {
+        "baseline_worker",
+        "baseline_lease_token",
+        "baseline_lease_expires_at",
+        "finish_worker",
+        "finish_lease_token",
+        "finish_lease_expires_at",
+    }
+)
+
+
+def _trial_count(status: TrialStatus) -> ColumnElement[int]:
+    return (
+        select(func.count())
+        .select_from(TrialRecord)
+        .where(TrialRecord.job_id == JobRecord.id, TrialRecord.status == status.value)
+        .scalar_subquery()
+    )
+
+
+# What a job's view reads besides the job row, as columns of the job's own query: trial counts and tags.
+_SHOWN_TRIAL_STATUSES = (TrialStatus.running, TrialStatus.succeeded, TrialStatus.failed)
+_JOB_EXTRAS: tuple[ColumnElement[Any], ...] = (
+    *(_trial_count(status) for status in _SHOWN_TRIAL_STATUSES),
+    select(func.aggregate_strings(JobTagRecord.tag, _TAG_SEPARATOR))
+    .where(JobTagRecord.job_id == JobRecord.id)
+    .scalar_subquery(),
+)
+
+
+def _counts_and_tags(values: Sequence[Any]) -> tuple[dict[str, int], list[str]]:
+    """The trial counts by status and the sorted tags, from the _JOB_EXTRAS columns of a row."""
+    counts = {status.value: 0 for status in TrialStatus}
+    counts.update({status.value: int(n or 0) for status, n in zip(_SHOWN_TRIAL_STATUSES, values, strict=False)})
+    joined = values[len(_SHOWN_TRIAL_STATUSES)]
+    return counts, sorted(joined.split(_TAG_SEPARATOR)) if joined else []
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """A job's stored state as its poll shows it, read in one query without decoding the JSON columns:
+    `stored` is every shown column's raw value (the ETag hashes it), with the trial counts and tags."""
+
+    stored: tuple[Any, ...]
+    counts: dict[str, int]
+    tags: list[str]
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+# Raw values: JSON columns as their text, so that nothing is decoded to fingerprint a job.
+_SNAPSHOT_COLUMNS = [
+    cast(column, Text) if isinstance(column.type, JSON) else column
+    for column in JobRecord.__table__.columns
+    if column.name not in _LEASE_COLUMNS
+]
+_SNAPSHOT_QUERY = select(*_SNAPSHOT_COLUMNS, *_JOB_EXTRAS).where(
+    JobRecord.id == bindparam("job_id"), JobRecord.owner_id == bindparam("owner_id")
+)  # built once: building it costs more than running it
+_STARTED_AT = _SNAPSHOT_COLUMNS.index(JobRecord.__table__.c.started_at)
+_FINISHED_AT = _SNAPSHOT_COLUMNS.index(JobRecord.__table__.c.finished_at)
+
+
+def job_snapshot(session: Session, job_id: str, owner_id: str) -> JobSnapshot | None:
+    row = session.connection().execute(_SNAPSHOT_QUERY, {"job_id": job_id, "owner_id": owner_id}).first()
+    if row is None:
+        return None
+    stored = tuple(row[: len(_SNAPSHOT_COLUMNS)])
+    counts, tags = _counts_and_tags(row[len(_SNAPSHOT_COLUMNS) :])
+    return JobSnapshot(stored, counts, tags, stored[_STARTED_AT], stored[_FINISHED_AT])
 
 
 def lock_job(session: Session, job_id: str, owner_id: str) -> JobRecord | None:
@@ -73,9 +150,9 @@ def list_jobs(
     limit: int,
     name: str | None = None,
     tags: Sequence[str] = (),
-) -> tuple[list[JobRecord], int]:
-    """The owner's jobs, newest first; `name` matches part of the name in any case, and each of `tags` must
-    be one of the job's tags."""
+) -> tuple[list[ListedJob], int]:
+    """The owner's jobs, newest first, with their trial counts and tags, and how many jobs match in all;
+    `name` matches part of the name in any case, and each of `tags` must be one of the job's tags."""
     conditions = [JobRecord.owner_id == owner_id]
     if status is not None:
         conditions.append(JobRecord.status == status.value)
@@ -87,15 +164,28 @@ def list_jobs(
         conditions.append(
             select(JobTagRecord.job_id).where(JobTagRecord.job_id == JobRecord.id, JobTagRecord.tag == tag).exists()
         )
-    total = session.scalar(select(func.count()).select_from(JobRecord).where(*conditions)) or 0
-    rows = session.scalars(
-        select(JobRecord)
+    rows = session.execute(
+        select(JobRecord, func.count().over(), *_JOB_EXTRAS)
         .where(*conditions)
         .order_by(JobRecord.created_at.desc(), JobRecord.id)
         .offset(offset)
         .limit(limit)
     ).all()
-    return list(rows), int(total)
+    if rows:
+        total = int(rows[0][1])
+    else:  # a page past the end: the window count came with no row
+        total = int(session.scalar(select(func.count()).select_from(JobRecord).where(*conditions)) or 0)
+    jobs = [ListedJob(row[0], *_counts_and_tags(row[2:])) for row in rows]
+    return jobs, total
+
+
+@dataclass(frozen=True)
+class ListedJob:
+    """A job of a listing, with what its view needs besides the row (read in the same query)."""
+
+    job: JobRecord
+    counts: dict[str, int]
+    tags: list[str]
 
 
 def add_tags(session: Session, job_id: str, tags: Sequence[str]) -> None:
@@ -210,12 +300,19 @@ def trials_of_job(session: Session, job_id: str, statuses: Sequence[str] | None 
 
 
 def succeeded_trials_page(session: Session, job_id: str, offset: int, limit: int) -> tuple[list[TrialRecord], int]:
+    """A page of the job's succeeded trials in index order, and how many there are (one query, but for a page
+    past the end)."""
     condition = and_(TrialRecord.job_id == job_id, TrialRecord.status == TrialStatus.succeeded.value)
-    total = session.scalar(select(func.count()).select_from(TrialRecord).where(condition)) or 0
-    rows = session.scalars(
-        select(TrialRecord).where(condition).order_by(TrialRecord.trial_index).offset(offset).limit(limit)
+    rows = session.execute(
+        select(TrialRecord, func.count().over())
+        .where(condition)
+        .order_by(TrialRecord.trial_index)
+        .offset(offset)
+        .limit(limit)
     ).all()
-    return list(rows), int(total)
+    if not rows:
+        return [], int(session.scalar(select(func.count()).select_from(TrialRecord).where(condition)) or 0)
+    return [row[0] for row in rows], int(rows[0][1])
 
 
 def failed_trials(session: Session, job_id: str, limit: int) -> list[TrialRecord]:

@@ -6,8 +6,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
 
-from app.api.deps import PrincipalDep, SessionDep, SettingsDep
+from app.api.deps import DatabaseDep, PrincipalDep, SessionDep, SettingsDep, in_read_session
 from app.api.errors import PROTECTED_RESPONSES, error_responses
 from app.api.pagination import PageDep
 from app.core.pagination import Page
@@ -112,8 +113,8 @@ def create_job(
 
 
 @router.get("", summary="List jobs, newest first")
-def list_jobs(
-    session: SessionDep,
+async def list_jobs(
+    database: DatabaseDep,
     page: PageDep,
     principal: PrincipalDep,
     status_filter: Annotated[
@@ -128,12 +129,51 @@ def list_jobs(
         list[Tag] | None, Query(max_length=MAX_TAGS, description="Jobs that have this tag; repeated, all of them.")
     ] = None,
 ) -> Page[JobRead]:
-    return service.list_jobs(session, principal.owner_id, status_filter, dataset_id, page, name, tag)
+    return await in_read_session(
+        database,
+        lambda session: service.list_jobs(session, principal.owner_id, status_filter, dataset_id, page, name, tag),
+    )
 
 
-@router.get("/{job_id}", summary="Status, progress, baseline and best trial so far", responses=error_responses(404))
-def get_job(job_id: str, session: SessionDep, principal: PrincipalDep) -> JobRead:
-    return service.job_view(session, service.get_job(session, principal.owner_id, job_id))
+@router.get(
+    "/{job_id}",
+    summary="Status, progress, baseline and best trial so far",
+    description="Answers with a weak `ETag`; send it back in `If-None-Match` to get `304 Not Modified` while "
+    "nothing shown has changed. While the job runs, `elapsed_seconds` and `eta_seconds` of a 304's cached body "
+    f"are at most {service.ETAG_CLOCK_SECONDS} s old.",
+    response_model=JobRead,
+    responses={**error_responses(404), 304: {"description": "Not modified: the ETag in If-None-Match is current"}},
+)
+async def get_job(job_id: str, request: Request, database: DatabaseDep, principal: PrincipalDep) -> Response:
+    if_none_match = request.headers.get("if-none-match")
+    return await in_read_session(
+        database, lambda session: job_poll(session, principal.owner_id, job_id, if_none_match)
+    )
+
+
+def job_poll(session: Session, owner_id: str, job_id: str, if_none_match: str | None) -> Response:
+    """304 when If-None-Match holds the current ETag (one query), else the view, serialised here."""
+    # The snapshot is read before the body: a body newer than its ETag only costs the next poll a 200.
+    snapshot = service.job_snapshot(session, owner_id, job_id)
+    etag = service.job_etag(snapshot)
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if etag_matches(if_none_match, etag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    view = service.job_poll_view(session, owner_id, job_id, snapshot)
+    return Response(view.model_dump_json(), media_type="application/json", headers=headers)
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """If-None-Match's weak comparison (RFC 9110 13.1.2): `*`, or one of its listed tags with the same opaque
+    part, W/ or not. A malformed header matches nothing, so it gets the full answer."""
+    if not if_none_match:
+        return False
+    opaque = etag.removeprefix("W/")
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == opaque:
+            return True
+    return False
 
 
 @router.get(
@@ -146,10 +186,10 @@ def get_job(job_id: str, session: SessionDep, principal: PrincipalDep) -> JobRea
         200: {"content": {"text/csv": {}}, "description": "A page of trials (JSON), or all of them (CSV)"},
     },
 )
-def list_trials(
+async def list_trials(
     job_id: str,
     request: Request,
-    session: SessionDep,
+    database: DatabaseDep,
     page: PageDep,
     principal: PrincipalDep,
     output_format: Annotated[
@@ -157,14 +197,19 @@ def list_trials(
         Query(alias="format", description="csv or json; without it the Accept header decides (text/csv: CSV)"),
     ] = None,
 ) -> Any:
-    job = service.get_job(session, principal.owner_id, job_id)
-    if (output_format or preferred_format(request.headers.get("accept", ""))) == "csv":
-        return Response(
-            service.trials_csv(session, job),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="dptune-trials-{job.id}.csv"'},
-        )
-    return service.trials_page(session, job, page)
+    as_csv = (output_format or preferred_format(request.headers.get("accept", ""))) == "csv"
+
+    def read(session: Session) -> Response | Page[TrialRead]:
+        job = service.get_job(session, principal.owner_id, job_id)
+        if as_csv:
+            return Response(
+                service.trials_csv(session, job),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="dptune-trials-{job.id}.csv"'},
+            )
+        return service.trials_page(session, job, page)
+
+    return await in_read_session(database, read)
 
 
 def preferred_format(accept: str) -> Literal["json", "csv"]:

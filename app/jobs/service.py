@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime
 from typing import Any
@@ -192,6 +193,40 @@ def get_job(session: Session, owner_id: str, job_id: str) -> JobRecord:
 
 _NOT_READ = object()
 
+# Part of every job ETag: a change to how jobs are shown (this module, app.jobs.schemas) bumps it.
+JOB_VIEW_VERSION = "1"
+# How long the clock-derived fields of an active job (elapsed_seconds, eta_seconds) may be stale in a 304.
+ETAG_CLOCK_SECONDS = 1
+
+
+def job_snapshot(session: Session, owner_id: str, job_id: str) -> repository.JobSnapshot:
+    snapshot = repository.job_snapshot(session, job_id, owner_id)
+    if snapshot is None:
+        raise not_found("job", job_id)  # also another owner's: 404, not 403
+    return snapshot
+
+
+def job_etag(snapshot: repository.JobSnapshot, now: datetime | None = None) -> str:
+    """A weak ETag of the job's view, from its stored state (no JSON decoded, no model built): every shown column,
+    the trial counts by status and the tags. The trials' own changes reach it through the counts and the job's
+    trials_version. While the job runs, its elapsed and remaining seconds follow the clock: they enter as a
+    whole number of ETAG_CLOCK_SECONDS, which is why the tag is weak."""
+    clock = None
+    if snapshot.started_at is not None and snapshot.finished_at is None:
+        clock = int((now or utcnow()).timestamp()) // ETAG_CLOCK_SECONDS
+    digest = hashlib.blake2b(digest_size=16)
+    for value in (JOB_VIEW_VERSION, *snapshot.stored, *sorted(snapshot.counts.items()), *snapshot.tags, clock):
+        # Text as it is (repr would escape it, at a cost), after its length, which keeps neighbours apart.
+        encoded = value.encode() if isinstance(value, str) else repr(value).encode()
+        digest.update(len(encoded).to_bytes(8, "little"))
+        digest.update(encoded)
+    return f'W/"{digest.hexdigest()}"'
+
+
+def job_poll_view(session: Session, owner_id: str, job_id: str, snapshot: repository.JobSnapshot) -> JobRead:
+    """The job's view, reusing the counts and tags its snapshot read."""
+    return job_view(session, get_job(session, owner_id, job_id), counts=snapshot.counts, tags=snapshot.tags)
+
 
 def job_view(
     session: Session,
@@ -294,15 +329,13 @@ def list_jobs(
     name: str | None = None,
     tags: list[str] | None = None,
 ) -> Page[JobRead]:
-    jobs, total = repository.list_jobs(
+    listed, total = repository.list_jobs(
         session, owner_id, status, dataset_id, page.offset, page.limit, name, tags or []
     )
     now = utcnow()
-    ids = [job.id for job in jobs]
-    counts = repository.trial_counts_of_jobs(session, ids)
-    best = repository.best_trials_of_jobs(session, ids)
-    job_tags = repository.tags_of_jobs(session, ids)
-    items = [job_view(session, job, now, counts[job.id], best.get(job.id), job_tags[job.id]) for job in jobs]
+    with_successes = [entry.job.id for entry in listed if entry.counts[TrialStatus.succeeded.value]]
+    best = repository.best_trials_of_jobs(session, with_successes)
+    items = [job_view(session, entry.job, now, entry.counts, best.get(entry.job.id), entry.tags) for entry in listed]
     return Page[JobRead](items=items, total=total, offset=page.offset, limit=page.limit)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from app.owners.models import ApiKeyRecord, OwnerRecord
@@ -29,13 +29,18 @@ def add_key(session: Session, key: ApiKeyRecord) -> None:
     session.flush()
 
 
-def active_key_by_hash(session: Session, key_hash: str) -> tuple[ApiKeyRecord, OwnerRecord] | None:
-    row = session.execute(
-        select(ApiKeyRecord, OwnerRecord)
-        .join(OwnerRecord, OwnerRecord.id == ApiKeyRecord.owner_id)
-        .where(ApiKeyRecord.key_hash == key_hash, ApiKeyRecord.revoked_at.is_(None))
-    ).first()
-    return None if row is None else (row[0], row[1])
+# Every authenticated request runs it: built once, and only the three columns a Principal needs.
+_ACTIVE_KEY_QUERY = (
+    select(ApiKeyRecord.id, OwnerRecord.id, OwnerRecord.name)
+    .join(OwnerRecord, OwnerRecord.id == ApiKeyRecord.owner_id)
+    .where(ApiKeyRecord.key_hash == bindparam("key_hash"), ApiKeyRecord.revoked_at.is_(None))
+)
+
+
+def active_key_by_hash(session: Session, key_hash: str) -> tuple[str, str, str] | None:
+    """(key id, owner id, owner name) of the active key with this hash."""
+    row = session.connection().execute(_ACTIVE_KEY_QUERY, {"key_hash": key_hash}).first()
+    return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
 
 
 def list_keys(session: Session) -> list[tuple[ApiKeyRecord, OwnerRecord]]:

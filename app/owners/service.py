@@ -40,8 +40,8 @@ def authenticate(session: Session, key: str) -> Principal | None:
     found = repository.active_key_by_hash(session, hash_key(key))
     if found is None:
         return None
-    record, owner = found
-    return Principal(owner_id=owner.id, owner_name=owner.name, key_id=record.id)
+    key_id, owner_id, owner_name = found
+    return Principal(owner_id=owner_id, owner_name=owner_name, key_id=key_id)
 
 
 def principal_of_key(session: Session, key_id: str) -> Principal | None:

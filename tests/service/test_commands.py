@@ -165,6 +165,12 @@ def test_serve_answers_and_stops_with_its_worker(tmp_path: Path) -> None:
         datasets = f"http://127.0.0.1:{port}/v1/datasets"
         assert httpx.get(datasets, timeout=10).status_code == 401
         assert httpx.get(datasets, headers={"Authorization": f"Bearer {key}"}, timeout=10).json()["total"] == 0
+        # The worker runs at a lower OS priority than the API (DPTUNE_WORKER_NICENESS, 10 by default).
+        found = re.search(r"started worker process (\d+)", log.read_text())
+        assert found, log.read_text()
+        api_nice = os.getpriority(os.PRIO_PROCESS, server.pid)
+        worker_nice = os.getpriority(os.PRIO_PROCESS, int(found.group(1)))
+        assert worker_nice == min(api_nice + 10, 19) > api_nice
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=60) == 0, log.read_text()
     finally:
