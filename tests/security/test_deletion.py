@@ -9,8 +9,8 @@ import io
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, text
 
-from app.db import Database
 from app.blobs import blob_store
+from app.db import Database
 from app.jobs.final_models import publish_model
 from app.jobs.queue import WorkUnit
 from app.settings import Settings

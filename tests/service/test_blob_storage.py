@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from app.db import Database
 from app.settings import Settings
 from tests.service.conftest import model_files, stored_blob_keys, stored_files, tiny_job
 from tests.service.helpers import upload_tiny
-from tests.service.test_worker_processes import JOB_SECONDS, WorkerProcess, _wait_for, spawn  # noqa: F401
+from tests.service.test_worker_processes import JOB_SECONDS, WorkerProcess, _wait_for
 
 FAST = {"reference_models": 2, "audit_reference_models": 2, "allow_weak_baseline": True}
 
@@ -31,7 +30,7 @@ def _worker_settings(settings: Settings, folder: Path) -> Settings:
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["postgresql"])
 def test_a_worker_with_its_own_data_folder_finishes_an_uploaded_job(
-    client: TestClient, settings: Settings, spawn: Callable[..., WorkerProcess], tmp_path: Path
+    client: TestClient, settings: Settings, tmp_path: Path
 ) -> None:
     assert settings.stores_files_in_database
     dataset = upload_tiny(client)
@@ -39,14 +38,16 @@ def test_a_worker_with_its_own_data_folder_finishes_an_uploaded_job(
     job = client.post("/v1/jobs", json=tiny_job(str(dataset["id"]), trials=2, **FAST)).json()
 
     worker_folder = tmp_path / "worker-data"
-    worker = spawn("own-folder", _worker_settings(settings, worker_folder))
-    worker.wait_started()
-    _wait_for(
-        lambda: client.get(f"/v1/jobs/{job['id']}").json()["status"] not in ("queued", "running"),
-        JOB_SECONDS,
-        f"the job did not finish:\n{worker.tail()}",
-    )
-    worker.stop()
+    worker = WorkerProcess("own-folder", _worker_settings(settings, worker_folder), tmp_path)
+    try:
+        worker.wait_started()
+        _wait_for(
+            lambda: client.get(f"/v1/jobs/{job['id']}").json()["status"] not in ("queued", "running"),
+            JOB_SECONDS,
+            f"the job did not finish:\n{worker.tail()}",
+        )
+    finally:
+        worker.stop()
     polled = client.get(f"/v1/jobs/{job['id']}").json()
     assert polled["status"] == "succeeded", (polled, worker.tail())
 

@@ -84,7 +84,9 @@ def test_a_target_epsilon_job_ends_with_a_confirmed_recommendation_and_its_model
     # Another owner: the same 404 as for a job that does not exist. Deleting the data set removes the model.
     other = client.get(f"/v1/jobs/{job['id']}/model", headers=bearer(create_api_key(settings, owner="mallory")))
     assert other.status_code == 404 and other.json()["error"]["code"] == "job_not_found"
-    assert model_files(settings, job["id"]) == [f"models/{job['id']}/{name}" for name in ("model.keras", "privacy.json")]
+    assert model_files(settings, job["id"]) == [
+        f"models/{job['id']}/{name}" for name in ("model.keras", "privacy.json")
+    ]
     assert client.delete(f"/v1/datasets/{dataset['id']}").status_code == 204
     assert model_files(settings, job["id"]) == []
 
