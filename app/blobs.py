@@ -48,7 +48,7 @@ class StoredBlobChunk(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-def stored_file_missing(key: str) -> DatasetError:
+def stored_file_missing() -> DatasetError:
     """A data set whose file is gone: deleted meanwhile, or lost from the data folder."""
     return DatasetError("stored_file_missing", "the data set's stored file no longer exists", {}, 409)
 
@@ -103,7 +103,7 @@ class FolderStore:
     def local_copy(self, session: Session, key: str, sha256: str) -> Path:
         path = stored_path(self.settings, key)
         if not path.is_file():
-            raise stored_file_missing(key)
+            raise stored_file_missing()
         return path
 
     def sweep_cache(self, existing: Callable[[set[str]], set[str]]) -> int:
@@ -142,7 +142,7 @@ class DatabaseStore:
         cached = self._cached_path(sha256)
         if not self._exists(session, key):
             cached.unlink(missing_ok=True)
-            raise stored_file_missing(key)
+            raise stored_file_missing()
         if cached.is_file():
             os.utime(cached)  # marks it used, for the idle sweep
             return cached

@@ -97,3 +97,34 @@ def test_deletion_removes_the_blob_and_the_workers_cached_copy(
         assert stored_files(worker_settings) == [] and stored_files(settings) == []
     finally:
         database.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_upgrading_copies_the_data_folders_files_into_the_database(new_database_settings: Settings) -> None:
+    """A PostgreSQL service that kept its files in the data folder (before 0006) loses none: the upgrade
+    copies them in, and the store then reads them from the database."""
+    from sqlalchemy import text
+
+    from app.db import upgrade_schema
+    from tests.service.helpers import upgrade_to
+
+    settings = new_database_settings
+    database = Database(settings)
+    try:
+        upgrade_to(database, "0005")
+        with database.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO datasets (id, owner_id, name, source, file_format, storage_key, size_bytes, sha256, "
+                    "label, rows, columns, class_counts, created_at) VALUES ('d', 'local', 'd', 'upload', 'csv', "
+                    "'datasets/d.csv', 1, 'x', 'y', 1, '[\"a\", \"y\"]', '{}', '2026-01-01 00:00:00')"
+                )
+            )
+        content = b"a,y\n" + b"1,0\n" * 3_000_000  # 12 MB: several chunks
+        (settings.data_dir / "datasets").mkdir(parents=True)
+        (settings.data_dir / "datasets" / "d.csv").write_bytes(content)
+        upgrade_schema(database)
+        with database.reading() as session:
+            assert blob_store(settings).read(session, "datasets/d.csv") == content
+    finally:
+        database.dispose()
