@@ -139,9 +139,16 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A short write transaction, committed on success: the workers' one place to commit."""
-        with self.session(write=True) as session, session.begin():
-            yield session
+        """A short write transaction, committed on success: the workers' one place to commit. Runs the
+        session's hooks as the API's sessions do (a model file moved into place is removed on rollback)."""
+        with self.session(write=True) as session:
+            try:
+                with session.begin():
+                    yield session
+            except BaseException:
+                run_session_hooks(session, "on_rollback")
+                raise
+        run_session_hooks(session, "after_commit")
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
@@ -180,6 +187,7 @@ def upgrade_schema(database: Database) -> str:
     with _upgrade_lock, _cross_process_lock(database):
         with database.engine.begin() as connection:
             config.attributes["connection"] = connection
+            config.attributes["settings"] = database.settings  # 0006 copies a data folder's files in
             command.upgrade(config, "head")
         with database.engine.connect() as connection:
             current = MigrationContext.configure(connection).get_current_revision()

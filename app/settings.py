@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +18,11 @@ class Settings(BaseSettings):
         default=DEFAULT_DATA_DIR, description="Uploaded data sets, temp files and the SQLite file."
     )
     database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite at DATA_DIR/dptune.db.")
+    storage: Literal["auto", "folder", "database"] = Field(
+        default="auto",
+        description="Where data set and model files live: the data folder, or the database (workers then need "
+        "no shared folder). auto: the database on PostgreSQL, the folder on SQLite.",
+    )
     sqlite_busy_timeout_ms: int = Field(default=15_000, ge=0, description="How long SQLite waits for the write lock.")
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1, description="Largest data set file accepted.")
     max_rows: int = Field(default=1_000_000, ge=1, description="Most data rows an uploaded table may have.")
@@ -64,6 +70,12 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'dptune.db').resolve()}"
+
+    @property
+    def stores_files_in_database(self) -> bool:
+        if self.storage == "auto":
+            return not self.resolved_database_url.startswith("sqlite")
+        return self.storage == "database"
 
     @property
     def datasets_dir(self) -> Path:

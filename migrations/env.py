@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, engine_from_config, pool
 
+import app.blobs
 import app.datasets.models
 import app.jobs.models
 import app.owners.models  # noqa: F401  (registers the tables on Base.metadata)

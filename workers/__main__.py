@@ -17,6 +17,7 @@ PARENT_CHECK_SECONDS = 1.0
 
 def run_worker_process(settings: Settings, *, parent_pid: int | None = None) -> int:
     """Run one worker until SIGTERM/SIGINT (or until `parent_pid` exits, for `dptune serve`'s worker)."""
+    from app.datasets.storage import remove_stale_temp_files
     from workers.executor import EngineExecutor
     from workers.worker import Worker, default_worker_id
 
@@ -25,7 +26,8 @@ def run_worker_process(settings: Settings, *, parent_pid: int | None = None) -> 
     # The name PostgreSQL shows for this worker's connections (pg_stat_activity.application_name).
     database = Database(settings, application_name=f"dptune worker {worker_id}")
     upgrade_schema(database)  # a no-op when current; safe when many processes start at once
-    worker = Worker(database, settings, EngineExecutor(settings), worker_id=worker_id)
+    remove_stale_temp_files(settings)  # a data set copy an interrupted fetch left
+    worker = Worker(database, settings, EngineExecutor(settings, database), worker_id=worker_id)
     worker.install_signal_handlers()
     if parent_pid is not None:
         _watch_parent(worker, parent_pid)

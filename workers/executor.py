@@ -8,10 +8,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
+from app.blobs import blob_store
+from app.datasets import repository as dataset_repository
 from app.datasets.features import PreparationReport, prepare_dataset
 from app.datasets.splits import SPLIT_ADAPTER
-from app.datasets.storage import stored_path
 from app.datasets.tables import read_table
+from app.db import Database
 from app.jobs.final_models import publish_model
 from app.jobs.queue import BaselineOutcome, ConfirmOutcome, FinalOutcome, Outcome, TrialOutcome, WorkUnit
 from app.settings import Settings
@@ -94,11 +96,13 @@ class PreparedCache:
 class EngineExecutor:
     """The real thing: prepare_dataset, then the engine's run_baseline / run_trial."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, database: Database | None = None) -> None:
         from app.tuning.train import configure_threads
 
         configure_threads(settings.tf_threads)  # before TensorFlow runs its first op
         self.settings = settings
+        self.database = database if database is not None else Database(settings, application_name="dptune worker")
+        self.blobs = blob_store(settings)
         self.cache = PreparedCache(settings.prepared_cache_size)
 
     def prepared(self, unit: WorkUnit) -> tuple[PreparedData, PreparationReport]:
@@ -113,7 +117,9 @@ class EngineExecutor:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        frame = read_table(stored_path(self.settings, ref.storage_key))
+        with self.database.reading() as session:
+            path = self.blobs.local_copy(session, ref.storage_key, ref.sha256)
+        frame = read_table(path, ref.storage_key)  # the key's extension names the format; a cached copy has none
         data, report = prepare_dataset(
             frame,
             label=ref.label,
@@ -184,7 +190,7 @@ class EngineExecutor:
     def run_final(self, unit: WorkUnit) -> FinalOutcome:
         """Train the recommended configuration once on the private data set (unit.dataset), its noise
         calibrated again for that data's size when the search ran on a proxy (final_model.final_training), and
-        publish model.keras and privacy.json under models/<job id>."""
+        store model.keras and privacy.json under models/<job id> (app.jobs.final_models)."""
         from app.tuning.accounting import default_delta
         from app.tuning.final_model import final_training, save_final_model, train_final
         from app.tuning.recommendation import training_config
@@ -198,8 +204,14 @@ class EngineExecutor:
         recommended = training_config(spec, unit.clip, unit.noise, unit.search_members, unit.delta)
         config = final_training(recommended, unit.guarantee, spec, n, delta)
         model, statement = train_final(data, spec, config, unit.tuned_on)
-        publish_model(self.settings, unit.job_id, lambda folder: save_final_model(folder, model, statement))
+        publish_model(self.database, unit.job_id, lambda folder: save_final_model(folder, model, statement))
         return FinalOutcome(statement=statement)
 
     def forget_except(self, dataset_ids: set[str]) -> None:
+        """Prepared data no active job reads; cached copies of deleted (or long unused) data sets."""
         self.cache.forget_except(dataset_ids)
+        self.blobs.sweep_cache(self._existing_sha256s)
+
+    def _existing_sha256s(self, sha256s: set[str]) -> set[str]:
+        with self.database.reading() as session:
+            return dataset_repository.existing_sha256s(session, sha256s)

@@ -386,7 +386,7 @@ def job_result(job_id: str, request: Request, session: SessionDep) -> Response:
 def job_model(job_id: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     _, _, job = _owned_job(request, session, job_id)
     return Response(
-        content=jobs_service.model_zip(job, settings),
+        content=jobs_service.model_zip(session, job, settings),
         media_type="application/zip",
         headers={**PAGE_HEADERS, "Content-Disposition": f'attachment; filename="dptune-model-{job.id}.zip"'},
     )

@@ -53,3 +53,11 @@ def list_page(session: Session, owner_id: str, offset: int, limit: int) -> tuple
 
 def delete_one(session: Session, dataset_id: str) -> None:
     session.execute(delete(DatasetRecord).where(DatasetRecord.id == dataset_id))
+
+
+def existing_sha256s(session: Session, sha256s: set[str]) -> set[str]:
+    """Which of these contents some data set still has."""
+    if not sha256s:
+        return set()
+    rows = session.scalars(select(DatasetRecord.sha256).where(DatasetRecord.sha256.in_(sorted(sha256s))).distinct())
+    return set(rows)

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
+from app.blobs import blob_store
 from app.core.errors import DomainError, not_found
 from app.core.pagination import Page, PageParams
 from app.datasets import repository
@@ -22,10 +23,10 @@ from app.datasets.features import check_splittable
 from app.datasets.models import DatasetRecord
 from app.datasets.schemas import BuiltinDatasetCreate, DatasetRead
 from app.datasets.splits import SPLIT_ADAPTER
-from app.datasets.storage import file_sha256, new_temp_path, promote, remove_stored, remove_temp, storage_key
+from app.datasets.storage import file_sha256, new_temp_path, remove_temp, storage_key
 from app.datasets.tables import TableSummary, check_flat_schema, read_table, table_format, validate_table
 from app.datasets.upload import ReceivedUpload, too_large
-from app.db import after_commit, on_rollback, utcnow
+from app.db import utcnow
 from app.jobs import repository as job_repository
 from app.jobs.final_models import remove_models
 from app.logs import exception_summary
@@ -134,9 +135,9 @@ def create_builtin(
 
 
 def _store(session: Session, settings: Settings, temp: Path, record: DatasetRecord) -> None:
+    """The row and the file in the request's one transaction: both are there after its commit, or neither."""
     repository.add(session, record)
-    promote(temp, settings, record.storage_key)
-    on_rollback(session, lambda: remove_stored(settings, record.storage_key))
+    blob_store(settings).put(session, record.storage_key, temp)
 
 
 def get_dataset(session: Session, owner_id: str, dataset_id: str) -> DatasetRecord:
@@ -153,8 +154,9 @@ def list_datasets(session: Session, owner_id: str, page: PageParams) -> Page[Dat
 
 def delete_dataset(session: Session, settings: Settings, owner_id: str, dataset_id: str) -> None:
     """Remove the data set's row, the jobs that read it (as their data set or their proxy), their trials and
-    recommendations, then (after the commit) its file and those jobs' final models. Refused while such a job
-    is queued or running. Workers keep prepared data in memory only, and drop it once no active job needs it."""
+    recommendations, its file and those jobs' final models (database store: in this transaction; folder: after
+    the commit). Refused while such a job is queued or running. Workers drop their prepared data and cached
+    copies once no active job needs them (app.blobs: a cached copy is checked against the database before use)."""
     record = repository.get_for_update(session, dataset_id, owner_id)
     if record is None:
         raise not_found("dataset", dataset_id)
@@ -166,12 +168,11 @@ def delete_dataset(session: Session, settings: Settings, owner_id: str, dataset_
             f"{len(active)} job(s) on this data set are queued or running; cancel them first",
             {"jobs": active},
         )
-    key = record.storage_key
     jobs = job_repository.job_ids_of_dataset(session, dataset_id)
     job_repository.delete_jobs_of_dataset(session, dataset_id)
     repository.delete_one(session, dataset_id)
-    after_commit(session, lambda: remove_stored(settings, key))
-    after_commit(session, lambda: remove_models(settings, jobs))
+    blob_store(settings).delete(session, [record.storage_key])
+    remove_models(session, settings, jobs)
     logger.info("deleted data set %s", dataset_id)
 
 

@@ -1,14 +1,13 @@
-"""Files of stored data sets, all under the configured data folder.
+"""Paths of stored files and upload temp files, all under the configured data folder.
 
-An upload is written to tmp/ first and moved into datasets/ only once it is valid and its row is about to be
-committed (same file system, so the move is atomic). Nothing is ever written outside the data folder.
+An upload is written to tmp/ first and stored (app.blobs: moved into datasets/, or copied into the database)
+only once it is valid, in the transaction that adds its row. Nothing is ever written outside the data folder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 import uuid
 from pathlib import Path
@@ -65,18 +64,6 @@ def stored_path(settings: Settings, key: str) -> Path:
     if root not in path.parents:
         raise ValueError("storage key outside the data folder")
     return path
-
-
-def promote(temp: Path, settings: Settings, key: str) -> Path:
-    """Move a validated temp file to its final place (atomic rename within the data folder)."""
-    final = stored_path(settings, key)
-    final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.replace(temp, final)
-    return final
-
-
-def remove_stored(settings: Settings, key: str) -> None:
-    stored_path(settings, key).unlink(missing_ok=True)
 
 
 def remove_temp(path: Path | None) -> None:

@@ -295,7 +295,7 @@ def get_report(job_id: str, session: SessionDep, principal: PrincipalDep) -> HTM
 def get_model(job_id: str, session: SessionDep, settings: SettingsDep, principal: PrincipalDep) -> Response:
     job = service.get_job(session, principal.owner_id, job_id)
     return Response(
-        content=service.model_zip(job, settings),
+        content=service.model_zip(session, job, settings),
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="dptune-model-{job.id}.zip"'},
     )

@@ -17,12 +17,12 @@ from app.datasets.models import DatasetRecord
 from app.datasets.splits import SPLIT_ADAPTER, ButinaSplit, ColumnSplit, KMeansSplit, RandomSplit, SplitSpec
 from app.db import utcnow
 from app.jobs import queue, repository
-from app.jobs.final_models import model_dir
+from app.jobs.final_models import read_model_files
 from app.jobs.models import ACTIVE_JOB_STATUSES, JobRecord, JobStage, JobStatus, TrialRecord, TrialStatus
 from app.jobs.schemas import JobCreate, JobRead, Progress, RecommendationRead, TrialFailure, TrialRead
 from app.owners import repository as owner_repository
 from app.settings import Settings
-from app.tuning.final_model import MODEL_FILE, STATEMENT_FILE, zip_final_model
+from app.tuning.final_model import zip_final_model
 from app.tuning.model_spec import ModelSpec
 from app.tuning.objective import pareto_front
 from app.tuning.recommendation import NOT_CONFIRMED_NOTE, build_recommendation, build_result, training_config
@@ -593,7 +593,7 @@ def _stop_reason(job: JobRecord, search: SearchSpec) -> str | None:
     return "budget" if search.trials is not None and job.budget == search.budget() else None
 
 
-def model_zip(job: JobRecord, settings: Settings) -> bytes:
+def model_zip(session: Session, job: JobRecord, settings: Settings) -> bytes:
     """The final model (model.keras and privacy.json) as one zip. 409 until it exists."""
     if job.final_model is None:
         if job.status == JobStatus.succeeded.value and job.no_recommendation_reason is not None:
@@ -601,12 +601,10 @@ def model_zip(job: JobRecord, settings: Settings) -> bytes:
         if job.status != JobStatus.succeeded.value:
             raise _not_coming_yet(job, "final model")
         raise DomainError(409, "no_model", "the job succeeded without a final model", {"status": job.status})
-    folder = model_dir(settings, job.id)
-    if not all((folder / name).is_file() for name in (MODEL_FILE, STATEMENT_FILE)):
-        raise DomainError(
-            409, "no_model", "the final model's files are missing from the data folder", {"status": job.status}
-        )
-    return zip_final_model(folder)
+    files = read_model_files(session, settings, job.id)
+    if files is None:
+        raise DomainError(409, "no_model", "the final model's files are missing from storage", {"status": job.status})
+    return zip_final_model(files)
 
 
 # ---------------------------------------------------------------------------------------------- cancel

@@ -7,6 +7,7 @@ import io
 import json
 import secrets
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,10 +104,10 @@ def save_final_model(directory: Path, model: tf.keras.Model, statement: PrivacyS
     return [model_path, statement_path]
 
 
-def zip_final_model(directory: Path) -> bytes:
-    """Both files as one zip, as GET /v1/jobs/{id}/model returns them."""
+def zip_final_model(files: Mapping[str, bytes]) -> bytes:
+    """Both files (their bytes by name) as one zip, as GET /v1/jobs/{id}/model returns them."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in (MODEL_FILE, STATEMENT_FILE):
-            archive.write(directory / name, arcname=name)
+            archive.writestr(name, files[name])
     return buffer.getvalue()

@@ -9,11 +9,12 @@ import io
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, text
 
+from app.blobs import blob_store
 from app.db import Database
-from app.jobs.final_models import model_dir, publish_model
+from app.jobs.final_models import publish_model
 from app.jobs.queue import WorkUnit
 from app.settings import Settings
-from tests.service.conftest import row_counts, stored_files, tiny_csv_bytes, tiny_frame, tiny_job
+from tests.service.conftest import model_files, row_counts, stored_files, tiny_csv_bytes, tiny_frame, tiny_job
 from tests.service.helpers import upload_tiny
 from tests.service.test_queue import FakeExecutor
 from workers.executor import (
@@ -36,6 +37,8 @@ class PreparingExecutor(EngineExecutor):
 
     def __init__(self, settings: Settings) -> None:  # no TensorFlow set-up: nothing is trained
         self.settings = settings
+        self.database = Database(settings)
+        self.blobs = blob_store(settings)
         self.cache = PreparedCache(settings.prepared_cache_size)
         self.fake = FakeExecutor()
         self.peak_cache = 0
@@ -62,7 +65,7 @@ class PreparingExecutor(EngineExecutor):
         self._prepare(unit)
         outcome = self.fake.run_final(unit)
         publish_model(
-            self.settings,
+            self.database,
             unit.job_id,
             lambda folder: (
                 folder.mkdir(),
@@ -107,7 +110,7 @@ def test_delete_leaves_nothing_derived(client: TestClient, settings: Settings, d
         while any(client.get(f"/v1/jobs/{j}").json()["status"] in ("queued", "running") for j in jobs):
             assert worker.run_one()
         assert executor.peak_cache == 1  # the prepared feature matrix was cached while the jobs ran
-        assert all(model_dir(settings, job_id).is_dir() for job_id in jobs)  # the final models
+        assert all(model_files(settings, job_id) for job_id in jobs)  # the final models
         assert client.get(f"/v1/jobs/{jobs[0]}/recommendation").status_code == 200
         needles = [dataset_id, *jobs, MARKER_COLUMN, *MARKER_CLASSES]
         assert _rows_mentioning(database, needles)  # the search finds what is there ...
@@ -160,12 +163,15 @@ def test_deleting_a_proxy_removes_the_jobs_tuned_on_it(
     try:
         while client.get(f"/v1/jobs/{job['id']}").json()["status"] in ("queued", "running"):
             assert worker.run_one()
+        assert client.get(f"/v1/jobs/{job['id']}").json()["status"] == "succeeded"
+        assert model_files(settings, job["id"])
+        response = client.delete(f"/v1/datasets/{proxy['id']}")
+        assert response.status_code == 204, response.text
+        assert not worker.run_one()  # its next look for work drops the proxy's cached copy (database store)
     finally:
         worker.database.dispose()
-    assert client.get(f"/v1/jobs/{job['id']}").json()["status"] == "succeeded"
-    assert model_dir(settings, job["id"]).is_dir()
-    response = client.delete(f"/v1/datasets/{proxy['id']}")
-    assert response.status_code == 204, response.text
     assert client.get(f"/v1/jobs/{job['id']}").status_code == 404
     assert row_counts(database) == {"recommendations": 0, "trials": 0, "jobs": 0, "datasets": 1}
-    assert stored_files(settings) == [f"datasets/{private['id']}.csv"]
+    # The private data set's file, and on the database store the worker's copy of it, cached by its sha256.
+    cached = [f"cache/datasets/{private['sha256']}"] if settings.stores_files_in_database else []
+    assert stored_files(settings) == sorted([*cached, f"datasets/{private['id']}.csv"])

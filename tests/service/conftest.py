@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from app.db import Database, upgrade_schema
 from app.main import create_app
@@ -107,7 +107,7 @@ def postgres_url() -> Iterator[str]:
 def _empty_postgres(url: str) -> None:
     database = Database(Settings(database_url=url))
     with database.engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {', '.join(TABLES)}, api_keys RESTART IDENTITY CASCADE"))
+        connection.execute(text(f"TRUNCATE {', '.join(TABLES)}, api_keys, stored_blobs RESTART IDENTITY CASCADE"))
         connection.execute(text("DELETE FROM owners WHERE id <> 'local'"))  # 'local' comes with migration 0002
     database.dispose()
 
@@ -217,13 +217,31 @@ def row_counts(database: Database) -> dict[str, int]:
 
 
 def stored_files(settings: Settings) -> list[str]:
-    """Every file under the data folder except the SQLite database and the migration lock."""
+    """Every stored file wherever its bytes are: each file under the data folder except the SQLite database
+    and the migration lock, and the key of each file in the database's stored_blobs."""
     ignored = {"dptune.db", "dptune.db-wal", "dptune.db-shm", ".migrate.lock"}
-    return sorted(
+    in_folder = [
         str(p.relative_to(settings.data_dir))
         for p in settings.data_dir.rglob("*")
         if p.is_file() and p.name not in ignored
-    )
+    ]
+    return sorted(in_folder + stored_blob_keys(settings))
+
+
+def model_files(settings: Settings, job_id: str) -> list[str]:
+    """A job's stored final model files, in the data folder or the database."""
+    return [name for name in stored_files(settings) if name.startswith(f"models/{job_id}/")]
+
+
+def stored_blob_keys(settings: Settings) -> list[str]:
+    database = Database(settings)
+    try:
+        with database.engine.connect() as connection:
+            if not inspect(connection).has_table("stored_blobs"):
+                return []
+            return list(connection.execute(text("SELECT DISTINCT key FROM stored_blobs")).scalars())
+    finally:
+        database.dispose()
 
 
 def assert_error_shape(response: object, status: int | None = None) -> dict[str, object]:

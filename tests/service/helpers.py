@@ -48,7 +48,7 @@ def run_worker_until_done(
     """Run one in-process worker until the jobs are no longer queued or running; returns units run."""
     database = Database(settings)
     try:
-        worker = Worker(database, settings, executor or EngineExecutor(settings), worker_id=worker_id)
+        worker = Worker(database, settings, executor or EngineExecutor(settings, database), worker_id=worker_id)
         return worker.run(stop_when_idle=jobs_done(client, *job_ids), max_units=200)
     finally:
         database.dispose()

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from app.blobs import blob_store
 from app.db import Database
 from app.settings import Settings
 from tests.service.conftest import (
@@ -228,4 +229,10 @@ def test_parquet_upload_is_accepted(client: TestClient, settings: Settings) -> N
     )
     assert response.status_code == 201, response.text
     assert response.json()["format"] == "parquet" and response.json()["rows"] == 50
-    assert pd.read_parquet(settings.data_dir / "datasets" / f"{response.json()['id']}.parquet").shape == (50, 5)
+    database = Database(settings)
+    try:
+        with database.reading() as session:  # the stored file, in the data folder or the database
+            stored = blob_store(settings).read(session, f"datasets/{response.json()['id']}.parquet")
+    finally:
+        database.dispose()
+    assert stored is not None and pd.read_parquet(io.BytesIO(stored)).shape == (50, 5)

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from app.client import Client, DptuneError
 from app.db import Database
-from app.jobs.final_models import model_dir
+from app.jobs.final_models import publish_model
 from app.settings import Settings
 from app.tuning.final_model import MODEL_FILE, STATEMENT_FILE
 from tests.service.conftest import TINY_MODEL, create_api_key, tiny_csv_bytes
@@ -87,10 +87,16 @@ def test_a_job_end_to_end_through_the_client(client: TestClient, settings: Setti
     assert (tmp_path / "trials.csv").read_text() == dptune.trials_csv(job["id"])
 
     # The fake executor trains no model: put its two files where a worker would, then download them.
-    folder = model_dir(settings, job["id"])
-    folder.mkdir(parents=True)
-    (folder / MODEL_FILE).write_bytes(b"keras bytes")
-    (folder / STATEMENT_FILE).write_text('{"epsilon": 1.0}')
+    def write(folder: Path) -> None:
+        folder.mkdir(parents=True)
+        (folder / MODEL_FILE).write_bytes(b"keras bytes")
+        (folder / STATEMENT_FILE).write_text('{"epsilon": 1.0}')
+
+    database = Database(settings)
+    try:
+        publish_model(database, job["id"], write)
+    finally:
+        database.dispose()
     saved = dptune.model(job["id"], tmp_path / "model.zip")
     with zipfile.ZipFile(saved) as archive:
         assert archive.read(MODEL_FILE) == b"keras bytes" and archive.read(STATEMENT_FILE) == b'{"epsilon": 1.0}'

@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.jobs.final_models import model_dir
 from app.jobs.queue import WorkUnit
 from app.settings import Settings
 from app.tuning.recommendation import TUNING_COST_PROXY
-from tests.service.conftest import bearer, create_api_key, tiny_csv_bytes, tiny_job
+from tests.service.conftest import bearer, create_api_key, model_files, tiny_csv_bytes, tiny_job
 from tests.service.helpers import run_worker_until_done, upload_tiny
 from workers import executor as executor_module
 from workers.executor import EngineExecutor
@@ -85,9 +84,11 @@ def test_a_target_epsilon_job_ends_with_a_confirmed_recommendation_and_its_model
     # Another owner: the same 404 as for a job that does not exist. Deleting the data set removes the model.
     other = client.get(f"/v1/jobs/{job['id']}/model", headers=bearer(create_api_key(settings, owner="mallory")))
     assert other.status_code == 404 and other.json()["error"]["code"] == "job_not_found"
-    assert model_dir(settings, job["id"]).is_dir()
+    assert model_files(settings, job["id"]) == [
+        f"models/{job['id']}/{name}" for name in ("model.keras", "privacy.json")
+    ]
     assert client.delete(f"/v1/datasets/{dataset['id']}").status_code == 204
-    assert not model_dir(settings, job["id"]).exists()
+    assert model_files(settings, job["id"]) == []
 
 
 class RecordingExecutor(EngineExecutor):

@@ -89,6 +89,8 @@ def test_upload_job_poll_recommendation(client: TestClient, settings: Settings, 
     # Deleting the data set removes its file, its job, trials, recommendation and final model.
     assert client.delete(f"/v1/datasets/{dataset['id']}").status_code == 204
     assert row_counts(database) == {"recommendations": 0, "trials": 0, "jobs": 0, "datasets": 0}
+    # A worker's next look for work drops its cached copy (the database store caches one per worker).
+    assert run_worker_until_done(client, settings) == 0
     assert stored_files(settings) == []
     assert_error_shape(client.get(f"/v1/jobs/{job['id']}"), 404)
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+import app.blobs
 import app.datasets.models
 import app.jobs.models
 import app.owners.models  # noqa: F401  (the models register their tables on Base.metadata)
 from app.db import Base, Database, upgrade_schema
 from app.settings import Settings
 
-HEAD = "0005"
+HEAD = "0006"
 
 
 # Columns that 0002 (owner_id) and 0004 (tune_dataset_id, finish_attempts) add in place on SQLite, where
