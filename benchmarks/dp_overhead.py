@@ -27,7 +27,6 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow_privacy.privacy.keras_models.dp_keras_model import DPSequential  # noqa: E402
 
-from app.tuning import train as train_module  # noqa: E402
 from app.tuning.model_spec import ModelSpec  # noqa: E402
 from app.tuning.train import (  # noqa: E402
     DPParams,
