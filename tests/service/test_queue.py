@@ -277,7 +277,8 @@ def test_grid_exhaustion_ends_the_job(client: TestClient, settings: Settings, da
     """max_epsilon 10 puts the noise floor at the accountant's noise for it (0.396 for this split), so the grid
     the guarantee allows has one point below max_noise 0.8, fewer than the budget of 2."""
     search = {"method": "grid", "trials": 50, "max_clip": 1.0, "max_noise": 0.8, "grid_step": 0.5, "min_clip": 0.5}
-    job_id = _new_job(client, search=search)
+    one_epoch = {"hidden": [8], "epochs": 1, "batch_size": 16, "learning_rate": 0.05}  # the 0.396 is for 1 epoch
+    job_id = _new_job(client, search=search, model=one_epoch)
     assert client.get(f"/v1/jobs/{job_id}").json()["progress"]["total"] == 2
     run_worker_until_done(client, settings, job_id, executor=FakeExecutor())
     points = [(t.clip, t.noise) for t in _trials(database, job_id)]
