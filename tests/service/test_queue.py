@@ -17,7 +17,7 @@ from app.jobs.models import RecommendationRecord, TrialRecord
 from app.jobs.queue import WorkUnit
 from app.settings import Settings
 from app.tuning.results import MeasurementSpec
-from tests.service.conftest import row_counts, tiny_job
+from tests.service.conftest import TINY_MODEL, row_counts, tiny_job
 from tests.service.helpers import (
     fake_confirmation,
     fake_statement,
@@ -277,7 +277,7 @@ def test_grid_exhaustion_ends_the_job(client: TestClient, settings: Settings, da
     """max_epsilon 10 puts the noise floor at the accountant's noise for it (0.396 for this split), so the grid
     the guarantee allows has one point below max_noise 0.8, fewer than the budget of 2."""
     search = {"method": "grid", "trials": 50, "max_clip": 1.0, "max_noise": 0.8, "grid_step": 0.5, "min_clip": 0.5}
-    one_epoch = {"hidden": [8], "epochs": 1, "batch_size": 16, "learning_rate": 0.05}  # the 0.396 is for 1 epoch
+    one_epoch = {**TINY_MODEL, "epochs": 1}  # the 0.396 is the accountant's noise for 1 epoch
     job_id = _new_job(client, search=search, model=one_epoch)
     assert client.get(f"/v1/jobs/{job_id}").json()["progress"]["total"] == 2
     run_worker_until_done(client, settings, job_id, executor=FakeExecutor())
