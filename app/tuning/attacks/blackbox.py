@@ -14,6 +14,9 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.neural_network import MLPClassifier
 
 BLACKBOX_MODELS = ("rf", "nn")
+# Trees of the random-forest attack model: 50, not scikit-learn's 100, scores the same within a tenth of
+# its sampling error at half the cost (benchmarks/attack_trees.py, docs/performance.md).
+RF_TREES = 50
 
 
 class MemberProbabilityModel(ClassifierMixin):
@@ -38,7 +41,7 @@ class MemberProbabilityModel(ClassifierMixin):
 
 def _attack_model(kind: str, seed: int) -> MemberProbabilityModel:
     if kind == "rf":
-        return MemberProbabilityModel(RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1))
+        return MemberProbabilityModel(RandomForestClassifier(n_estimators=RF_TREES, random_state=seed, n_jobs=1))
     if kind == "nn":
         return MemberProbabilityModel(
             MLPClassifier(hidden_layer_sizes=(64,), max_iter=300, early_stopping=False, random_state=seed)
