@@ -138,6 +138,14 @@ def _add_search_options(parser: argparse.ArgumentParser, default_trials: int) ->
         help="t in [0, 1]: weight of utility against privacy; t = 1 means utility only, t = 0 privacy only",
     )
     parser.add_argument(
+        "--pruning",
+        choices=["none", "median"],
+        default="none",
+        help="stop hopeless trials early: median stops a trial whose validation ROC-AUC at half its steps is "
+        "more than one standard error below the median of the earlier completed trials' (after 4 of them); "
+        "pruned trials count in the budget and are never recommended (default: none)",
+    )
+    parser.add_argument(
         "--max-clip",
         type=_checked(_SEARCH, "max_clip"),
         default=10.0,
@@ -417,6 +425,7 @@ def _search_spec(args: argparse.Namespace) -> SearchSpec:
             seconds=args.seconds,
             max_clip=args.max_clip,
             max_noise=args.max_noise,
+            pruning=args.pruning,
         )
     except ValidationError as exc:
         raise ValueError(f"search options: {str(exc.errors()[0]['msg']).removeprefix('Value error, ')}") from None
@@ -712,7 +721,7 @@ def format_summary(result: TuningResult) -> str:
     )
     lines.append(
         f"trials: {len(result.trials)}{f' (recommended: #{r.index}, {r.selection.method})' if r else ''}, "
-        f"failed {len(result.failed_trials)}, stopped by {result.stop_reason}, mode {result.mode}, trade-off "
+        f"failed {len(result.failed_trials)}, pruned {len(result.pruned_trials)}, stopped by {result.stop_reason}, mode {result.mode}, trade-off "
         f"t = {result.tradeoff}, objective game {result.measurement.privacy_game}, delta = {result.delta:.3g}, "
         f"{result.seconds:.0f} s"
     )

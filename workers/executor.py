@@ -15,7 +15,15 @@ from app.datasets.splits import SPLIT_ADAPTER
 from app.datasets.tables import read_table
 from app.db import Database
 from app.jobs.final_models import publish_model
-from app.jobs.queue import BaselineOutcome, ConfirmOutcome, FinalOutcome, Outcome, TrialOutcome, WorkUnit
+from app.jobs.queue import (
+    BaselineOutcome,
+    ConfirmOutcome,
+    FinalOutcome,
+    Outcome,
+    PrunedOutcome,
+    TrialOutcome,
+    WorkUnit,
+)
 from app.settings import Settings
 from app.tuning.model_spec import ModelSpec
 from app.tuning.prepared import PreparedData
@@ -32,6 +40,7 @@ __all__ = [
     "Executor",
     "FinalOutcome",
     "PreparedCache",
+    "PrunedOutcome",
     "TrialOutcome",
     "run_unit",
 ]
@@ -42,7 +51,7 @@ class Executor(Protocol):
 
     def run_baseline(self, unit: WorkUnit) -> BaselineOutcome: ...
 
-    def run_trial(self, unit: WorkUnit) -> TrialOutcome: ...
+    def run_trial(self, unit: WorkUnit) -> TrialOutcome | PrunedOutcome: ...
 
     def run_confirm(self, unit: WorkUnit) -> ConfirmOutcome: ...
 
@@ -147,24 +156,28 @@ class EngineExecutor:
         check_baseline(baseline, unit.measurement)
         return BaselineOutcome(baseline=baseline, delta=delta, preparation=report.model_dump(mode="json"))
 
-    def run_trial(self, unit: WorkUnit) -> TrialOutcome:
-        """Trial i trains from trial_seed(seed, i), as in engine.tune()."""
-        from app.tuning.engine import run_trial, trial_seed
+    def run_trial(self, unit: WorkUnit) -> TrialOutcome | PrunedOutcome:
+        """Trial i trains from trial_seed(seed, i), as in engine.tune(), through the same search_trial (and its
+        pruning rule, with the pruner the queue built from the job's completed trials)."""
+        from app.tuning.engine import search_trial, trial_seed
+        from app.tuning.results import PrunedMeasurement
 
         assert unit.clip is not None and unit.noise is not None and unit.delta is not None
         assert unit.trial_index is not None
         data, _ = self.prepared(unit)
-        return TrialOutcome(
-            run_trial(
-                data,
-                ModelSpec.model_validate(unit.model),
-                unit.clip,
-                unit.noise,
-                delta=unit.delta,
-                measurement=unit.measurement,
-                seed=trial_seed(unit.seed, unit.trial_index),
-            )
+        measured = search_trial(
+            data,
+            ModelSpec.model_validate(unit.model),
+            unit.clip,
+            unit.noise,
+            delta=unit.delta,
+            measurement=unit.measurement,
+            seed=trial_seed(unit.seed, unit.trial_index),
+            pruner=unit.pruner,
         )
+        if isinstance(measured, PrunedMeasurement):
+            return PrunedOutcome(measured)
+        return TrialOutcome(measured)
 
     def run_confirm(self, unit: WorkUnit) -> ConfirmOutcome:
         """The chosen point measured again with the guarantee's confirm_repeats fresh seeds (engine.confirm)."""

@@ -55,10 +55,14 @@ class TrialStatus(StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"  # was running when its job was cancelled; does not count
+    # Stopped at its checkpoint by the pruning rule (search.pruning; app/tuning/pruning.py): measurement holds a
+    # PrunedMeasurement, objective is NULL. Counts in the budget; never recommended nor confirmed.
+    pruned = "pruned"
 
 
-# Trials that use up the budget: a failed trial is not retried (it would fail again) but still counts.
-COUNTED_TRIAL_STATUSES = (TrialStatus.running, TrialStatus.succeeded, TrialStatus.failed)
+# Trials that use up the budget: a failed trial is not retried (it would fail again) but still counts; a pruned
+# trial spent its training up to the checkpoint, and a search that did not count it could prune forever.
+COUNTED_TRIAL_STATUSES = (TrialStatus.running, TrialStatus.succeeded, TrialStatus.failed, TrialStatus.pruned)
 
 
 class JobRecord(Base):

@@ -46,6 +46,7 @@ from app.jobs.models import (
 )
 from app.tuning.model_spec import ModelSpec
 from app.tuning.objective import pareto_front, score
+from app.tuning.pruning import Pruner, pruner_for
 from app.tuning.recommendation import Choice, TuneSource, build_recommendation, choose, observations, space_for
 from app.tuning.results import (
     Baseline,
@@ -54,6 +55,8 @@ from app.tuning.results import (
     GuaranteeSpec,
     MeasurementSpec,
     PrivacyStatement,
+    PrunedMeasurement,
+    PrunedTrial,
     TrainingConfig,
     Trial,
     TrialMeasurement,
@@ -112,6 +115,9 @@ class WorkUnit:
     baseline: Baseline | None = None  # confirm: what the confirmation is scored against
     search_members: int | None = None  # final: members of the data the search ran on
     tuned_on: TuneSource = "private"
+    # trial: what the pruning rule compares it with (the job's completed trials when it was claimed); None when
+    # the job does not prune. A trial run again after its lease expired is compared with the trials then.
+    pruner: Pruner | None = None
 
     def describe(self) -> str:
         if self.kind == "trial":
@@ -141,6 +147,16 @@ class TrialOutcome:
 
     def complete(self, session: Session, unit: WorkUnit, now: datetime) -> bool:
         return complete_trial(session, unit, self.measurement, now)
+
+
+@dataclass(frozen=True)
+class PrunedOutcome:
+    """The pruning rule stopped the trial at its checkpoint."""
+
+    measurement: PrunedMeasurement
+
+    def complete(self, session: Session, unit: WorkUnit, now: datetime) -> bool:
+        return complete_pruned_trial(session, unit, self.measurement, now)
 
 
 @dataclass(frozen=True)
@@ -276,9 +292,10 @@ def read_snapshot(session: Session, job_id: str) -> TrialSnapshot | None:
 
 def observed_points(trials: list[TrialRecord], baseline: Baseline, tradeoff: float) -> list[Observation]:
     """Finished trials as the search sees them (recommendation.observations): succeeded ones with their
-    objective and its standard error, failed ones without (search.scored_observations penalises them)."""
+    objective and its standard error, failed and pruned ones without (search.scored_observations penalises
+    them)."""
     succeeded = [scored_trial(t, baseline, tradeoff) for t in trials if t.status == TrialStatus.succeeded.value]
-    return observations(succeeded, failed_trials(trials))
+    return observations(succeeded, failed_trials(trials), pruned_trials(trials))
 
 
 def next_point(snapshot: TrialSnapshot, now: datetime) -> SearchStep:
@@ -419,15 +436,23 @@ def complete_trial(session: Session, unit: WorkUnit, measurement: TrialMeasureme
         return False  # lease lost (another worker re-ran it) or job cancelled: never counted twice
     baseline = Baseline.model_validate(job.baseline)
     scored = score(measurement, baseline, job.tradeoff, trial.trial_index)
-    trial.status = TrialStatus.succeeded.value
     trial.measurement = measurement.model_dump(mode="python")
     trial.objective = scored.objective
     trial.error = None
-    trial.lease_token = None
-    trial.lease_expires_at = None
-    trial.finished_at = now
-    job.trials_version += 1
-    maybe_finalize(session, job, now)
+    _end_trial(session, job, trial, TrialStatus.succeeded, now)
+    return True
+
+
+def complete_pruned_trial(session: Session, unit: WorkUnit, measurement: PrunedMeasurement, now: datetime) -> bool:
+    """Store a pruned trial: status pruned, its checkpoint and full-configuration epsilon, no objective."""
+    job = _lock_job_of(session, unit)
+    trial = repository.lock_trial_by_token(session, unit.lease_token)
+    if job is None or trial is None:
+        return False
+    trial.measurement = measurement.model_dump(mode="python")
+    trial.objective = None
+    trial.error = None
+    _end_trial(session, job, trial, TrialStatus.pruned, now)
     return True
 
 
@@ -441,8 +466,14 @@ def fail_trial(session: Session, unit: WorkUnit, message: str, now: datetime) ->
 
 
 def _fail_trial_row(session: Session, job: JobRecord, trial: TrialRecord, message: str, now: datetime) -> None:
-    trial.status = TrialStatus.failed.value
     trial.error = _truncate(message)
+    _end_trial(session, job, trial, TrialStatus.failed, now)
+
+
+def _end_trial(session: Session, job: JobRecord, trial: TrialRecord, status: TrialStatus, now: datetime) -> None:
+    """A trial's end (succeeded, pruned or failed; its results written by the caller): its lease released, the
+    job's trials changed, and the search finalised if that was its last trial."""
+    trial.status = status.value
     trial.lease_token = None
     trial.lease_expires_at = None
     trial.finished_at = now
@@ -609,6 +640,15 @@ def failed_trials(trials: list[TrialRecord]) -> list[FailedTrial]:
     ]
 
 
+def pruned_trials(trials: list[TrialRecord]) -> list[PrunedTrial]:
+    """Pruned trial rows as the engine's PrunedTrial."""
+    return [
+        PrunedTrial(**PrunedMeasurement.model_validate(t.measurement).model_dump(), index=t.trial_index)
+        for t in trials
+        if t.status == TrialStatus.pruned.value
+    ]
+
+
 def scored_trial(record: TrialRecord, baseline: Baseline, tradeoff: float) -> Trial:
     return score(TrialMeasurement.model_validate(record.measurement), baseline, tradeoff, record.trial_index)
 
@@ -702,7 +742,17 @@ def _trial_unit(session: Session, job: JobRecord, trial: TrialRecord) -> WorkUni
         trial_index=trial.trial_index,
         clip=trial.clip,
         noise=trial.noise,
+        pruner=job_pruner(session, job),
     )
+
+
+def job_pruner(session: Session, job: JobRecord) -> Pruner | None:
+    """The pruning rule's inputs for the job's next trial, from its completed trials, as engine.tune builds them
+    (pruning.pruner_for); None when the job does not prune."""
+    rule = SearchSpec.model_validate(job.search).pruning
+    if rule == "none" or job.baseline is None:
+        return None
+    return pruner_for(rule, stored_trials(session, job), Baseline.model_validate(job.baseline), job_guarantee(job))
 
 
 def _finish_unit(session: Session, job: JobRecord, kind: FinishKind) -> WorkUnit:

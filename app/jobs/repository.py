@@ -69,7 +69,7 @@ def _trial_count(status: TrialStatus) -> ColumnElement[int]:
 
 
 # What a job's view reads besides the job row, as columns of the job's own query: trial counts and tags.
-_SHOWN_TRIAL_STATUSES = (TrialStatus.running, TrialStatus.succeeded, TrialStatus.failed)
+_SHOWN_TRIAL_STATUSES = (TrialStatus.running, TrialStatus.succeeded, TrialStatus.failed, TrialStatus.pruned)
 _JOB_EXTRAS: tuple[ColumnElement[Any], ...] = (
     *(_trial_count(status) for status in _SHOWN_TRIAL_STATUSES),
     select(func.aggregate_strings(JobTagRecord.tag, _TAG_SEPARATOR))
@@ -299,10 +299,13 @@ def trials_of_job(session: Session, job_id: str, statuses: Sequence[str] | None 
     return list(session.scalars(query.order_by(TrialRecord.trial_index)).all())
 
 
-def succeeded_trials_page(session: Session, job_id: str, offset: int, limit: int) -> tuple[list[TrialRecord], int]:
-    """A page of the job's succeeded trials in index order, and how many there are (one query, but for a page
-    past the end)."""
-    condition = and_(TrialRecord.job_id == job_id, TrialRecord.status == TrialStatus.succeeded.value)
+LISTED_TRIAL_STATUSES = (TrialStatus.succeeded.value, TrialStatus.pruned.value)
+
+
+def listed_trials_page(session: Session, job_id: str, offset: int, limit: int) -> tuple[list[TrialRecord], int]:
+    """A page of the job's succeeded and pruned trials in index order, and how many there are (one query, but
+    for a page past the end)."""
+    condition = and_(TrialRecord.job_id == job_id, TrialRecord.status.in_(LISTED_TRIAL_STATUSES))
     rows = session.execute(
         select(TrialRecord, func.count().over())
         .where(condition)

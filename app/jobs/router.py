@@ -14,7 +14,7 @@ from app.api.pagination import PageDep
 from app.core.pagination import Page
 from app.jobs import service
 from app.jobs.models import JobStatus
-from app.jobs.schemas import MAX_JOB_NAME, MAX_TAGS, JobCreate, JobRead, RecommendationRead, Tag, TrialRead
+from app.jobs.schemas import MAX_JOB_NAME, MAX_TAGS, JobCreate, JobRead, RecommendationRead, Tag, TrialRow
 from app.tuning.results import TuningResult
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROTECTED_RESPONSES)
@@ -178,9 +178,10 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 
 @router.get(
     "/{job_id}/trials",
-    summary="Succeeded trials in index order; CSV for `Accept: text/csv` or `?format=csv` (all trials, one row "
-    "each, nested fields as dotted columns; offset and limit page the JSON only)",
-    response_model=Page[TrialRead],
+    summary="Succeeded and pruned trials in index order (told apart by `status`; pruned ones only in jobs with "
+    "search.pruning); CSV for `Accept: text/csv` or `?format=csv` (all trials, one row each, nested fields as "
+    "dotted columns; offset and limit page the JSON only)",
+    response_model=Page[TrialRow],
     responses={
         **error_responses(404),
         200: {"content": {"text/csv": {}}, "description": "A page of trials (JSON), or all of them (CSV)"},
@@ -199,7 +200,7 @@ async def list_trials(
 ) -> Any:
     as_csv = (output_format or preferred_format(request.headers.get("accept", ""))) == "csv"
 
-    def read(session: Session) -> Response | Page[TrialRead]:
+    def read(session: Session) -> Response | Page[TrialRow]:
         job = service.get_job(session, principal.owner_id, job_id)
         if as_csv:
             return Response(

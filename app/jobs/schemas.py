@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import math
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -20,7 +20,15 @@ from pydantic import (
 from app.datasets.splits import SplitSpec
 from app.jobs.models import JobStage, JobStatus
 from app.tuning.model_spec import ModelSpec
-from app.tuning.results import Baseline, GuaranteeSpec, MeasurementSpec, PrivacyGame, Recommendation, Trial
+from app.tuning.results import (
+    Baseline,
+    GuaranteeSpec,
+    MeasurementSpec,
+    PrivacyGame,
+    PrunedTrial,
+    Recommendation,
+    Trial,
+)
 from app.tuning.search import SearchSpec
 
 # JobCreate takes MeasurementSpec's and GuaranteeSpec's fields at its top level; their bounds and descriptions
@@ -141,10 +149,14 @@ class JobCreate(BaseModel):
 
 
 class Progress(BaseModel):
-    done: int = Field(description="Trials finished, succeeded or failed.")
+    done: int = Field(description="Trials finished: succeeded, failed or pruned.")
     running: int = Field(description="Trials running now.")
     total: int | None = Field(description="The trial budget; null while only a time budget bounds the job.")
     failed: int = Field(default=0, description="Trials that failed (counted in done).")
+    pruned: int = Field(
+        default=0,
+        description="Trials the pruning rule stopped at their checkpoint (search.pruning; counted in done).",
+    )
     baseline_done: bool = Field(description="Whether the non-private baseline has been measured.")
 
 
@@ -204,11 +216,26 @@ class JobRead(BaseModel):
 
 
 class TrialRead(Trial):
-    """The engine's Trial (same fields as in the result JSON), plus when and how often it ran."""
+    """The engine's Trial (same fields as in the result JSON), plus its status and when and how often it ran."""
 
+    status: Literal["succeeded"] = Field(default="succeeded", description="succeeded: measured to the end.")
     attempts: int = Field(description="Runs it took: more than 1 when a worker died and another re-ran it.")
     started_at: datetime = Field(description="When a worker first started it (UTC).")
     finished_at: datetime | None = Field(description="When it finished (UTC).")
+
+
+class PrunedTrialRead(PrunedTrial):
+    """The engine's PrunedTrial (as in the result JSON's pruned_trials): stopped at its checkpoint, with the
+    epsilon of its full configuration; plus its status and when and how often it ran."""
+
+    status: Literal["pruned"] = Field(default="pruned", description="pruned: stopped at its checkpoint.")
+    attempts: int = Field(description="Runs it took: more than 1 when a worker died and another re-ran it.")
+    started_at: datetime = Field(description="When a worker first started it (UTC).")
+    finished_at: datetime | None = Field(description="When it was stopped (UTC).")
+
+
+# A row of a job's trial listing: succeeded trials and, in a job that prunes, pruned ones, told apart by status.
+TrialRow = Annotated[TrialRead | PrunedTrialRead, Field(discriminator="status")]
 
 
 class RecommendationRead(Recommendation):

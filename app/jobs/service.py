@@ -19,7 +19,16 @@ from app.db import utcnow
 from app.jobs import queue, repository
 from app.jobs.final_models import read_model_files
 from app.jobs.models import ACTIVE_JOB_STATUSES, JobRecord, JobStage, JobStatus, TrialRecord, TrialStatus
-from app.jobs.schemas import JobCreate, JobRead, Progress, RecommendationRead, TrialFailure, TrialRead
+from app.jobs.schemas import (
+    JobCreate,
+    JobRead,
+    Progress,
+    PrunedTrialRead,
+    RecommendationRead,
+    TrialFailure,
+    TrialRead,
+    TrialRow,
+)
 from app.owners import repository as owner_repository
 from app.settings import Settings
 from app.tuning.final_model import zip_final_model
@@ -243,7 +252,7 @@ def job_view(
         tags = repository.tags_of_jobs(session, [job.id])[job.id]
     if counts is None:
         counts = repository.trial_counts(session, job.id)
-    done = counts[TrialStatus.succeeded.value] + counts[TrialStatus.failed.value]
+    done = counts[TrialStatus.succeeded.value] + counts[TrialStatus.failed.value] + counts[TrialStatus.pruned.value]
     running = counts[TrialStatus.running.value]
     search = SearchSpec.model_validate(job.search)
     # A time-only search has no trial total while it runs (its budget is only the trial limit).
@@ -283,6 +292,7 @@ def job_view(
             running=running,
             total=total,
             failed=counts[TrialStatus.failed.value],
+            pruned=counts[TrialStatus.pruned.value],
             baseline_done=baseline is not None,
         ),
         created_at=job.created_at,
@@ -339,32 +349,32 @@ def list_jobs(
     return Page[JobRead](items=items, total=total, offset=page.offset, limit=page.limit)
 
 
-def trials_page(session: Session, job: JobRecord, page: PageParams) -> Page[TrialRead]:
-    rows, total = repository.succeeded_trials_page(session, job.id, page.offset, page.limit)
-    return Page[TrialRead](items=_trial_reads(job, rows), total=total, offset=page.offset, limit=page.limit)
+def trials_page(session: Session, job: JobRecord, page: PageParams) -> Page[TrialRow]:
+    rows, total = repository.listed_trials_page(session, job.id, page.offset, page.limit)
+    return Page[TrialRow](items=_trial_reads(job, rows), total=total, offset=page.offset, limit=page.limit)
 
 
 def trials_csv(session: Session, job: JobRecord) -> str:
-    """Every succeeded trial in index order as CSV (app.tuning.trials_csv): no pages, as a job holds at most
-    DPTUNE_MAX_TRIALS_PER_JOB trials."""
-    rows = repository.trials_of_job(session, job.id, [TrialStatus.succeeded.value])
+    """Every succeeded and pruned trial in index order as CSV (app.tuning.trials_csv), with its status: no
+    pages, as a job holds at most DPTUNE_MAX_TRIALS_PER_JOB trials."""
+    rows = repository.trials_of_job(session, job.id, list(repository.LISTED_TRIAL_STATUSES))
     return trials_csv_text(_trial_reads(job, rows))
 
 
-def _trial_reads(job: JobRecord, rows: list[TrialRecord]) -> list[TrialRead]:
-    """Stored trials scored at the job's trade-off, with when and how often they ran."""
+def _trial_reads(job: JobRecord, rows: list[TrialRecord]) -> list[TrialRead | PrunedTrialRead]:
+    """Stored trials scored at the job's trade-off (pruned ones as stopped, with no objective), with when and
+    how often they ran."""
     if job.baseline is None:
         return []
     baseline = Baseline.model_validate(job.baseline)
-    return [
-        TrialRead(
-            **queue.scored_trial(row, baseline, job.tradeoff).model_dump(),
-            attempts=row.attempts,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-        )
-        for row in rows
-    ]
+    reads: list[TrialRead | PrunedTrialRead] = []
+    for row in rows:
+        ran = {"attempts": row.attempts, "started_at": row.started_at, "finished_at": row.finished_at}
+        if row.status == TrialStatus.pruned.value:
+            reads.append(PrunedTrialRead(**queue.pruned_trials([row])[0].model_dump(), **ran))
+        else:
+            reads.append(TrialRead(**queue.scored_trial(row, baseline, job.tradeoff).model_dump(), **ran))
+    return reads
 
 
 def recommendation_view(session: Session, job: JobRecord, tradeoff: float | None) -> RecommendationRead:
@@ -528,6 +538,7 @@ def _job_result(
         baseline=Baseline.model_validate(job.baseline),
         trials=trials,
         failed=queue.failed_trials(repository.trials_of_job(session, job.id, [TrialStatus.failed.value])),
+        pruned=queue.pruned_trials(repository.trials_of_job(session, job.id, [TrialStatus.pruned.value])),
         stop_reason=stop_reason,
         recommendation=recommendation,
         no_recommendation_reason=no_recommendation_reason,

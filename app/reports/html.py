@@ -375,6 +375,7 @@ def _summary(result: TuningResult) -> str:
             "trials",
             esc(
                 f"{len(result.trials)} succeeded, {len(result.failed_trials)} failed"
+                + (f", {len(result.pruned_trials)} pruned" if result.pruned_trials else "")
                 + (f"; stopped by {result.stop_reason}" if result.stop_reason else "")
             ),
         ),

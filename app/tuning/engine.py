@@ -30,6 +30,7 @@ from app.tuning.errors import TuningError
 from app.tuning.model_spec import ModelSpec
 from app.tuning.objective import score
 from app.tuning.prepared import PreparedData
+from app.tuning.pruning import Pruner, checkpoint_step, decide, pruner_for
 from app.tuning.recommendation import (
     TuneSource,
     build_recommendation,
@@ -42,11 +43,15 @@ from app.tuning.recommendation import (
 from app.tuning.recommendation import space_for as space_for
 from app.tuning.results import (
     Baseline,
+    Checkpoint,
     Confirmation,
+    Estimate,
     FailedTrial,
     Games,
     GuaranteeSpec,
     MeasurementSpec,
+    PrunedMeasurement,
+    PrunedTrial,
     RepeatValues,
     Trial,
     TrialMeasurement,
@@ -54,7 +59,7 @@ from app.tuning.results import (
     Utility,
 )
 from app.tuning.search import SearchSpec, search_step
-from app.tuning.train import DPParams, train, train_many
+from app.tuning.train import DPParams, TrainedModel, dense_models, dense_trainer, train, train_many
 from app.tuning.utility import accuracy, roc_auc
 
 # The baseline gate: validation and test need this many records of the rarer class for an AUC to mean much.
@@ -86,39 +91,33 @@ def _probabilities(predict: Predict, data: PreparedData) -> dict[str, npt.NDArra
     return {name: predict(x) for name, x in parts.items()}
 
 
+def _auc_estimate(proba: npt.NDArray[np.float64], y: npt.NDArray[np.int64], n_classes: int) -> Estimate:
+    """ROC-AUC with its Hanley-McNeil interval, which needs the positives (class 1) of a binary AUC;
+    multi-class: the rarest class, conservatively."""
+    value = roc_auc(proba, y)
+    positives = int((y == 1).sum()) if n_classes == 2 else _rare_class_count(y, n_classes)
+    return estimate(value, auc_interval(value, positives, len(y) - positives))
+
+
 def _utility(proba: dict[str, npt.NDArray[np.float64]], data: PreparedData) -> Utility:
-    utility_test = roc_auc(proba["test"], data.y_test)
-    if math.isnan(utility_test):
+    test = _auc_estimate(proba["test"], data.y_test, data.n_classes)
+    if math.isnan(test.value):
         raise TuningError(
             "single_class_split", "the test split holds a single class, so its ROC-AUC (the utility) is undefined"
         )
-    # Hanley-McNeil needs the positives (class 1) of a binary AUC; multi-class: the rarest class, conservatively.
-    positives = (
-        int((data.y_test == 1).sum()) if data.n_classes == 2 else _rare_class_count(data.y_test, data.n_classes)
-    )
-    utility_validation = roc_auc(proba["validation"], data.y_validation)
-    validation_positives = (
-        int((data.y_validation == 1).sum())
-        if data.n_classes == 2
-        else _rare_class_count(data.y_validation, data.n_classes)
-    )
+    validation = _auc_estimate(proba["validation"], data.y_validation, data.n_classes)
     return Utility(
         utility_members=roc_auc(proba["members"], data.y_members),
         utility_holdout=roc_auc(proba["holdout"], data.y_holdout),
-        utility_validation=utility_validation,
-        utility_validation_interval=estimate(
-            utility_validation,
-            auc_interval(utility_validation, validation_positives, len(data.y_validation) - validation_positives),
-        ),
-        utility_test=utility_test,
+        utility_validation=validation.value,
+        utility_validation_interval=validation,
+        utility_test=test.value,
         utility_external=(
             roc_auc(proba["external"], data.y_external)
             if "external" in proba and data.y_external is not None
             else None
         ),
-        utility_test_interval=estimate(
-            utility_test, auc_interval(utility_test, positives, len(data.y_test) - positives)
-        ),
+        utility_test_interval=test,
         accuracy_test=accuracy(proba["test"], data.y_test),
     )
 
@@ -140,11 +139,19 @@ def _reference_trainer(spec: ModelSpec, n_classes: int, dp: DPParams | None) -> 
 
 
 def _measure_once(
-    data: PreparedData, spec: ModelSpec, dp: DPParams | None, reference_models: int, delta: float, seed: int
+    data: PreparedData,
+    spec: ModelSpec,
+    dp: DPParams | None,
+    reference_models: int,
+    delta: float,
+    seed: int,
+    target: TrainedModel | None = None,
 ) -> tuple[Utility, Games]:
-    """Train the target, read its probabilities everywhere (before any other training: a worker reuses one
-    compiled model), then the control model and the games."""
-    target = train(spec, data.x_members, data.y_members, data.n_classes, dp, seed)
+    """Train the target (unless given: trained through a pruning checkpoint, the same model), read its
+    probabilities everywhere (before any other training: a worker reuses one compiled model), then the control
+    model and the games."""
+    if target is None:
+        target = train(spec, data.x_members, data.y_members, data.n_classes, dp, seed)
     proba = _probabilities(target.predict_proba, data)
     utility = _utility(proba, data)
     population = None
@@ -294,6 +301,25 @@ def run_trial(
 ) -> TrialMeasurement:
     """Train with DP-SGD at (clip, noise), everything else unchanged, `repeats` times; measure utility, both
     games, epsilon and the bounds."""
+    measured = search_trial(data, spec, clip, noise, delta=delta, measurement=measurement, seed=seed)
+    assert isinstance(measured, TrialMeasurement)  # no pruner, no pruning
+    return measured
+
+
+def search_trial(
+    data: PreparedData,
+    spec: ModelSpec,
+    clip: float,
+    noise: float,
+    *,
+    delta: float,
+    measurement: MeasurementSpec | None = None,
+    seed: int = 0,
+    pruner: Pruner | None = None,
+) -> TrialMeasurement | PrunedMeasurement:
+    """A search trial: run_trial, except that with a pruner (search.pruning) the built-in MLP's first repeat
+    trains to its checkpoint first, where the rule (app/tuning/pruning.py) may stop it. A trial that goes on
+    trains from the checkpoint to the end: the same model, bit for bit, as without the checkpoint."""
     measurement = measurement or MeasurementSpec()
     check_game(data, measurement)
     start = time.perf_counter()
@@ -301,13 +327,59 @@ def run_trial(
     n = len(data.y_members)
     rate = sampling_rate(n, spec.batch_size)
     steps = dp_sgd_steps(n, spec.batch_size, spec.epochs)
-    # The accountant (0.1-1 s of FFTs) runs on a thread beside the attacks, which leave a core idle.
+    # The accountant (0.1-1 s of FFTs) runs on a thread beside training and attacks, which leave a core idle.
+    # It gives the full configuration's epsilon, for a pruned trial too: what training this point costs, not
+    # what a stopped run did.
     with ThreadPoolExecutor(max_workers=1) as accountant:
         accounted = accountant.submit(
             dp_sgd_guarantee, sampling_rate=rate, noise_multiplier=noise, steps=steps, delta=delta
         )
+        first_target: TrainedModel | None = None
+        checkpoint: Checkpoint | None = None
+        if pruner is not None and spec.keras_json is None and steps > 1:
+            trainer = dense_trainer(spec, data.x_members, data.y_members, data.n_classes, dp, [seed])
+            step = checkpoint_step(trainer.steps)
+            trainer.train_until(step)
+            # Validation ROC-AUC with its Hanley-McNeil interval, as _utility measures it at the end.
+            utility_at = _auc_estimate(
+                dense_models(trainer, dp)[0].predict_proba(data.x_validation), data.y_validation, data.n_classes
+            )
+            decision = decide(pruner, step, utility_at)
+            checkpoint = Checkpoint(
+                step=step,
+                steps=trainer.steps,
+                utility_validation=utility_at,
+                median=decision.median,
+                compared=decision.compared,
+                best_feasible=pruner.best_feasible,
+                pruned=decision.prune,
+                reason=decision.reason,
+            )
+            if decision.prune:
+                guarantee = accounted.result()
+            return PrunedMeasurement(
+                clip=clip,
+                noise=noise,
+                checkpoint=checkpoint,
+                epsilon=guarantee.epsilon,
+                epsilon_rdp=guarantee.epsilon_rdp,
+                delta=delta,
+                steps=steps,
+                sampling_rate=rate,
+                seconds=time.perf_counter() - start,
+            )
+            trainer.train_until(trainer.steps)
+            first_target = dense_models(trainer, dp)[0]
         measured = [
-            _measure_once(data, spec, dp, measurement.reference_models, delta, seed + r * REPEAT_SEED_STRIDE)
+            _measure_once(
+                data,
+                spec,
+                dp,
+                measurement.reference_models,
+                delta,
+                seed + r * REPEAT_SEED_STRIDE,
+                first_target if r == 0 else None,
+            )
             for r in range(measurement.repeats)
         ]
         guarantee = accounted.result()
@@ -353,6 +425,7 @@ def run_trial(
         steps=steps,
         sampling_rate=rate,
         seconds=time.perf_counter() - start,
+        checkpoint=checkpoint,
     )
 
 
@@ -424,23 +497,39 @@ def tune(
     check_baseline(baseline, measurement)
     trials: list[Trial] = []
     failed: list[FailedTrial] = []
+    pruned: list[PrunedTrial] = []
     budget = search.budget()
     while True:
         step = search_step(
-            search, space, observations(trials, failed), [], seed=seed, elapsed_seconds=time.perf_counter() - start
+            search,
+            space,
+            observations(trials, failed, pruned),
+            [],
+            seed=seed,
+            elapsed_seconds=time.perf_counter() - start,
         )
         if step.point is None:
             break
         clip, noise = step.point
-        index = len(trials) + len(failed)
+        index = len(trials) + len(failed) + len(pruned)
         try:
-            measured = run_trial(
-                data, spec, clip, noise, delta=delta, measurement=measurement, seed=trial_seed(seed, index)
+            measured = search_trial(
+                data,
+                spec,
+                clip,
+                noise,
+                delta=delta,
+                measurement=measurement,
+                seed=trial_seed(seed, index),
+                pruner=pruner_for(search.pruning, trials, baseline, guarantee),  # as the service's queue does
             )
         except TuningError:
             raise  # the job's own configuration: every trial would fail alike
         except Exception as exc:  # one point failed (as in the service): the search moves away from it
             failed.append(FailedTrial(index=index, clip=clip, noise=noise, error=f"{type(exc).__name__}: {exc}"))
+            continue
+        if isinstance(measured, PrunedMeasurement):
+            pruned.append(PrunedTrial(**measured.model_dump(), index=index))
             continue
         trial = score(measured, baseline, tradeoff, index=index)
         trials.append(trial)
@@ -448,7 +537,7 @@ def tune(
             on_trial(trial, max(trials, key=lambda t: t.objective), budget)
     if not trials:
         first = f"; the first: {failed[0].error}" if failed else ""
-        raise TuningError("no_trial_succeeded", f"no trial succeeded ({len(failed)} ran){first}")
+        raise TuningError("no_trial_succeeded", f"no trial succeeded ({len(failed) + len(pruned)} ran){first}")
     choice = choose(trials, baseline, tradeoff, space, guarantee, seed)
     recommendation = None
     if choice.trial is not None:
@@ -488,6 +577,7 @@ def tune(
         baseline=baseline,
         trials=trials,
         failed=failed,
+        pruned=pruned,
         stop_reason=step.stop,
         recommendation=recommendation,
         no_recommendation_reason=choice.reason,

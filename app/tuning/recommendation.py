@@ -27,6 +27,7 @@ from app.tuning.results import (
     GuaranteeSpec,
     MeasurementSpec,
     PrivacyStatement,
+    PrunedTrial,
     Recommendation,
     Selection,
     SplitSizes,
@@ -194,13 +195,23 @@ class Choice:
     reason: str | None  # why there is no trial to recommend
 
 
-def observations(trials: Sequence[Trial], failed: Sequence[FailedTrial] = ()) -> list[Observation]:
+def observations(
+    trials: Sequence[Trial], failed: Sequence[FailedTrial] = (), pruned: Sequence[PrunedTrial] = ()
+) -> list[Observation]:
     """Trials as the search sees them, in index order; a failed trial has no objective. The noise is the
     repeats' standard error: objective_sampling_se includes the validation split's own sampling error, which
     every trial shares (one fixed split), so it over-states the trial-to-trial noise (about 0.02 against the
-    0.010-0.014 measured over seeds) and let far worse points into the one-SE set (recommendation_choice.py)."""
+    0.010-0.014 measured over seeds) and let far worse points into the one-SE set (recommendation_choice.py).
+
+    A pruned trial enters like a failed one, with no objective (search.scored_observations gives it the worst
+    objective seen). Its objective was never measured: no attack ran, and its utility is a half-trained
+    model's, which cannot be put on the completed trials' scale without a bias (utility rises with training).
+    What is known is that its utility was clearly below the median trial's, so its objective is in the lower
+    half; the worst objective seen is the conservative reading of "move away from here", the same the search
+    already gives a point that failed, and it keeps grid and random search moving on past it."""
     rows = [(t.index, Observation((t.clip, t.noise), t.objective, t.objective_se)) for t in trials]
     rows += [(f.index, Observation((f.clip, f.noise), None)) for f in failed]
+    rows += [(p.index, Observation((p.clip, p.noise), None)) for p in pruned]
     return [o for _, o in sorted(rows, key=lambda row: row[0])]
 
 
@@ -437,6 +448,7 @@ def build_result(
     trials: Sequence[Trial],
     failed: Sequence[FailedTrial],
     stop_reason: str | None,
+    pruned: Sequence[PrunedTrial] = (),
     recommendation: Recommendation | None,
     no_recommendation_reason: str | None,
     final_model: PrivacyStatement | None,
@@ -460,6 +472,7 @@ def build_result(
         trials=list(trials),
         pareto_front=pareto_front(trials),
         failed_trials=list(failed),
+        pruned_trials=list(pruned),
         stop_reason=stop_reason,
         recommendation=recommendation,
         no_recommendation_reason=no_recommendation_reason,

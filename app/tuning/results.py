@@ -158,6 +158,28 @@ class RepeatValues(BaseModel):
     attack_accuracy: float = Field(description="The privacy game's highest attack accuracy in this repeat.")
 
 
+class Checkpoint(BaseModel):
+    """The first repeat's validation utility part-way through training (search.pruning): what the pruning rule
+    compares (app/tuning/pruning.py), stored for every trial of a pruning job so later trials compare like
+    with like."""
+
+    step: int = Field(description="Steps trained when the utility was read (of `steps`).")
+    steps: int = Field(description="The trial's full step count.")
+    utility_validation: Estimate = Field(
+        description="Validation ROC-AUC at the checkpoint, with its Hanley-McNeil 95 % interval."
+    )
+    median: float | None = Field(
+        description="Median checkpoint utility of the job's earlier completed trials at the same step, which the "
+        "rule compared with; null during the warm-up."
+    )
+    compared: int = Field(description="Earlier completed trials at the same step.")
+    best_feasible: float | None = Field(
+        description="Checkpoint utility of the best feasible completed trial (never pruned at or above it)."
+    )
+    pruned: bool = Field(description="Whether the rule stopped the trial here.")
+    reason: str = Field(description="The rule's reading.")
+
+
 class TrialMeasurement(Utility):
     """What DP-SGD training at (clip, noise) measured, averaged over `repeats`; independent of the trade-off t.
     The utilities and attack_accuracy are means over the repeats; `games` is the first repeat's detail."""
@@ -193,6 +215,34 @@ class TrialMeasurement(Utility):
     steps: int = Field(description="Optimizer steps: epochs * ceil(n / batch_size).")
     sampling_rate: float = Field(description="Poisson sampling rate batch_size / n.")
     seconds: float = Field(description="Seconds the trial took (training and attacks, all repeats).")
+    checkpoint: Checkpoint | None = Field(
+        default=None,
+        description="The first repeat's validation utility at the pruning checkpoint; null when the job does not "
+        "prune (search.pruning 'none') or the model is a user's Keras model (never pruned).",
+    )
+
+
+class PrunedMeasurement(BaseModel):
+    """A trial the pruning rule stopped at its checkpoint: no attacks ran, and it is never recommended. Its
+    epsilon is its full configuration's (every step), never the truncated training's."""
+
+    clip: float = Field(description="Its clipping norm.")
+    noise: float = Field(description="Its noise multiplier.")
+    checkpoint: Checkpoint = Field(description="Where it was stopped, and why.")
+    epsilon: float | None = Field(
+        description="PLD epsilon at delta of the full configuration (all `steps`); null when noise is 0."
+    )
+    epsilon_rdp: float | None = Field(description="RDP epsilon at delta of the full configuration.")
+    delta: float = Field(description="The delta epsilon is computed at.")
+    steps: int = Field(description="The full configuration's optimizer steps (it trained checkpoint.step of them).")
+    sampling_rate: float = Field(description="Poisson sampling rate batch_size / n.")
+    seconds: float = Field(description="Seconds the trial took, to its checkpoint.")
+
+
+class PrunedTrial(PrunedMeasurement):
+    """A pruned trial of a job: counted in the budget, shown with its status, never recommended."""
+
+    index: int = Field(description="The trial's number in the job.")
 
 
 class Trial(TrialMeasurement):
@@ -413,6 +463,11 @@ class TuningResult(BaseModel):
     trials: list[Trial] = Field(description="Succeeded trials in index order.")
     pareto_front: list[int] = Field(description="Indices of trials no other trial beats on both utility and attack.")
     failed_trials: list[FailedTrial] = Field(default_factory=list, description="Trials that raised.")
+    pruned_trials: list[PrunedTrial] = Field(
+        default_factory=list,
+        description="Trials the pruning rule stopped at their checkpoint (search.pruning); counted in the budget, "
+        "never recommended.",
+    )
     stop_reason: str | None = Field(
         default=None, description="Why the search stopped: budget, time or grid_exhausted."
     )

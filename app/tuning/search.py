@@ -33,6 +33,9 @@ DEFAULT_OBJECTIVE_SE = 0.01
 MIN_TRIALS_FOR_MODEL = 3
 
 
+PruningRule = Literal["none", "median"]
+
+
 class SearchSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -65,6 +68,14 @@ class SearchSpec(BaseModel):
     )
     initial_points: int = Field(default=8, ge=1, le=1000, description="Space-filling (LHS) points before the GP.")
     parallelism: int = Field(default=1, ge=1, le=256, description="Trials of one job running at once.")
+    pruning: PruningRule = Field(
+        default="none",
+        description="none, or median: a trial of the built-in MLP whose validation ROC-AUC at half its steps is "
+        "more than one standard error below the median of the earlier completed trials' at the same step (after "
+        "4 completed trials, and never at or above the best feasible trial's) stops there, is stored as pruned, "
+        "counts in the budget and is never recommended (app/tuning/pruning.py). A user's Keras model is never "
+        "pruned.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> SearchSpec:

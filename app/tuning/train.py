@@ -282,7 +282,25 @@ def train_many(
     if spec.keras_json is not None:
         subsets = rows if rows is not None else [np.arange(len(x))] * len(seeds)
         return [_train_keras(spec, x[r], y[r], n_classes, dp, s) for r, s in zip(subsets, seeds, strict=True)]
-    trainer = DenseTrainer(
+    trainer = dense_trainer(spec, x, y, n_classes, dp, seeds, rows=rows, noise_source=noise_source)
+    trainer.train()
+    return dense_models(trainer, dp, noise_source)
+
+
+def dense_trainer(
+    spec: ModelSpec,
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int64],
+    n_classes: int,
+    dp: DPParams | None,
+    seeds: list[int],
+    *,
+    rows: list[npt.NDArray[np.int64]] | None = None,
+    noise_source: NoiseSource = "fast",
+) -> DenseTrainer:
+    """The built-in MLP's compiled loop, untrained, exactly as train_many builds it: train it in pieces
+    (train_until), read it between them (dense_models), and it ends where one train_many call would."""
+    return DenseTrainer(
         spec,
         x,
         y,
@@ -293,17 +311,23 @@ def train_many(
         noise=None if dp is None else [dp.noise] * len(seeds),
         noise_source=noise_source,
     )
+
+
+def dense_models(
+    trainer: DenseTrainer, dp: DPParams | None, noise_source: NoiseSource = "fast"
+) -> list[TrainedModel]:
+    """The trainer's K models as they stand now (after its last train_until)."""
     return [
         TrainedModel(
             outputs=weights.logits,
             weights=weights.arrays,
             from_logits=True,
-            n_classes=n_classes,
+            n_classes=trainer.n_classes,
             clipping="none" if dp is None else "single_pass",
-            steps=trainer.steps,
+            steps=trainer.state.next_step,
             noise_source=noise_source,
         )
-        for weights in trainer.train()
+        for weights in trainer.weights()
     ]
 
 

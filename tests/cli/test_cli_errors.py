@@ -73,3 +73,15 @@ def test_the_population_game_needs_an_external_set(tmp_path) -> None:  # type: i
     done = _run("tune", str(_noise_table(tmp_path)), "--label", "y", "--privacy-game", "population")
     assert done.returncode == 2
     assert "no_external_set" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_pruning_option_is_checked_and_reaches_the_search_spec(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import argparse
+
+    from app.cli import _search_spec
+
+    done = _run("tune", str(tmp_path / "absent.csv"), "--label", "y", "--pruning", "asha")
+    assert done.returncode == 2
+    assert "--pruning" in done.stderr and "'median'" in done.stderr and "Traceback" not in done.stderr
+    options = {"search": "bayes", "trials": 4, "seconds": None, "max_clip": 10.0, "max_noise": 10.0}
+    assert _search_spec(argparse.Namespace(**options, pruning="median")).pruning == "median"

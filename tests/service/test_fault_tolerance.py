@@ -234,6 +234,7 @@ def test_api_restarted_while_jobs_run(
                     "running": 0,
                     "total": n,
                     "failed": 0,
+                    "pruned": 0,
                     "baseline_done": True,
                 }
                 assert http.get(f"/v1/jobs/{job_id}/recommendation").status_code == 200

@@ -28,6 +28,7 @@ def test_upload_job_poll_recommendation(client: TestClient, settings: Settings, 
         "running": 0,
         "total": 3,
         "failed": 0,
+        "pruned": 0,
         "baseline_done": False,
     }
 
@@ -42,7 +43,14 @@ def test_upload_job_poll_recommendation(client: TestClient, settings: Settings, 
 
     polled = client.get(f"/v1/jobs/{job['id']}").json()
     assert polled["status"] == "succeeded", polled
-    assert polled["progress"] == {"done": 3, "running": 0, "total": 3, "failed": 0, "baseline_done": True}
+    assert polled["progress"] == {
+        "done": 3,
+        "running": 0,
+        "total": 3,
+        "failed": 0,
+        "pruned": 0,
+        "baseline_done": True,
+    }
     assert polled["baseline"]["utility_test"] > 0.5
     assert polled["elapsed_seconds"] > 0 and polled["eta_seconds"] is None
     members = polled["baseline"]["games"]["membership"]["members"]

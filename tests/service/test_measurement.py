@@ -186,7 +186,7 @@ class StubEngine:
         module.run_baseline = self.run_baseline  # type: ignore[attr-defined]
         module.check_baseline = self.check_baseline  # type: ignore[attr-defined]
         module.default_delta = lambda n: min(1e-5, 1 / (10 * n))  # type: ignore[attr-defined]
-        module.run_trial = self.run_trial  # type: ignore[attr-defined]
+        module.search_trial = self.search_trial  # type: ignore[attr-defined]
         module.space_for = self.space_for  # type: ignore[attr-defined]
         module.trial_seed = engine_trial_seed  # type: ignore[attr-defined]
         return module
@@ -213,7 +213,7 @@ class StubEngine:
         if not baseline.learns and not measurement.allow_weak_baseline:
             raise TuningError("baseline_not_learning", "the baseline does not learn", {})
 
-    def run_trial(
+    def search_trial(
         self,
         data: object,
         spec: object,
@@ -223,8 +223,9 @@ class StubEngine:
         delta: float,
         measurement: MeasurementSpec,
         seed: int = 0,
+        pruner: object = None,
     ) -> object:
-        self.calls.append(("run_trial", measurement))
+        self.calls.append(("search_trial", measurement))
         self.trial_seed = seed
         return make_measurement(clip, noise, delta=delta, measurement=measurement)
 
@@ -298,5 +299,5 @@ def test_the_executor_passes_the_measurement_to_trials(monkeypatch: pytest.Monke
     measured = _engine_executor(monkeypatch, stub).run_trial(
         _unit("trial", spec, delta=1e-5, trial_index=2, clip=1.0, noise=0.5)
     )
-    assert stub.calls == [("run_trial", spec)] and measured.measurement.repeats == 3
+    assert stub.calls == [("search_trial", spec)] and measured.measurement.repeats == 3
     assert stub.trial_seed == engine_trial_seed(0, 2) != 0  # trial i trains from trial_seed(seed, i), as in tune()

@@ -196,7 +196,7 @@ def test_a_failed_trial_is_recorded_and_counted(client: TestClient, settings: Se
     run_worker_until_done(client, settings, job_id, executor=FakeExecutor(fail_trials={1: ValueError("boom")}))
     job = client.get(f"/v1/jobs/{job_id}").json()
     assert job["status"] == "succeeded"
-    assert job["progress"] == {"done": 3, "running": 0, "total": 3, "failed": 1, "baseline_done": True}
+    assert job["progress"] == {"done": 3, "running": 0, "total": 3, "failed": 1, "pruned": 0, "baseline_done": True}
     assert job["failures"][0]["index"] == 1 and job["failures"][0]["error"] == "ValueError: boom"
     assert [t["index"] for t in client.get(f"/v1/jobs/{job_id}/trials").json()["items"]] == [0, 2]
 

@@ -175,4 +175,4 @@ def test_a_worker_killed_mid_trial_loses_nothing(
     assert rerun.attempts == 2 and rerun.worker == "rescuer"
     assert (rerun.clip, rerun.noise) == (killed.clip, killed.noise)  # the same trial, not a new one
     job = client.get(f"/v1/jobs/{job_id}").json()
-    assert job["progress"] == {"done": 3, "running": 0, "total": 3, "failed": 0, "baseline_done": True}
+    assert job["progress"] == {"done": 3, "running": 0, "total": 3, "failed": 0, "pruned": 0, "baseline_done": True}

@@ -56,7 +56,7 @@ def test_target_epsilon_tuning_calibrates_every_trial_and_confirms_the_choice() 
 
 
 def test_a_failed_trial_is_recorded_and_the_search_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = engine.run_trial
+    real = engine.search_trial
     calls = []
 
     def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -65,7 +65,7 @@ def test_a_failed_trial_is_recorded_and_the_search_goes_on(monkeypatch: pytest.M
             raise FloatingPointError("diverged")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "run_trial", flaky)
+    monkeypatch.setattr(engine, "search_trial", flaky)
     result = engine.tune(
         _data(),
         SPEC,
