@@ -357,17 +357,17 @@ def search_trial(
             )
             if decision.prune:
                 guarantee = accounted.result()
-            return PrunedMeasurement(
-                clip=clip,
-                noise=noise,
-                checkpoint=checkpoint,
-                epsilon=guarantee.epsilon,
-                epsilon_rdp=guarantee.epsilon_rdp,
-                delta=delta,
-                steps=steps,
-                sampling_rate=rate,
-                seconds=time.perf_counter() - start,
-            )
+                return PrunedMeasurement(
+                    clip=clip,
+                    noise=noise,
+                    checkpoint=checkpoint,
+                    epsilon=guarantee.epsilon,
+                    epsilon_rdp=guarantee.epsilon_rdp,
+                    delta=delta,
+                    steps=steps,
+                    sampling_rate=rate,
+                    seconds=time.perf_counter() - start,
+                )
             trainer.train_until(trainer.steps)
             first_target = dense_models(trainer, dp)[0]
         measured = [
