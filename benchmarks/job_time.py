@@ -111,7 +111,7 @@ def install(timers: ExclusiveTimers) -> None:
             setattr(owner, name, timers.wrap(category, getattr(owner, name)))
     functions = {
         "training": [train.train, getattr(train, "train_many", None), getattr(train, "_train_keras", None)],
-        "prediction": [train.keras_outputs],
+        "prediction": [getattr(train, "keras_outputs", None)],
         "attacks": [
             blackbox.blackbox_scores,
             calibrated.loss_scores,
