@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import numpy.typing as npt
@@ -327,62 +326,56 @@ def search_trial(
     n = len(data.y_members)
     rate = sampling_rate(n, spec.batch_size)
     steps = dp_sgd_steps(n, spec.batch_size, spec.epochs)
-    # The accountant (0.1-1 s of FFTs) runs on a thread beside training and attacks, which leave a core idle.
-    # It gives the full configuration's epsilon, for a pruned trial too: what training this point costs, not
-    # what a stopped run did.
-    with ThreadPoolExecutor(max_workers=1) as accountant:
-        accounted = accountant.submit(
-            dp_sgd_guarantee, sampling_rate=rate, noise_multiplier=noise, steps=steps, delta=delta
+    # The full configuration's epsilon, for a pruned trial too: what training this point costs, not what a
+    # stopped run did.
+    guarantee = dp_sgd_guarantee(sampling_rate=rate, noise_multiplier=noise, steps=steps, delta=delta)
+    first_target: TrainedModel | None = None
+    checkpoint: Checkpoint | None = None
+    if pruner is not None and spec.keras_json is None and steps > 1:
+        trainer = dense_trainer(spec, data.x_members, data.y_members, data.n_classes, dp, [seed])
+        step = checkpoint_step(trainer.steps)
+        trainer.train_until(step)
+        # Validation ROC-AUC with its Hanley-McNeil interval, as _utility measures it at the end.
+        utility_at = _auc_estimate(
+            dense_models(trainer, dp)[0].predict_proba(data.x_validation), data.y_validation, data.n_classes
         )
-        first_target: TrainedModel | None = None
-        checkpoint: Checkpoint | None = None
-        if pruner is not None and spec.keras_json is None and steps > 1:
-            trainer = dense_trainer(spec, data.x_members, data.y_members, data.n_classes, dp, [seed])
-            step = checkpoint_step(trainer.steps)
-            trainer.train_until(step)
-            # Validation ROC-AUC with its Hanley-McNeil interval, as _utility measures it at the end.
-            utility_at = _auc_estimate(
-                dense_models(trainer, dp)[0].predict_proba(data.x_validation), data.y_validation, data.n_classes
+        decision = decide(pruner, step, utility_at)
+        checkpoint = Checkpoint(
+            step=step,
+            steps=trainer.steps,
+            utility_validation=utility_at,
+            median=decision.median,
+            compared=decision.compared,
+            best_feasible=pruner.best_feasible,
+            pruned=decision.prune,
+            reason=decision.reason,
+        )
+        if decision.prune:
+            return PrunedMeasurement(
+                clip=clip,
+                noise=noise,
+                checkpoint=checkpoint,
+                epsilon=guarantee.epsilon,
+                epsilon_rdp=guarantee.epsilon_rdp,
+                delta=delta,
+                steps=steps,
+                sampling_rate=rate,
+                seconds=time.perf_counter() - start,
             )
-            decision = decide(pruner, step, utility_at)
-            checkpoint = Checkpoint(
-                step=step,
-                steps=trainer.steps,
-                utility_validation=utility_at,
-                median=decision.median,
-                compared=decision.compared,
-                best_feasible=pruner.best_feasible,
-                pruned=decision.prune,
-                reason=decision.reason,
-            )
-            if decision.prune:
-                guarantee = accounted.result()
-                return PrunedMeasurement(
-                    clip=clip,
-                    noise=noise,
-                    checkpoint=checkpoint,
-                    epsilon=guarantee.epsilon,
-                    epsilon_rdp=guarantee.epsilon_rdp,
-                    delta=delta,
-                    steps=steps,
-                    sampling_rate=rate,
-                    seconds=time.perf_counter() - start,
-                )
-            trainer.train_until(trainer.steps)
-            first_target = dense_models(trainer, dp)[0]
-        measured = [
-            _measure_once(
-                data,
-                spec,
-                dp,
-                measurement.reference_models,
-                delta,
-                seed + r * REPEAT_SEED_STRIDE,
-                first_target if r == 0 else None,
-            )
-            for r in range(measurement.repeats)
-        ]
-        guarantee = accounted.result()
+        trainer.train_until(trainer.steps)
+        first_target = dense_models(trainer, dp)[0]
+    measured = [
+        _measure_once(
+            data,
+            spec,
+            dp,
+            measurement.reference_models,
+            delta,
+            seed + r * REPEAT_SEED_STRIDE,
+            first_target if r == 0 else None,
+        )
+        for r in range(measurement.repeats)
+    ]
     repeat_values = [
         RepeatValues(
             utility_validation=u.utility_validation,
