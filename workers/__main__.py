@@ -27,7 +27,9 @@ def run_worker_process(settings: Settings, *, parent_pid: int | None = None) -> 
     database = Database(settings, application_name=f"dptune worker {worker_id}")
     upgrade_schema(database)  # a no-op when current; safe when many processes start at once
     remove_stale_temp_files(settings)  # a data set copy an interrupted fetch left
-    worker = Worker(database, settings, EngineExecutor(settings, database), worker_id=worker_id)
+    executor = EngineExecutor(settings, database)
+    executor.warm_up()
+    worker = Worker(database, settings, executor, worker_id=worker_id)
     worker.install_signal_handlers()
     if parent_pid is not None:
         _watch_parent(worker, parent_pid)

@@ -114,6 +114,20 @@ class EngineExecutor:
         self.blobs = blob_store(settings)
         self.cache = PreparedCache(settings.prepared_cache_size)
 
+    def warm_up(self) -> None:
+        """Import what the units run (the engine, ART's attacks, dp_accounting, skopt's search, scipy's intervals)
+        before the worker says it started: a worker that spends its first claim importing loses a job's short
+        trials to the workers already warm."""
+        import dp_accounting.pld.privacy_loss_distribution  # noqa: F401
+        import dp_accounting.rdp  # noqa: F401
+        import scipy.stats  # noqa: F401
+        import skopt  # noqa: F401
+        import skopt.learning  # noqa: F401
+
+        import app.tuning.attacks.blackbox  # noqa: F401
+        import app.tuning.engine  # noqa: F401
+        import app.tuning.final_model  # noqa: F401
+
     def prepared(self, unit: WorkUnit) -> tuple[PreparedData, PreparationReport]:
         ref = unit.dataset
         key: PreparedKey = (
@@ -149,12 +163,14 @@ class EngineExecutor:
         data, report = self.prepared(unit)
         spec = ModelSpec.model_validate(unit.model)
         delta = unit.requested_delta if unit.requested_delta is not None else default_delta(len(data.y_members))
-        space_for(SearchSpec.model_validate(unit.search), unit.guarantee, spec, len(data.y_members), delta)
+        space = space_for(SearchSpec.model_validate(unit.search), unit.guarantee, spec, len(data.y_members), delta)
         baseline = run_baseline(
             data, spec, unit.measurement, seed=unit.seed, delta=delta
         )  # as engine.tune() does, so the service gives the CLI's numbers
         check_baseline(baseline, unit.measurement)
-        return BaselineOutcome(baseline=baseline, delta=delta, preparation=report.model_dump(mode="json"))
+        return BaselineOutcome(
+            baseline=baseline, delta=delta, preparation=report.model_dump(mode="json"), space=space
+        )
 
     def run_trial(self, unit: WorkUnit) -> TrialOutcome | PrunedOutcome:
         """Trial i trains from trial_seed(seed, i), as in engine.tune(), through the same search_trial (and its

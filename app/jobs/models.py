@@ -98,6 +98,8 @@ class JobRecord(Base):
     baseline: Mapped[dict[str, Any] | None] = mapped_column(JsonText)  # app.tuning.results.Baseline
     delta: Mapped[float | None] = mapped_column(Float)  # requested_delta or default_delta(n), set with the baseline
     preparation: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # PreparationReport of the split
+    # app.tuning.search.SearchSpace, set with the baseline: its noise floor costs seconds of accounting to compute
+    search_space: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     baseline_worker: Mapped[str | None] = mapped_column(String(128))
     baseline_lease_token: Mapped[str | None] = mapped_column(String(36))
     baseline_lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

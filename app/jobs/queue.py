@@ -136,9 +136,10 @@ class BaselineOutcome:
     baseline: Baseline
     delta: float
     preparation: dict[str, Any]
+    space: SearchSpace | None = None  # the guarantee's search space at this delta, when the executor computed it
 
     def complete(self, session: Session, unit: WorkUnit, now: datetime) -> bool:
-        return complete_baseline(session, unit, self.baseline, self.delta, self.preparation, now)
+        return complete_baseline(session, unit, self.baseline, self.delta, self.preparation, now, self.space)
 
 
 @dataclass(frozen=True)
@@ -385,7 +386,13 @@ def release(session: Session, unit: WorkUnit, now: datetime) -> None:
 
 
 def complete_baseline(
-    session: Session, unit: WorkUnit, baseline: Baseline, delta: float, preparation: dict[str, Any], now: datetime
+    session: Session,
+    unit: WorkUnit,
+    baseline: Baseline,
+    delta: float,
+    preparation: dict[str, Any],
+    now: datetime,
+    space: SearchSpace | None = None,
 ) -> bool:
     job = repository.lock_job_by_baseline_token(session, unit.lease_token)
     if job is None:
@@ -393,6 +400,7 @@ def complete_baseline(
     job.baseline = baseline.model_dump(mode="python")
     job.delta = delta
     job.preparation = preparation
+    job.search_space = None if space is None else space.model_dump(mode="json")
     job.stage = JobStage.search.value
     job.baseline_finished_at = now
     job.baseline_lease_token = None
@@ -674,8 +682,11 @@ def search_members(job: JobRecord) -> int:
 
 
 def job_space(job: JobRecord) -> SearchSpace:
-    """The space the job's guarantee allows at the search data's sampling rate and steps."""
+    """The space the job's guarantee allows at the search data's sampling rate and steps: as stored with the
+    baseline, or computed (seconds of accounting) for a job from before it was stored."""
     assert job.delta is not None
+    if job.search_space is not None:
+        return SearchSpace.model_validate(job.search_space)
     return space_for(
         SearchSpec.model_validate(job.search),
         job_guarantee(job),

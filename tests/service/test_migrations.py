@@ -12,7 +12,7 @@ import app.owners.models  # noqa: F401  (the models register their tables on Bas
 from app.db import Base, Database, upgrade_schema
 from app.settings import Settings
 
-HEAD = "0006"
+HEAD = "0007"
 
 
 # Columns that 0002 (owner_id) and 0004 (tune_dataset_id, finish_attempts) add in place on SQLite, where

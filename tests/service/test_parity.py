@@ -9,6 +9,8 @@ from fastapi.testclient import TestClient
 from app.datasets.features import prepare_dataset
 from app.datasets.splits import RandomSplit
 from app.datasets.tables import read_table
+from app.db import Database
+from app.jobs.models import JobRecord
 from app.settings import Settings
 from app.tuning.engine import tune
 from app.tuning.model_spec import ModelSpec
@@ -19,7 +21,7 @@ from tests.service.helpers import run_worker_until_done, upload_tiny
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_service_matches_tune(client: TestClient, settings: Settings) -> None:
+def test_service_matches_tune(client: TestClient, settings: Settings, database: Database) -> None:
     dataset = upload_tiny(client)
     search = {"method": "bayes", "trials": 3, "initial_points": 2}  # the third point comes from the GP
     # The tiny model at seed 3 fails the baseline gate; both sides are told to tune anyway (the flag's path too).
@@ -45,6 +47,11 @@ def test_service_matches_tune(client: TestClient, settings: Settings) -> None:
     assert served["baseline"]["utility_test"] == pytest.approx(local.baseline.utility_test, abs=1e-9)
     assert served["baseline"]["attack_accuracy"] == pytest.approx(local.baseline.attack_accuracy, abs=1e-9)
     assert served["delta"] == pytest.approx(local.delta)
+    # The search space is stored with the baseline (its noise floor is seconds of accounting), and is tune()'s.
+    with database.reading() as session:
+        record = session.get(JobRecord, job["id"])
+        assert record is not None and record.search_space is not None
+    assert served["search_space"] == local.search_space.model_dump(mode="json") == record.search_space
     for mine, theirs in zip(served["trials"], local.trials, strict=True):
         assert (mine["clip"], mine["noise"]) == pytest.approx((theirs.clip, theirs.noise), abs=1e-9)
         assert mine["objective"] == pytest.approx(theirs.objective, abs=1e-9)

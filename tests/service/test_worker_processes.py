@@ -62,13 +62,14 @@ class WorkerProcess:
             self.process.wait(timeout=30)
 
 
-def _wait_for(condition: Callable[[], bool], seconds: float, message: str) -> None:
+def _wait_for(condition: Callable[[], bool], seconds: float, message: str | Callable[[], str]) -> None:
+    """Wait for the condition; on timeout, fail with the message (a callable is read then, with the state)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.05)
-    raise AssertionError(message)
+    raise AssertionError(message if isinstance(message, str) else message())
 
 
 @pytest.fixture
@@ -103,7 +104,9 @@ def _status(client: TestClient, job_id: str) -> str:
 def test_two_workers_share_one_job(
     client: TestClient, settings: Settings, database: Database, spawn: Callable[..., WorkerProcess]
 ) -> None:
-    dataset = upload_tiny(client)
+    # More rows than the tiny job's, for trials of seconds: a claim conflicts when the job's trials change before
+    # it inserts (queue.insert_trial), so with sub-second trials "both busy" would hang on a race.
+    dataset = upload_tiny(client, rows=3000)
     first = spawn("w1", settings, DPTUNE_STOP_GRACE_SECONDS="60")
     second = spawn("w2", settings)
     first.wait_started()
@@ -121,7 +124,14 @@ def test_two_workers_share_one_job(
     def both_busy() -> bool:
         return {t.worker for t in _trials(database, job_id) if t.status == "running"} == {"w1", "w2"}
 
-    _wait_for(both_busy, JOB_SECONDS, f"never both busy:\n{first.tail()}\n{second.tail()}")
+    _wait_for(
+        both_busy,
+        JOB_SECONDS,
+        lambda: (
+            f"never both busy: job {_status(client, job_id)}, trials "
+            f"{[(t.trial_index, t.status, t.worker) for t in _trials(database, job_id)]}\n{first.tail()}\n{second.tail()}"
+        ),
+    )
     # SIGTERM to a busy worker: it finishes its trial, writes it, and exits cleanly.
     busy_with = next(t.trial_index for t in _trials(database, job_id) if t.worker == "w1" and t.status == "running")
     first.process.send_signal(signal.SIGTERM)
