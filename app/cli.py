@@ -17,7 +17,15 @@ if TYPE_CHECKING:  # the commands import these lazily, so `dptune --help` loads 
     from app.tuning.model_spec import ModelSpec
     from app.tuning.prepared import PreparedData
     from app.tuning.recommendation import TuneSource
-    from app.tuning.results import AttackScores, Estimate, GuaranteeSpec, MeasurementSpec, Trial, TuningResult
+    from app.tuning.results import (
+        AttackScores,
+        Estimate,
+        GuaranteeSpec,
+        MeasurementSpec,
+        PrunedTrial,
+        Trial,
+        TuningResult,
+    )
     from app.tuning.search import SearchSpec
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide TensorFlow's C++ start-up noise on CPU machines
@@ -611,15 +619,15 @@ def _tune_and_report(
     if args.report:
         _write_report(result, args.report)
     if args.csv:
-        _write_trials_csv(args.csv, result.trials)
+        _write_trials_csv(args.csv, result.trials, result.pruned_trials)
     return 0
 
 
-def _write_trials_csv(path: Path, trials: Sequence[Trial]) -> None:
-    from app.tuning.trials_csv import trials_csv
+def _write_trials_csv(path: Path, trials: Sequence[Trial], pruned: Sequence[PrunedTrial]) -> None:
+    from app.tuning.trials_csv import result_trials_csv
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(trials_csv(trials))
+    path.write_text(result_trials_csv(trials, pruned))
     print(f"wrote {path}", file=sys.stderr)
 
 

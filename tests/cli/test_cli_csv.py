@@ -1,5 +1,5 @@
 """dptune tune --csv writes the engine's trials with the columns GET /v1/jobs/{id}/trials?format=csv has
-(app.tuning.trials_csv), one row per trial, values equal to the --json result's trials."""
+(app.tuning.trials_csv), one row per trial with its status, values equal to the --json result's trials."""
 
 import csv
 import json
@@ -36,7 +36,8 @@ def test_tune_writes_the_trials_as_csv(tmp_path) -> None:  # type: ignore[no-unt
         rows = list(reader)
     assert len(rows) == len(trials) == 2
     expected = [flatten(trial) for trial in trials]
-    assert reader.fieldnames == list(expected[0])
+    assert reader.fieldnames == [*expected[0], "status"]  # after the trial's fields, as the API's TrialRead
+    assert [row["status"] for row in rows] == ["succeeded", "succeeded"]
     assert {"index", "clip", "noise", "objective", "epsilon", "repeat_values.0.utility_test"} <= set(expected[0])
     for row, values in zip(rows, expected, strict=True):
         mismatched = {name: (row[name], value) for name, value in values.items() if not same(row[name], value)}

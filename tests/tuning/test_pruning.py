@@ -4,6 +4,9 @@ engine.tune: counted in the budget, never recommended, with its full configurati
 
 from __future__ import annotations
 
+import csv
+import io
+
 import numpy as np
 import pytest
 
@@ -22,6 +25,7 @@ from app.tuning.pruning import (
 from app.tuning.results import Checkpoint, Estimate, GuaranteeSpec, PrunedMeasurement, TrialMeasurement
 from app.tuning.search import SearchSpec
 from app.tuning.train import DPParams, dense_models, dense_trainer, train
+from app.tuning.trials_csv import result_trials_csv
 from tests.tuning.test_engine import FAST, SPEC, _data
 
 STEP = 20
@@ -210,6 +214,17 @@ def test_tune_counts_pruned_trials_in_the_budget_and_never_recommends_them(monke
         assert p.epsilon == full.epsilon
     # The pruned points are distinct suggestions: the search moved on past them (a failed trial's penalty).
     assert len({(p.clip, p.noise) for p in result.pruned_trials}) == 3
+    # `dptune tune --csv` lists them in index order with their status, as the API's CSV does.
+    rows = list(csv.DictReader(io.StringIO(result_trials_csv(result.trials, result.pruned_trials))))
+    assert [(row["index"], row["status"]) for row in rows] == [
+        ("0", "succeeded"),
+        ("1", "succeeded"),
+        ("2", "pruned"),
+        ("3", "pruned"),
+        ("4", "pruned"),
+    ]
+    assert [row["objective"] for row in rows[2:]] == ["", "", ""] and all(row["objective"] for row in rows[:2])
+    assert rows[2]["checkpoint.pruned"] == "true" and rows[0]["checkpoint.pruned"] == "false"
 
 
 def test_pruning_is_off_by_default_and_a_bad_rule_is_refused() -> None:
