@@ -2,14 +2,16 @@
 
     python benchmarks/recommendation_choice.py [--searches 5] [--trials 12] [--remeasure 3] [--out FILE]
 
-On the built-in synthea-covid data (demo settings, budget mode max_epsilon 10, membership game, K = 2 to keep it
-affordable), each of `--searches` Bayesian searches (seeds 0..S-1) runs `--trials` trials through the product's
-search step. From the same trials, two rules choose:
+On the built-in synthea-covid data with the demo's settings (SGD at learning rate 0.1, budget mode max_epsilon 10,
+membership game, K = 4 per trial and 16 for the baseline), each of `--searches` Bayesian searches (seeds
+0..S-1) runs `--trials` trials through the product's search step. From the same trials, three rules choose:
 - best_observed: the trial with the highest single measured objective (dptune before recommendation v2);
-- posterior_mean: recommendation.choose (the GP's best posterior mean, then the lowest epsilon within one SE).
+- posterior_mean: recommendation.choose (the GP's best posterior mean, then the lowest epsilon within one SE);
+- posterior_mean_unbounded_noise: the same before the GP's noise ceiling (the trials' sampling SEs withheld,
+  so the GP may call any spread noise).
 Each chosen point is then measured again on `--remeasure` fresh seeds; their mean objective is the point's "true"
-objective. The script prints, per search and as the median over searches, both rules' true objectives, their
-paired difference, and how far each rule's own (search-time) figure was from the truth.
+objective. The script prints, per search and over searches, the rules' true objectives, their paired
+differences, and how far each rule's own (search-time) figure was from the truth.
 
 The stored reproduction trials (docs/results/reproduction-*-trials.json) cannot serve as the truth here: they were
 measured before measurement v2, on the 2,420-patient generator, with the population game.
@@ -24,10 +26,12 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from unittest.mock import patch
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+RULES = ("best_observed", "posterior_mean", "posterior_mean_unbounded_noise")
 
 
 def main() -> None:
@@ -45,20 +49,26 @@ def main() -> None:
     args = parser.parse_args()
     stored = json.loads(args.out.read_text()) if args.reuse and args.out.exists() else {}
 
+    from app.cli import DEMO_LEARNING_RATE
     from app.datasets import BUILTIN_DATASETS, prepare_dataset
+    from app.tuning import recommendation
     from app.tuning.accounting import default_delta
     from app.tuning.engine import run_baseline, run_trial, space_for, trial_seed
     from app.tuning.model_spec import ModelSpec
     from app.tuning.objective import score
     from app.tuning.recommendation import choose, observations
     from app.tuning.results import GuaranteeSpec, MeasurementSpec, Trial
-    from app.tuning.search import SearchSpec, search_step
+    from app.tuning.search import Observation, SearchSpec, search_step
 
     started = time.perf_counter()
     builtin = BUILTIN_DATASETS["synthea-covid"]
     data, _ = prepare_dataset(builtin.load(0), label=builtin.label, split=builtin.default_split, seed=0)
-    spec, search, guarantee = ModelSpec(), SearchSpec(trials=args.trials), GuaranteeSpec()
-    measurement = MeasurementSpec(reference_models=2, audit_reference_models=2)
+    spec, search, guarantee = (
+        ModelSpec(learning_rate=DEMO_LEARNING_RATE),
+        SearchSpec(trials=args.trials),
+        GuaranteeSpec(),
+    )
+    measurement = MeasurementSpec()  # the demo's: K = 4 per trial, 16 for the baseline's audit
     delta = default_delta(len(data.y_members))
     space = space_for(search, guarantee, spec, len(data.y_members), delta)
     baseline = run_baseline(data, spec, measurement, seed=0, delta=delta)
@@ -86,6 +96,21 @@ def main() -> None:
             truth_cache[key] = score(measured, baseline, 0.5, 0).objective
         return truth_cache[key]
 
+    def unbounded(trials: list[Trial]) -> list[Observation]:
+        """The trials as the GP saw them before its noise ceiling (no sampling SEs: the noise is unbounded)."""
+        return [Observation(o.point, o.objective, o.objective_se) for o in observations(trials)]
+
+    def entry(trial: Trial, posterior_mean: float | None) -> dict[str, float | int | None]:
+        return {
+            "index": trial.index,
+            "clip": trial.clip,
+            "noise": trial.noise,
+            "epsilon": trial.epsilon,
+            "search_objective": trial.objective,
+            "posterior_mean": posterior_mean,
+            "true_objective": true_objective((trial.clip, trial.noise)),
+        }
+
     rows, searches = [], {}
     for seed in range(args.searches):
         trials = [Trial.model_validate(t) for t in stored.get("searches", {}).get(str(seed), [])]
@@ -96,57 +121,50 @@ def main() -> None:
             trials.append(score(measured, baseline, 0.5, len(trials)))
         searches[str(seed)] = [t.model_dump(mode="json") for t in trials]
         observed = max(trials, key=lambda t: (t.objective, -t.index))
-        choice = choose(trials, baseline, 0.5, space, guarantee, seed)
-        assert choice.trial is not None and choice.selection is not None
-        chosen = choice.trial
-        row = {
-            "seed": seed,
-            "best_observed": {
-                "index": observed.index,
-                "clip": observed.clip,
-                "noise": observed.noise,
-                "epsilon": observed.epsilon,
-                "search_objective": observed.objective,
-                "true_objective": true_objective((observed.clip, observed.noise)),
-            },
-            "posterior_mean": {
-                "index": chosen.index,
-                "clip": chosen.clip,
-                "noise": chosen.noise,
-                "epsilon": chosen.epsilon,
-                "search_objective": chosen.objective,
-                "posterior_mean": choice.selection.posterior_mean,
-                "true_objective": true_objective((chosen.clip, chosen.noise)),
-            },
-        }
+        row: dict[str, object] = {"seed": seed, "best_observed": entry(observed, None)}
+        for rule, observe in (("posterior_mean", observations), ("posterior_mean_unbounded_noise", unbounded)):
+            with patch.object(recommendation, "observations", observe):
+                choice = choose(trials, baseline, 0.5, space, guarantee, seed)
+            assert choice.trial is not None and choice.selection is not None
+            row[rule] = entry(choice.trial, choice.selection.posterior_mean)
         rows.append(row)
         print(
-            f"seed {seed}: best observed #{observed.index} (eps {observed.epsilon:.2f}) search "
-            f"{observed.objective:+.4f} true {row['best_observed']['true_objective']:+.4f} | posterior #{chosen.index} "
-            f"(eps {chosen.epsilon:.2f}) search {chosen.objective:+.4f} posterior {choice.selection.posterior_mean:+.4f}"
-            f" true {row['posterior_mean']['true_objective']:+.4f}",
+            f"seed {seed}: "
+            + " | ".join(
+                f"{rule} #{row[rule]['index']} (eps {row[rule]['epsilon']:.2f}) search "  # type: ignore[index]
+                f"{row[rule]['search_objective']:+.4f} true {row[rule]['true_objective']:+.4f}"  # type: ignore[index]
+                for rule in RULES
+            ),
             flush=True,
         )
 
     def median(rule: str, key: str) -> float:
-        return statistics.median(r[rule][key] for r in rows)
+        return statistics.median(r[rule][key] for r in rows)  # type: ignore[index]
+
+    def own_figure(rule: str, r: dict) -> float:
+        return r[rule]["search_objective"] if rule == "best_observed" else r[rule]["posterior_mean"]
 
     summary = {
-        "median_true_objective": {
-            rule: median(rule, "true_objective") for rule in ("best_observed", "posterior_mean")
+        "median_true_objective": {rule: median(rule, "true_objective") for rule in RULES},
+        "mean_true_objective": {
+            rule: statistics.mean(r[rule]["true_objective"] for r in rows)
+            for rule in RULES  # type: ignore[index]
         },
-        "median_paired_difference": statistics.median(
-            r["posterior_mean"]["true_objective"] - r["best_observed"]["true_objective"] for r in rows
-        ),
+        "worst_true_objective": {
+            rule: min(r[rule]["true_objective"] for r in rows)
+            for rule in RULES  # type: ignore[index]
+        },
+        "median_paired_difference_vs_best_observed": {
+            rule: statistics.median(
+                r[rule]["true_objective"] - r["best_observed"]["true_objective"]
+                for r in rows  # type: ignore[index]
+            )
+            for rule in RULES[1:]
+        },
         "median_optimism": {  # how much the rule's own figure over-states the truth
-            "best_observed": statistics.median(
-                r["best_observed"]["search_objective"] - r["best_observed"]["true_objective"] for r in rows
-            ),
-            "posterior_mean": statistics.median(
-                r["posterior_mean"]["posterior_mean"] - r["posterior_mean"]["true_objective"] for r in rows
-            ),
+            rule: statistics.median(own_figure(rule, r) - r[rule]["true_objective"] for r in rows) for rule in RULES
         },
-        "median_epsilon": {rule: median(rule, "epsilon") for rule in ("best_observed", "posterior_mean")},
+        "median_epsilon": {rule: median(rule, "epsilon") for rule in RULES},
     }
     out = {
         "command": " ".join(["python", *sys.argv]),

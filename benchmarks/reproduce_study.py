@@ -69,7 +69,6 @@ from app.tuning.search import (  # noqa: E402
     SearchSpec,
     grid_points,
     objective_model,
-    objective_noise,
     scored_observations,
     search_step,
 )
@@ -411,7 +410,7 @@ def fit_grid_model(space: SearchSpace, trials: Sequence[Trial], seed: int = 0) -
     observed = observations(trials)
     scored = scored_observations(observed)
     losses = np.asarray([-o for _, o in scored], dtype=np.float64)
-    model = objective_model(space, list(losses), objective_noise(observed), seed)
+    model = objective_model(space, list(losses), observed, seed)
     grid = GridModel(space, model, Space(normalize_dimensions(space.dimensions())), 0.0, 0.0, (0.0, 0.0), len(scored))
     x = grid._x([p for p, _ in scored])
     with warnings.catch_warnings():

@@ -209,7 +209,10 @@ def observations(
     What is known is that its utility was clearly below the median trial's, so its objective is in the lower
     half; the worst objective seen is the conservative reading of "move away from here", the same the search
     already gives a point that failed, and it keeps grid and random search moving on past it."""
-    rows = [(t.index, Observation((t.clip, t.noise), t.objective, t.objective_se)) for t in trials]
+    rows = [
+        (t.index, Observation((t.clip, t.noise), t.objective, t.objective_se, t.objective_sampling_se))
+        for t in trials
+    ]
     rows += [(f.index, Observation((f.clip, f.noise), None)) for f in failed]
     rows += [(p.index, Observation((p.clip, p.noise), None)) for p in pruned]
     return [o for _, o in sorted(rows, key=lambda row: row[0])]

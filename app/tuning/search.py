@@ -29,6 +29,9 @@ MAX_GRID_POINTS = 1_000_000
 # One trial's objective has an SD of 0.010-0.014 over seeds on the study's data (DESIGN.md); the Gaussian
 # process's noise floor when trials have no repeats to give a standard error of their own.
 DEFAULT_OBJECTIVE_SE = 0.01
+# The GP's learned noise may reach this multiple of the trials' sampling SE (records only) and no more: seeds add
+# training noise to it (benchmarks/recommendation_choice.py measures both).
+NOISE_CEILING_PER_SAMPLING_SE = 1.5
 # Fewer finished trials than this give the Gaussian process nothing to smooth: the best observation is used.
 MIN_TRIALS_FOR_MODEL = 3
 
@@ -180,11 +183,13 @@ def search_space(
 
 @dataclass(frozen=True)
 class Observation:
-    """A finished trial as the search sees it: its objective (None: it failed) and that objective's SE."""
+    """A finished trial as the search sees it: its objective (None: it failed), that objective's SE over repeats,
+    and its SE from the records measured."""
 
     point: Point
     objective: float | None
     objective_se: float | None = None
+    sampling_se: float | None = None  # the objective's SE from the records measured (objective_sampling_se)
 
 
 @dataclass(frozen=True)
@@ -274,20 +279,34 @@ def objective_noise(observed: Sequence[Observation]) -> float:
     return float(math.sqrt(np.mean(np.square(errors)))) if errors else DEFAULT_OBJECTIVE_SE
 
 
-def objective_model(space: SearchSpace, losses: Sequence[float], noise_se: float, seed: int) -> Any:
+def objective_noise_ceiling(observed: Sequence[Observation]) -> float | None:
+    """The most noise the GP may assume: NOISE_CEILING_PER_SAMPLING_SE times the root mean square of the trials'
+    sampling SEs; None when no trial has one."""
+    errors = [o.sampling_se for o in observed if o.sampling_se is not None and o.sampling_se > 0]
+    return NOISE_CEILING_PER_SAMPLING_SE * float(math.sqrt(np.mean(np.square(errors)))) if errors else None
+
+
+def objective_model(space: SearchSpace, losses: Sequence[float], observed: Sequence[Observation], seed: int) -> Any:
     """skopt's GP (Matern 5/2 with a learned amplitude, as its "GP" default) plus a white-noise term whose
-    level is learned but never below the measured standard error: the objective is noisy, and a GP that
-    interpolates single draws recommends lucky ones. skopt fits on normalised targets, so the floor is
-    scaled by their variance."""
+    level is learned between two measured bounds: never below the repeats' standard error (the objective is
+    noisy, and a GP that interpolates single draws recommends lucky ones), and never above
+    objective_noise_ceiling (a GP free to call every difference noise fits a flat surface on a dozen rough
+    trials, and its one-SE set then holds nearly all of them). skopt fits on normalised targets, so both
+    bounds are scaled by the targets' variance."""
     from skopt.learning import GaussianProcessRegressor
     from skopt.learning.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
     n_dims = len(space.dimensions())
     variance = float(np.var(losses)) if len(losses) > 1 else 0.0
+    noise_se, ceiling = objective_noise(observed), objective_noise_ceiling(observed)
     floor = min(max(noise_se**2 / variance, 1e-6), 1e3) if variance > 0 else 1e-2
+    if ceiling is not None and variance > 0:
+        top = max(ceiling**2 / variance, floor * 1.01)
+    else:
+        top = max(10.0, 10 * floor)
     kernel = ConstantKernel(1.0, (0.01, 1000.0)) * Matern(
         length_scale=np.ones(n_dims), length_scale_bounds=[(0.01, 100.0)] * n_dims, nu=2.5
-    ) + WhiteKernel(noise_level=floor, noise_level_bounds=(floor, max(10.0, 10 * floor)))
+    ) + WhiteKernel(noise_level=floor, noise_level_bounds=(floor, top))
     return GaussianProcessRegressor(
         kernel=kernel, normalize_y=True, noise="gaussian", n_restarts_optimizer=2, random_state=seed
     )
@@ -304,7 +323,7 @@ def _bayes_suggest(
     noise_se = objective_noise(observed)
     optimizer = Optimizer(
         dimensions=space.dimensions(),
-        base_estimator=objective_model(space, losses, noise_se, seed),
+        base_estimator=objective_model(space, losses, observed, seed),
         acq_func="EI",
         # EI's exploration in objective units: skopt's fixed 0.01 is twice the best objective on the study's
         # grid; one standard error of the objective is the improvement worth looking for.
@@ -349,7 +368,7 @@ def posterior_at(space: SearchSpace, observed: Sequence[Observation], seed: int)
     transformed = Space(normalize_dimensions(space.dimensions()))
     x = transformed.transform([space.to_values(p) for p, _ in scored])
     losses = np.asarray([-o for _, o in scored], dtype=np.float64)
-    model = objective_model(space, list(losses), objective_noise(observed), seed)
+    model = objective_model(space, list(losses), observed, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings at a bound of the kernel's hyperparameters
         model.fit(x, losses)

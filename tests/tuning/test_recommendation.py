@@ -12,7 +12,14 @@ from app.tuning.errors import TuningError
 from app.tuning.objective import score
 from app.tuning.recommendation import choose, mean_interval
 from app.tuning.results import GuaranteeSpec
-from app.tuning.search import Observation, SearchSpace, SearchSpec, posterior_at, search_space
+from app.tuning.search import (
+    NOISE_CEILING_PER_SAMPLING_SE,
+    Observation,
+    SearchSpace,
+    SearchSpec,
+    posterior_at,
+    search_space,
+)
 from tests.factories import baseline as _baseline
 from tests.factories import measurement as _measurement
 
@@ -127,6 +134,43 @@ def test_the_gp_never_assumes_less_noise_than_measured() -> None:
     posterior = posterior_at(FIXED, observed, seed=0)
     assert posterior is not None and posterior.noise_se >= 0.02 * 0.999
     assert posterior_at(FIXED, observed[:2], seed=0) is None  # too few points for a model
+
+
+# The README demo's 12 trials (seed 0, 2026-12-06): clip, noise, objective, its sampling SE. Free to learn any
+# noise level, the GP called the objective's noise 0.051 (1.9x the sampling SE; the recommended point's
+# confirmation measured 0.026 over seeds), flattened the surface, and its one-SE set held 5 of the 12 trials,
+# down to #1 (objective -0.109 against the leader #8's -0.044): the job recommended #1, whose confirmed test
+# AUC was 0.495.
+DEMO_TRIALS = [
+    (1.757, 5.374, -0.2174, 0.0248),
+    (0.3791, 2.037, -0.1090, 0.0277),
+    (2.549, 1.436, -0.0693, 0.0269),
+    (0.8238, 8.075, -0.1248, 0.0276),
+    (9.421, 4.088, -0.1385, 0.0275),
+    (3.754, 9.568, -0.1155, 0.0277),
+    (0.1881, 7.472, -0.1721, 0.0268),
+    (0.1029, 4.636, -0.2091, 0.0251),
+    (10.0, 0.6368, -0.0436, 0.0261),
+    (0.1, 0.6368, -0.1252, 0.0277),
+    (10.0, 1.559, -0.1826, 0.0264),
+    (0.3658, 10.0, -0.2263, 0.0240),
+]
+
+
+def test_the_gp_never_assumes_more_noise_than_the_records_and_seeds_give() -> None:
+    space = SearchSpace(min_clip=0.1, max_clip=10.0, min_noise=0.6368, max_noise=10.0)
+    observed = [Observation((c, z), o, None, se) for c, z, o, se in DEMO_TRIALS]
+    posterior = posterior_at(space, observed, seed=0)
+    assert posterior is not None
+    rms_sampling_se = math.sqrt(np.mean([se**2 for *_, se in DEMO_TRIALS]))
+    assert posterior.noise_se <= NOISE_CEILING_PER_SAMPLING_SE * rms_sampling_se * 1.001
+    leader = int(np.argmax(posterior.means))
+    assert leader == 8
+    # Trial #1 lies 2.4 sampling SEs below the leader: not within one posterior SE of it.
+    assert posterior.means[1] < posterior.means[leader] - posterior.stds[leader]
+    # Without sampling SEs the GP's noise is bounded by the objective's spread alone, as before.
+    unbounded = posterior_at(space, [Observation(o.point, o.objective) for o in observed], seed=0)
+    assert unbounded is not None and unbounded.noise_se > posterior.noise_se
 
 
 def test_confirmation_intervals_are_student_t_over_the_repeats() -> None:
