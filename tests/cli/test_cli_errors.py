@@ -6,6 +6,7 @@ import sys
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -50,6 +51,7 @@ def _noise_table(tmp_path, rows: int = 800):  # type: ignore[no-untyped-def]
     return path
 
 
+@pytest.mark.slow
 def test_a_baseline_that_does_not_learn_fails_in_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
     done = _run(
         "tune",
@@ -69,6 +71,7 @@ def test_a_baseline_that_does_not_learn_fails_in_one_line(tmp_path) -> None:  # 
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_the_population_game_needs_an_external_set(tmp_path) -> None:  # type: ignore[no-untyped-def]
     done = _run("tune", str(_noise_table(tmp_path)), "--label", "y", "--privacy-game", "population")
     assert done.returncode == 2

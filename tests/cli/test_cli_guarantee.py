@@ -44,6 +44,7 @@ def test_bad_guarantee_options_fail_before_reading_data(tmp_path, capsys, option
     assert message in err and "Traceback" not in err and "absent.csv" not in err
 
 
+@pytest.mark.slow
 def test_tune_on_a_proxy_reads_the_private_data_once_for_the_final_model(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import app.datasets
 

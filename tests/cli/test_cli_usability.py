@@ -98,6 +98,7 @@ def test_argument_errors_come_before_tensorflow_loads(args: list[str], message: 
     assert "Traceback" not in done.stderr and "Warning" not in done.stderr
 
 
+@pytest.mark.slow
 def test_no_library_warnings_on_the_terminal(tmp_path: Path) -> None:
     """A run that loads the engine (TensorFlow, TensorFlow Privacy, ART) and stops at its first check: the
     user's terminal shows dptune's own lines only, not ART's 'PyTorch not found' or TensorFlow's log lines."""

@@ -218,6 +218,7 @@ def test_sign_in_start_a_job_watch_it_and_read_its_report(chromium: str, live_se
     print(f"browser test: {time.monotonic() - started:.1f} s, statuses {statuses}, {len(figures)} figures")
 
 
+@pytest.mark.slow
 def test_api_docs_render_with_no_external_request(chromium: str, app_server: LiveServer) -> None:
     from playwright.sync_api import sync_playwright
 

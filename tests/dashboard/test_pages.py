@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.db import Database
@@ -145,6 +146,7 @@ def test_the_job_form_shows_validation_errors_and_starts_a_job(
     assert job_id[:8] in listing and 'class="status queued"' in listing
 
 
+@pytest.mark.slow
 def test_the_job_page_after_the_job_ran(client: TestClient, settings: Settings) -> None:
     anonymous, key = browser(client)
     token = sign_in(anonymous, key)

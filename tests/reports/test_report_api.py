@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.db import Database
@@ -33,6 +34,7 @@ def _figures(page: str) -> int:
     return len(re.findall(r"<img |<svg", page))
 
 
+@pytest.mark.slow
 def test_a_succeeded_jobs_report_is_self_contained_and_only_its_owners(
     client: TestClient, settings: Settings
 ) -> None:
@@ -60,6 +62,7 @@ def test_a_succeeded_jobs_report_is_self_contained_and_only_its_owners(
     assert client.get(f"/v1/jobs/{job_id}/report", headers={"Authorization": ""}).status_code == 401
 
 
+@pytest.mark.slow
 def test_a_running_jobs_report_shows_what_exists_so_far(
     client: TestClient, settings: Settings, database: Database
 ) -> None:

@@ -12,6 +12,7 @@ from app import cli
 from tests.cli.test_cli_guarantee import TINY_TUNE_OPTIONS, _table
 
 
+@pytest.mark.slow
 def test_tune_writes_the_report_and_report_redraws_it_from_the_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -45,6 +45,7 @@ def test_a_full_result_has_six_inline_figures_and_the_whole_card() -> None:
     assert card.count("<li>") == len(rec.notes)
 
 
+@pytest.mark.slow
 def test_every_string_from_the_result_is_escaped() -> None:
     hostile = "<script>alert('x')</script>"
     result = builders.result(hostile)
@@ -110,6 +111,7 @@ def test_trials_without_games_at_all_render() -> None:
     assert "empirical epsilon lower bound" in page
 
 
+@pytest.mark.slow
 def test_few_trials_draw_dots_and_no_trials_skip_with_a_reason() -> None:
     two = builders.result(points=[(1.0, 1.0), (2.0, 2.0)])
     page = render_report(two)

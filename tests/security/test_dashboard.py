@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import stat
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.dashboard.sessions import COOKIE_NAME, SECRET_FILE, SIGN_IN_COOKIE
@@ -143,6 +144,7 @@ def test_every_state_changing_form_needs_the_session_csrf_token(
     assert anonymous.get("/ui/jobs", follow_redirects=False).headers["location"] == "/ui/sign-in"
 
 
+@pytest.mark.slow
 def test_another_owner_sees_nothing_on_any_page(client: TestClient, settings: Settings, database: Database) -> None:
     dataset = upload_tiny(client, name="alice's patients")
     dataset_id = str(dataset["id"])

@@ -122,6 +122,7 @@ def test_api_conforms_to_its_schema(case: Any, world: World) -> None:
     case.call_and_validate(headers=bearer(world.key), checks=CHECKS)
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @settings(max_examples=5, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 def test_api_without_a_key_conforms_too(case: Any, world: World) -> None:
@@ -132,6 +133,7 @@ def test_api_without_a_key_conforms_too(case: Any, world: World) -> None:
         assert response.status_code in (401, 405), response.status_code
 
 
+@pytest.mark.slow
 def test_the_fuzzer_reached_real_objects(world: World, api_schema: Any) -> None:
     """The fuzzer's GETs with ids, generated and redirected as in the fuzz test but here on their own: some found
     the real job, its trials (with the undefined metrics as null) and its recommendation, not only 404s."""

@@ -50,6 +50,7 @@ def _run_worker_in_thread(settings: Settings, finished: threading.Event) -> thre
     return thread
 
 
+@pytest.mark.slow
 def test_a_job_end_to_end_through_the_client(client: TestClient, settings: Settings, tmp_path: Path) -> None:
     dptune = Client(api_key=create_api_key(settings, "client-owner"), http=client)
     table = tmp_path / "tiny.csv"
@@ -131,6 +132,7 @@ def test_errors_carry_the_servers_code(client: TestClient, settings: Settings) -
     assert (refused.value.status, refused.value.code) == (401, "unauthorized")
 
 
+@pytest.mark.slow
 def test_report_through_the_client(client: TestClient, settings: Settings) -> None:
     dptune = Client(api_key=create_api_key(settings, "client-owner"), http=client)
     dataset = dptune.upload(tiny_csv_bytes(), label="outcome")

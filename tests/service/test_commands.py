@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import create_engine, inspect
 
 from tests.service.test_migrations import HEAD
@@ -39,6 +40,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_migrate_creates_the_schema_in_the_data_folder(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     for _ in range(2):  # the second run is a no-op
@@ -59,6 +61,7 @@ def _keys(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_keys_create_list_revoke(tmp_path: Path) -> None:
     """The key is printed once, as the last line; it works; `list` shows no secret; `revoke` ends it."""
     from fastapi.testclient import TestClient
@@ -99,6 +102,7 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
     assert _keys(data_dir, "revoke", "nosuchkey").returncode == 1
 
 
+@pytest.mark.slow
 def test_keys_refuse_to_make_a_database_the_server_would_not_read(tmp_path: Path) -> None:
     """Run where no server keeps its data, `keys` says where it looked and how to point it at the server's data
     folder, and creates nothing; --data-dir points it there from anywhere."""
@@ -135,6 +139,7 @@ def test_keys_refuse_to_make_a_database_the_server_would_not_read(tmp_path: Path
     assert list(elsewhere.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_serve_answers_and_stops_with_its_worker(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     port = _free_port()

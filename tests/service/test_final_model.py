@@ -39,6 +39,7 @@ def _unzipped(response: object, folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_a_target_epsilon_job_ends_with_a_confirmed_recommendation_and_its_model(
     client: TestClient, settings: Settings, tmp_path: Path
 ) -> None:
@@ -101,6 +102,7 @@ class RecordingExecutor(EngineExecutor):
         return super().prepared(unit)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_proxy_job_reads_the_private_data_once_by_the_final_training(
     client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path

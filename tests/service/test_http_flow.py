@@ -3,6 +3,7 @@ recommendation (at the job's t and another), result, cancel and delete rules."""
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.db import Database
@@ -11,6 +12,7 @@ from tests.service.conftest import TINY_ROWS, assert_error_shape, row_counts, st
 from tests.service.helpers import run_worker_until_done, upload_tiny
 
 
+@pytest.mark.slow
 def test_upload_job_poll_recommendation(client: TestClient, settings: Settings, database: Database) -> None:
     dataset = upload_tiny(client, name="tiny patients")
     assert dataset["rows"] == TINY_ROWS and dataset["label"] == "outcome" and dataset["format"] == "csv"

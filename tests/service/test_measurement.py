@@ -263,6 +263,7 @@ def _unit(kind: str, measurement: MeasurementSpec, **fields: Any) -> WorkUnit:
     )
 
 
+@pytest.mark.slow
 def test_the_executor_runs_the_baseline_between_the_engines_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     spec = MeasurementSpec(repeats=2, audit_reference_models=8)
     stub = StubEngine(make_baseline())

@@ -20,6 +20,7 @@ from tests.service.conftest import TINY_MODEL, tiny_job
 from tests.service.helpers import run_worker_until_done, upload_tiny
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_service_matches_tune(client: TestClient, settings: Settings, database: Database) -> None:
     dataset = upload_tiny(client)

@@ -35,6 +35,7 @@ def _forced(pruner: Pruner, step: int, utility: Estimate) -> PruneDecision:
     return PruneDecision(prune, 0.99 if prune else None, len(pruner.history), "forced")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_pruned_trial_is_stored_counted_listed_and_never_recommended(
     client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch

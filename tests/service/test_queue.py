@@ -174,6 +174,7 @@ def test_a_job_is_finalised_exactly_once(client: TestClient, settings: Settings,
     assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded"
 
 
+@pytest.mark.slow
 def test_two_threads_finish_a_parallel_job_with_exact_budget(
     client: TestClient, settings: Settings, database: Database
 ) -> None:
@@ -273,6 +274,7 @@ def test_the_grid_without_a_guarantee_starts_at_noise_0(
     assert points == [(0.5, 0.0), (0.5, 0.5)]
 
 
+@pytest.mark.slow
 def test_grid_exhaustion_ends_the_job(client: TestClient, settings: Settings, database: Database) -> None:
     """max_epsilon 10 puts the noise floor at the accountant's noise for it (0.396 for this split), so the grid
     the guarantee allows has one point below max_noise 0.8, fewer than the budget of 2."""

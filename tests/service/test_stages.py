@@ -115,6 +115,7 @@ def test_a_job_passes_through_confirm_and_final(client: TestClient, settings: Se
     assert assert_error_shape(client.get(f"/v1/jobs/{job_id}/model"), 409)["code"] == "no_model"
 
 
+@pytest.mark.slow
 def test_a_dead_workers_confirmation_is_run_again_and_its_late_result_refused(
     client: TestClient, settings: Settings, database: Database
 ) -> None:

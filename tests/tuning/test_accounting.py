@@ -58,6 +58,7 @@ def test_steps_and_sampling_rate() -> None:
     assert sampling_rate(10, 32) == 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("z", [0.8, 1.51, 3.0])
 def test_pld_epsilon_equals_dp_accounting_and_is_below_rdp(z: float) -> None:
     ours = dp_sgd_guarantee(sampling_rate=Q, noise_multiplier=z, steps=T, delta=DELTA).epsilon
@@ -127,6 +128,7 @@ def test_no_noise_gives_none_everywhere() -> None:
     assert math.isinf(dp_sgd_epsilon_rdp(sampling_rate=Q, noise_multiplier=0.0, steps=T, delta=DELTA))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("noise", [0.6, 1.1, 3.0])
 def test_epsilon_matches_tensorflow_privacys_statement(noise: float) -> None:
     n, batch, epochs, delta = 1000, 50, 5, 1e-3  # n divisible by batch: both count 100 steps
@@ -151,6 +153,7 @@ def test_epsilon_matches_tensorflow_privacys_statement(noise: float) -> None:
     assert ours <= ours_rdp * (1 + 1e-6)
 
 
+@pytest.mark.slow
 def test_epsilon_decreases_with_noise() -> None:
     kwargs = dict(sampling_rate=0.03, steps=300, delta=1e-4)
     assert (

@@ -33,6 +33,7 @@ SPEC = ModelSpec(hidden=[8], epochs=6, batch_size=16, learning_rate=0.1)
 FAST = MeasurementSpec(reference_models=2, audit_reference_models=2)
 
 
+@pytest.mark.slow
 def test_tiny_tuning_run_writes_every_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
     seen = []
     result = tune(
@@ -162,6 +163,7 @@ def test_a_model_that_never_saw_the_members_scores_chance() -> None:
         assert auc.low <= 0.5 <= auc.high, (name, auc)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("noise", [0.6, 1.5, 4.0])
 def test_dp_trials_stay_within_the_accountant(noise: float) -> None:
     data = _data(seed=3, n=200, external=False, d=20, noise=1.5)
@@ -174,6 +176,7 @@ def test_dp_trials_stay_within_the_accountant(noise: float) -> None:
         assert scores.accuracy.low <= trial.attack_accuracy_bound
 
 
+@pytest.mark.slow
 def test_trial_is_reproducible_and_repeats_report_a_standard_error() -> None:
     data = _data(external=False)
     first = run_trial(data, SPEC, 1.0, 1.5, delta=1e-3, measurement=FAST, seed=7)
@@ -191,6 +194,7 @@ def test_trial_is_reproducible_and_repeats_report_a_standard_error() -> None:
     assert zero.epsilon is None and zero.attack_accuracy_bound is None
 
 
+@pytest.mark.slow
 def test_a_baseline_that_does_not_learn_is_not_tuned_unless_allowed() -> None:
     data = _data(external=False)
     rng = np.random.default_rng(0)

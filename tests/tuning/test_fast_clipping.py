@@ -48,6 +48,7 @@ def _manual_clipped_mean_gradient(model: tf.keras.Model, x: np.ndarray, y: np.nd
     return total / len(x)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["single_pass", "ghost"])
 @pytest.mark.parametrize("clip", [0.05, 100.0])
 def test_fast_clipping_equals_dp_optimizer_at_noise_zero(method: str, clip: float) -> None:

@@ -33,6 +33,7 @@ def tf_privacy_poisson_epsilon(statement: str) -> float:
 FAST = MeasurementSpec(reference_models=2, audit_reference_models=2, allow_weak_baseline=True)
 
 
+@pytest.mark.slow
 def test_target_epsilon_tuning_calibrates_every_trial_and_confirms_the_choice() -> None:
     result = engine.tune(
         _data(),
@@ -55,6 +56,7 @@ def test_target_epsilon_tuning_calibrates_every_trial_and_confirms_the_choice() 
     assert "not covered" not in rec.tuning_cost and "does not cover" in rec.tuning_cost
 
 
+@pytest.mark.slow
 def test_a_failed_trial_is_recorded_and_the_search_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
     real = engine.search_trial
     calls = []
@@ -78,6 +80,7 @@ def test_a_failed_trial_is_recorded_and_the_search_goes_on(monkeypatch: pytest.M
     assert result.recommendation is not None and result.recommendation.index in (1, 2)
 
 
+@pytest.mark.slow
 def test_the_exported_model_loads_without_dptune_and_predicts_the_trained_probabilities(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import tensorflow as tf
 
@@ -114,6 +117,7 @@ def test_the_exported_model_loads_without_dptune_and_predicts_the_trained_probab
         assert key in written
 
 
+@pytest.mark.slow
 def test_the_statement_agrees_with_tensorflow_privacys() -> None:
     # TF Privacy counts ceil(epochs * n / batch) steps; dptune epochs * ceil(n / batch), never fewer.
     config = training_config(SPEC.model_copy(update={"epochs": 10, "batch_size": 32}), 1.0, 1.1, 1206, 1e-5)
@@ -125,6 +129,7 @@ def test_the_statement_agrees_with_tensorflow_privacys() -> None:
     assert config.epsilon is not None and config.epsilon >= theirs - 1e-3
 
 
+@pytest.mark.slow
 def test_the_final_training_on_other_data_is_calibrated_again() -> None:
     tuned = training_config(SPEC, 1.0, 3.0, 120, 1e-5)
     target = final_training(tuned, GuaranteeSpec(target_epsilon=1.0), SPEC, 400, 1e-5)
@@ -135,6 +140,7 @@ def test_the_final_training_on_other_data_is_calibrated_again() -> None:
     assert same == tuned
 
 
+@pytest.mark.slow
 def test_the_final_model_draws_secure_noise_by_default_and_says_so() -> None:
     data = _data()
     config = training_config(SPEC, 1.0, 1.0, 120, 1e-5)

@@ -132,6 +132,7 @@ def _delta() -> float:
     return engine.default_delta(120)
 
 
+@pytest.mark.slow
 def test_a_trial_that_goes_on_measures_what_run_trial_measures() -> None:
     data = _data()
     plain = engine.run_trial(data, SPEC, 1.0, 1.0, delta=_delta(), measurement=FAST, seed=5)
@@ -144,6 +145,7 @@ def test_a_trial_that_goes_on_measures_what_run_trial_measures() -> None:
         assert getattr(kept, name) == getattr(plain, name), name
 
 
+@pytest.mark.slow
 def test_a_pruned_trial_reports_its_full_configurations_epsilon() -> None:
     data = _data()
     steps = dp_sgd_steps(120, SPEC.batch_size, SPEC.epochs)
@@ -167,6 +169,7 @@ def test_a_pruned_trial_reports_its_full_configurations_epsilon() -> None:
     assert truncated.epsilon is not None and pruned.epsilon is not None and truncated.epsilon < pruned.epsilon
 
 
+@pytest.mark.slow
 def test_a_users_keras_model_is_never_pruned() -> None:
     import tensorflow as tf
 
@@ -178,6 +181,7 @@ def test_a_users_keras_model_is_never_pruned() -> None:
     assert isinstance(measured, TrialMeasurement) and measured.checkpoint is None
 
 
+@pytest.mark.slow
 def test_tune_counts_pruned_trials_in_the_budget_and_never_recommends_them(monkeypatch: pytest.MonkeyPatch) -> None:
     """The rule is forced (prune every trial after two completed ones, from the third on) to exercise the loop;
     the rule itself is tested above."""

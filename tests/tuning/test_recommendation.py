@@ -27,6 +27,7 @@ from tests.factories import measurement as _measurement
 RATE, STEPS, DELTA = sampling_rate(1206, 32), dp_sgd_steps(1206, 32, 10), 1e-5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", [1.0, 8.0])
 def test_calibrated_noise_meets_the_target_epsilon_within_one_percent_and_never_above(target: float) -> None:
     noise = noise_for_epsilon(epsilon=target, sampling_rate=RATE, steps=STEPS, delta=DELTA)
@@ -37,6 +38,7 @@ def test_calibrated_noise_meets_the_target_epsilon_within_one_percent_and_never_
     assert weaker is not None and weaker > target
 
 
+@pytest.mark.slow
 def test_the_budget_sets_the_noise_floor_and_target_mode_fixes_the_noise() -> None:
     search = SearchSpec()
     budget = search_space(search, max_epsilon=10.0, target_epsilon=None, sampling_rate=RATE, steps=STEPS, delta=DELTA)

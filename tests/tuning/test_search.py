@@ -96,6 +96,7 @@ def test_a_failed_trial_enters_the_search_at_the_worst_objective_seen() -> None:
     assert [o for _, o in scored_observations(observed)] == [0.3, -0.2, -0.2]
 
 
+@pytest.mark.slow
 def test_bayes_rebuilds_the_same_suggestion_from_stored_trials() -> None:
     spec = SearchSpec(trials=14, initial_points=5)
     observed: list[Observation] = []
