@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.tuning.model_spec import ModelSpec
-from app.tuning.search import SearchSpace
+from app.tuning.search import SearchSpace, SearchSpec
 
 PrivacyGame = Literal["membership", "population"]
 # The key of the calibrated reference-model attack in MembershipGame.attacks.
@@ -449,8 +449,8 @@ class TuningResult(BaseModel):
         description="Where the data came from and what preparation did to it (source, "
         "rows used, imputed and dropped columns, split sizes), in counts and names."
     )
-    model: dict[str, Any] = Field(description="The model spec trained (as ModelSpec).")
-    search: dict[str, Any] = Field(description="The search spec (as SearchSpec).")
+    model: ModelSpec = Field(description="The model spec trained.")
+    search: SearchSpec = Field(description="The search spec.")
     measurement: MeasurementSpec = Field(description="How privacy was measured.")
     splits: SplitSizes = Field(
         description="Rows in each part of the split (members, holdout, validation, test, external)."
