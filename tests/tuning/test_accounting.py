@@ -63,7 +63,10 @@ def test_steps_and_sampling_rate() -> None:
 def test_pld_epsilon_equals_dp_accounting_and_is_below_rdp(z: float) -> None:
     ours = dp_sgd_guarantee(sampling_rate=Q, noise_multiplier=z, steps=T, delta=DELTA).epsilon
     ours_rdp = dp_sgd_epsilon_rdp(sampling_rate=Q, noise_multiplier=z, steps=T, delta=DELTA)
-    assert ours == pytest.approx(_direct_pld_epsilon(Q, z, T, DELTA), rel=1e-6)
+    # The accountant's own epsilon at its fixed discretisation, or at most 0.002 % above it (ours coarsens it
+    # in proportion to the loss, rounding pessimistically), never below.
+    direct = _direct_pld_epsilon(Q, z, T, DELTA)
+    assert ours is not None and direct * (1 - 1e-9) <= ours <= direct * (1 + 2e-5)
     assert ours_rdp == pytest.approx(_direct_rdp_epsilon(Q, z, T, DELTA), rel=1e-6)
     assert ours <= ours_rdp  # PLD is tight, RDP an upper bound on it
     assert ours > 0
@@ -71,7 +74,7 @@ def test_pld_epsilon_equals_dp_accounting_and_is_below_rdp(z: float) -> None:
 
 def test_guarantee_epsilon_is_the_accountants(design_guarantee) -> None:  # type: ignore[no-untyped-def]
     direct = _direct_pld_epsilon(Q, 1.51, T, DELTA)
-    assert design_guarantee.epsilon == pytest.approx(direct, rel=1e-6)
+    assert direct * (1 - 1e-9) <= design_guarantee.epsilon <= direct * (1 + 2e-5)
     assert design_guarantee.epsilon_rdp == pytest.approx(_direct_rdp_epsilon(Q, 1.51, T, DELTA), rel=1e-6)
 
 
@@ -90,7 +93,8 @@ def test_default_delta(n: int, expected: float) -> None:
 def test_attack_accuracy_bound_is_half_of_one_plus_delta_at_zero(design_guarantee, design_profile) -> None:  # type: ignore[no-untyped-def]
     delta0 = float(design_profile.get_delta_for_epsilon(0.0))
     assert 0 < delta0 < 1
-    assert design_guarantee.attack_accuracy_bound == pytest.approx((1 + delta0) / 2, rel=1e-9)
+    # From our coarser (pessimistic) discretisation: at or just above the fixed one's figure.
+    assert (1 + delta0) / 2 - 1e-12 <= design_guarantee.attack_accuracy_bound <= (1 + delta0) / 2 + 1e-5
 
 
 def test_tpr_bound_lies_between_fpr_and_the_dp_line(design_guarantee) -> None:  # type: ignore[no-untyped-def]
