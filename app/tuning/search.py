@@ -33,6 +33,8 @@ DEFAULT_OBJECTIVE_SE = 0.01
 # more. On the demo the objective's SD over seeds at the recommended point was 0.026 against a sampling SE of
 # 0.028; the margin leaves room for points whose training varies more (docs/engine.md).
 NOISE_CEILING_PER_SAMPLING_SE = 1.5
+# The random stream (seed + this) from which a Bayesian step draws when the GP proposes an evaluated point.
+DUPLICATE_DRAWS = 7919
 # Fewer finished trials than this give the Gaussian process nothing to smooth: the best observation is used.
 MIN_TRIALS_FOR_MODEL = 3
 
@@ -346,6 +348,11 @@ def _bayes_suggest(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         values = optimizer.ask()
+    if optimizer.models and list(values) != list(optimizer._next_x):
+        # skopt replaced a proposal that was already evaluated with a random point from its generator; rebuilt
+        # from `seed` at every step, that generator gives the same point every time, and a 25-trial HIV job
+        # spent 13 trials on it. A draw of this step's own is what skopt means.
+        return random_points(space, len(observed) + len(pending) + 1, seed + DUPLICATE_DRAWS)[-1]
     return space.to_point(values)
 
 

@@ -161,3 +161,39 @@ def test_grid_size_is_counted_not_listed() -> None:
     assert SearchSpec(method="grid").grid_size() == 400
     with pytest.raises(ValidationError, match="grid would have over"):
         SearchSpec(method="grid", grid_step=1e-5)
+
+
+# The first 12 trials of the 25-trial HIV job (seed 0, 2026-12-06): clip, noise, objective, its sampling SE. The
+# GP's next proposal is the corner already tried (#11); skopt swapped it for a draw from its generator, which
+# the rebuilt optimizer seeds alike at every step, so the job's trials #12-#24 all ran at (5.1415, 5.1140).
+HIV_TRIALS = [
+    (1.756950026941498, 5.292779732406193, -0.14084, 0.0105),
+    (0.37911655954870366, 1.8970909752004927, -0.12336, 0.0108),
+    (2.548622366663578, 1.284846248692225, -0.07748, 0.0112),
+    (0.8238360698378016, 8.040706078834553, -0.11446, 0.0109),
+    (9.420538558878485, 3.9834414073444635, -0.10854, 0.0110),
+    (3.754313505647567, 9.560049744999269, -0.14977, 0.0103),
+    (0.1880815413289316, 7.4269621177164975, -0.11936, 0.0108),
+    (0.1028690621917143, 4.540944430349197, -0.13237, 0.0107),
+    (3.389754481263054, 1.2408823755518288, -0.07650, 0.0112),
+    (0.2650964481601261, 1.0790331853105135, -0.13298, 0.0107),
+    (4.932720400637089, 0.47168529451491603, -0.04456, 0.0112),
+    (10.0, 0.47168529451491603, -0.01534, 0.0110),
+]
+
+
+def test_a_proposal_already_tried_is_replaced_by_a_fresh_draw_at_every_step() -> None:
+    space = SearchSpace(min_clip=0.1, max_clip=10.0, min_noise=0.47168529451491603, max_noise=10.0)
+    spec = SearchSpec(trials=25)
+    observed = [Observation((c, z), o, None, se) for c, z, o, se in HIV_TRIALS]
+    suggestions = []
+    for _ in range(3):  # each new point measured at the job's typical objective there
+        point = search_step(spec, space, observed, [], seed=0, elapsed_seconds=0).point
+        assert point is not None
+        suggestions.append(point)
+        observed.append(Observation(point, -0.12, None, 0.011))
+    tried = {(c, z) for c, z, *_ in HIV_TRIALS}
+    assert len(set(suggestions)) == 3 and not tried & set(suggestions)
+    # Deterministic: the same trials give the same step (the service rebuilds it from stored trials).
+    again = search_step(spec, space, observed[:12], [], seed=0, elapsed_seconds=0).point
+    assert again == suggestions[0]
